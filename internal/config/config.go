@@ -1,0 +1,97 @@
+// Package config loads Catalyst's configuration. Sources, later wins:
+// built-in defaults < config.yaml < backend/.env style dotenv file < process
+// environment. Every variable of the original backend guide keeps its name,
+// meaning and default.
+package config
+
+import "time"
+
+// Config is the one typed configuration, passed down explicitly (no globals).
+type Config struct {
+	// Server
+	BackendPort int    // BACKEND_PORT, default 8001
+	BindAddress string // CATALYST_BIND, default 127.0.0.1 (loopback until auth exists)
+	DataDir     string // CATALYST_DATA_DIR, default ./data
+	CORSOrigins []string
+	MaxBodyBytes int64 // CATALYST_MAX_BODY_BYTES, default 1 MiB
+	Environment string // ENVIRONMENT, default development
+	LogLevel    string // LOG_LEVEL: DEBUG, INFO, WARNING, ERROR
+
+	// Store
+	MongoURL string // MONGO_URL; empty selects the embedded SQLite store
+	DBName   string // DB_NAME, default catalyst_db
+
+	// LLM
+	LLM LLMConfig
+
+	// Integrations
+	GitHubToken        string // GITHUB_TOKEN
+	JiraURL            string // JIRA_URL
+	JiraUsername       string // JIRA_USERNAME
+	JiraAPIToken       string // JIRA_API_TOKEN
+	ServiceNowURL      string // SERVICENOW_URL
+	ServiceNowUsername string // SERVICENOW_USERNAME
+	ServiceNowPassword string // SERVICENOW_PASSWORD
+
+	// Security
+	EnableAuditLogs    bool          // ENABLE_AUDIT_LOGS, default true
+	EnablePIIRedaction bool          // ENABLE_PII_REDACTION, default true
+	SessionTimeout     time.Duration // SESSION_TIMEOUT (minutes), default 60
+
+	// Performance
+	MaxConcurrentTasks    int           // MAX_CONCURRENT_TASKS, default 5
+	AgentTimeout          time.Duration // AGENT_TIMEOUT (seconds), default 300
+	WebSocketPingInterval time.Duration // WEBSOCKET_PING_INTERVAL (seconds), default 30
+	MaxFixIterations      int           // MAX_FIX_ITERATIONS, default 3
+	MaxTaskCost           float64       // MAX_TASK_COST (USD), default 0 = no budget
+
+	// Monitoring
+	EnableMetrics               bool   // ENABLE_METRICS, default true
+	EnablePerformanceMonitoring bool   // ENABLE_PERFORMANCE_MONITORING, default false
+	SentryDSN                   string // SENTRY_DSN
+
+	// Deployment
+	MockDeployment bool // MOCK_DEPLOYMENT, default true
+}
+
+// LLMConfig selects and tunes model providers.
+type LLMConfig struct {
+	DefaultProvider string // DEFAULT_LLM_PROVIDER: anthropic, openai, google (default anthropic)
+	DefaultModel    string // DEFAULT_LLM_MODEL, default claude-3-7-sonnet-20250219
+
+	EmergentKey     string // EMERGENT_LLM_KEY: universal key for an OpenAI-compatible gateway
+	EmergentBaseURL string // EMERGENT_BASE_URL
+
+	AnthropicKey     string // ANTHROPIC_API_KEY
+	AnthropicBaseURL string // ANTHROPIC_BASE_URL
+	OpenAIKey        string // OPENAI_API_KEY
+	OpenAIBaseURL    string // OPENAI_BASE_URL (any OpenAI-compatible server: Ollama, vLLM, ...)
+	GoogleKey        string // GOOGLE_API_KEY
+	GoogleBaseURL    string // GOOGLE_GEMINI_BASE_URL
+
+	// OllamaURL is probed when no key is configured; default http://127.0.0.1:11434.
+	OllamaURL string // CATALYST_OLLAMA_URL; "off" disables the probe
+	// OfflineLatency makes the offline provider sleep per call.
+	OfflineLatency time.Duration // CATALYST_OFFLINE_LATENCY
+
+	// Agents maps an agent name to a provider/model override (config.yaml llm.agents).
+	Agents map[string]ModelChoice
+	// Fallback is the ordered chain tried when a provider keeps failing (config.yaml llm.fallback).
+	Fallback []ModelChoice
+	// Pricing overrides the built-in table, keyed by model name (config.yaml llm.pricing).
+	Pricing map[string]Price
+}
+
+// ModelChoice names a provider and a model.
+type ModelChoice struct {
+	Provider string `koanf:"provider"`
+	Model    string `koanf:"model"`
+}
+
+// Price is USD per million tokens.
+type Price struct {
+	Input      float64 `koanf:"input"`
+	Output     float64 `koanf:"output"`
+	CacheRead  float64 `koanf:"cache_read"`
+	CacheWrite float64 `koanf:"cache_write"`
+}

@@ -1,0 +1,220 @@
+// Package domain holds Catalyst's entities and their rules. It does no I/O and
+// imports nothing of ours, so every other package can depend on it.
+//
+// JSON field names follow the original Python backend's schema (see the seed
+// guide): they are a public contract.
+package domain
+
+import (
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Sentinel errors shared by stores, the executor and the API; the API maps
+// them to HTTP statuses in one place.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+	ErrInvalid  = errors.New("invalid argument")
+)
+
+// ProjectStatus is the lifecycle of a project.
+type ProjectStatus string
+
+const (
+	ProjectActive   ProjectStatus = "active"
+	ProjectArchived ProjectStatus = "archived"
+)
+
+// Project groups tasks.
+type Project struct {
+	ID          string        `json:"id"`
+	Name        string        `json:"name"`
+	Description string        `json:"description"`
+	Status      ProjectStatus `json:"status"`
+	// GitHubRepo ("owner/name") links the project to a repository the deployer
+	// may publish to when MOCK_DEPLOYMENT=false.
+	GitHubRepo string    `json:"github_repo,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// TaskStatus is the lifecycle of a task.
+type TaskStatus string
+
+const (
+	TaskPending   TaskStatus = "pending"
+	TaskRunning   TaskStatus = "running"
+	TaskCompleted TaskStatus = "completed"
+	TaskFailed    TaskStatus = "failed"
+	TaskCancelled TaskStatus = "cancelled"
+)
+
+// Terminal reports whether no further work happens without a retry.
+func (s TaskStatus) Terminal() bool {
+	return s == TaskCompleted || s == TaskFailed || s == TaskCancelled
+}
+
+// NodeState is the state of one node of the task graph.
+type NodeState string
+
+const (
+	NodePending   NodeState = "pending"
+	NodeRunning   NodeState = "running"
+	NodeCompleted NodeState = "completed"
+	NodeFailed    NodeState = "failed"
+	NodeSkipped   NodeState = "skipped"
+)
+
+// Node ids of the standard task graph; they are the guide's graph_state keys.
+const (
+	NodePlanner   = "planner"
+	NodeArchitect = "architect"
+	NodeCoder     = "coder"
+	NodeTester    = "tester"
+	NodeReviewer  = "reviewer"
+	NodeDeployer  = "deployer"
+)
+
+// StandardNodes lists the standard graph's nodes in topological order.
+var StandardNodes = []string{NodePlanner, NodeArchitect, NodeCoder, NodeTester, NodeReviewer, NodeDeployer}
+
+// Task is one prompt run through the agent graph.
+type Task struct {
+	ID         string               `json:"id"`
+	ProjectID  string               `json:"project_id"`
+	Prompt     string               `json:"prompt"`
+	GraphState map[string]NodeState `json:"graph_state"`
+	Status     TaskStatus           `json:"status"`
+	// Cost is the sum of the node costs in USD.
+	Cost float64 `json:"cost"`
+	// NodeCosts holds each node's cost (all of its runs, fix rounds included).
+	NodeCosts map[string]float64 `json:"node_costs,omitempty"`
+	// Error says why a task failed or was cancelled.
+	Error string `json:"error,omitempty"`
+	// FixIteration counts the fix rounds the coder has been sent on.
+	FixIteration int `json:"fix_iteration"`
+	// Provider describes the LLM that served the task, e.g.
+	// "anthropic/claude-3-7-sonnet-20250219" or "offline provider (no LLM configured)".
+	Provider   string     `json:"provider,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	UpdatedAt  time.Time  `json:"updated_at"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	// Version increases by one on every stored update; stores use it for
+	// optimistic concurrency. Not part of the wire contract.
+	Version int64 `json:"-"`
+}
+
+// NewGraphState returns a graph_state with every node pending.
+func NewGraphState(nodes []string) map[string]NodeState {
+	gs := make(map[string]NodeState, len(nodes))
+	for _, n := range nodes {
+		gs[n] = NodePending
+	}
+	return gs
+}
+
+// EventType classifies an AgentLog / stream event.
+type EventType string
+
+const (
+	EventLog        EventType = "log"         // a human-readable line from an agent
+	EventNodeState  EventType = "node_state"  // a graph node changed state
+	EventTaskState  EventType = "task_state"  // the task changed status
+	EventCost       EventType = "cost"        // the task's cost changed
+	EventTokenDelta EventType = "token_delta" // model text while an agent is "typing"; live only, never stored
+)
+
+// AgentLog is one stored event of a task (collection agent_logs). Seq orders
+// the events of one task, starting at 1, without gaps.
+type AgentLog struct {
+	ID        string    `json:"id"`
+	TaskID    string    `json:"task_id"`
+	Seq       int64     `json:"seq"`
+	Type      EventType `json:"type"`
+	AgentName string    `json:"agent_name"`
+	Message   string    `json:"message"`
+	// Level is info, warn or error.
+	Level string `json:"level,omitempty"`
+	// Data carries the machine-readable part of an event (the node and its
+	// state, the task status, the cost); omitted for plain log lines.
+	Data      json.RawMessage `json:"data,omitempty"`
+	Timestamp time.Time       `json:"timestamp"`
+}
+
+// Deployment is the deployer's result for one task (collection deployments).
+type Deployment struct {
+	ID        string  `json:"id"`
+	TaskID    string  `json:"task_id"`
+	URL       string  `json:"url"`
+	CommitSHA string  `json:"commit_sha"`
+	Cost      float64 `json:"cost"`
+	Report    string  `json:"report"`
+	// Mock is true when publishing outside Catalyst was simulated
+	// (MOCK_DEPLOYMENT=true).
+	Mock           bool      `json:"mock"`
+	Branch         string    `json:"branch,omitempty"`
+	PullRequestURL string    `json:"pull_request_url,omitempty"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+// ScanStatus is the lifecycle of an explorer scan.
+type ScanStatus string
+
+const (
+	ScanPending   ScanStatus = "pending"
+	ScanRunning   ScanStatus = "running"
+	ScanCompleted ScanStatus = "completed"
+	ScanFailed    ScanStatus = "failed"
+)
+
+// ExplorerScan is a scan of an existing system (collection explorer_scans).
+type ExplorerScan struct {
+	ID          string     `json:"id"`
+	SystemName  string     `json:"system_name"`
+	RepoURL     string     `json:"repo_url,omitempty"`
+	JiraProject string     `json:"jira_project,omitempty"`
+	Status      ScanStatus `json:"status"`
+	Brief       string     `json:"brief"`
+	Risks       []string   `json:"risks"`
+	Proposals   []string   `json:"proposals"`
+	// Facts are what the explorer measured, the ground for brief and risks.
+	Facts     map[string]any `json:"facts,omitempty"`
+	Error     string         `json:"error,omitempty"`
+	Cost      float64        `json:"cost"`
+	CreatedAt time.Time      `json:"created_at"`
+	UpdatedAt time.Time      `json:"updated_at"`
+}
+
+// Artifact is the persisted output of one run of one node. A node that runs
+// again in a fix round writes a new artifact with the next Iteration; nothing
+// else of the task state is copied per step.
+type Artifact struct {
+	TaskID    string          `json:"task_id"`
+	Node      string          `json:"node"`
+	Iteration int             `json:"iteration"`
+	Output    json.RawMessage `json:"output"`
+	Cost      float64         `json:"cost"`
+	Usage     Usage           `json:"usage"`
+	CreatedAt time.Time       `json:"created_at"`
+}
+
+// Usage counts the tokens of one or more LLM calls.
+type Usage struct {
+	InputTokens      int64 `json:"input_tokens"`
+	OutputTokens     int64 `json:"output_tokens"`
+	CacheReadTokens  int64 `json:"cache_read_tokens"`
+	CacheWriteTokens int64 `json:"cache_write_tokens"`
+}
+
+// Add returns the sum of two usages.
+func (u Usage) Add(o Usage) Usage {
+	return Usage{
+		InputTokens:      u.InputTokens + o.InputTokens,
+		OutputTokens:     u.OutputTokens + o.OutputTokens,
+		CacheReadTokens:  u.CacheReadTokens + o.CacheReadTokens,
+		CacheWriteTokens: u.CacheWriteTokens + o.CacheWriteTokens,
+	}
+}

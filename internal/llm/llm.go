@@ -1,0 +1,77 @@
+// Package llm is the only way agents talk to language models. Providers
+// (anthropic/, openai/, google/, offline/) implement Model; Router picks one
+// per agent, with retries, limits, fallback and cost accounting around it.
+package llm
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/catalyst/catalyst/internal/domain"
+)
+
+// Role of a message in a conversation.
+type Role string
+
+const (
+	RoleUser      Role = "user"
+	RoleAssistant Role = "assistant"
+)
+
+// Message is one turn of the conversation.
+type Message struct {
+	Role    Role   `json:"role"`
+	Content string `json:"content"`
+}
+
+// Request is one call to a model.
+type Request struct {
+	// Agent names the caller (planner, coder, ...); it selects per-agent model
+	// overrides and labels logs. Providers must not depend on it for
+	// correctness, except the offline provider, which has no model to ask.
+	Agent string
+	// System is the system prompt. Together with Context it is the stable
+	// prefix that providers mark for prompt caching.
+	System string
+	// Context is task context shared by every agent of one task (the prompt,
+	// the plan, ...): cached with System where the provider supports it.
+	Context string
+	// Messages follow the stable prefix.
+	Messages    []Message
+	MaxTokens   int
+	Temperature *float64
+	// Schema, when set, is a JSON Schema the answer must satisfy; the
+	// response's JSON field then holds the validated document.
+	Schema json.RawMessage
+	// SchemaName names the schema for providers that need one (tool name,
+	// response_format name); letters, digits, '_' and '-'.
+	SchemaName string
+	// OnDelta, when set, receives text deltas as the model produces them
+	// (the UI shows agents "typing"). It must not block for long.
+	OnDelta func(delta string)
+}
+
+// Response is a model's answer.
+type Response struct {
+	Text string
+	// JSON is the schema-validated document when Request.Schema was set.
+	JSON json.RawMessage
+	// Provider and Model say who answered, e.g. "anthropic" and
+	// "claude-3-7-sonnet-20250219".
+	Provider   string
+	Model      string
+	StopReason string
+	Usage      domain.Usage
+	// Cost in USD computed from Usage and the pricing table.
+	Cost float64
+}
+
+// Model answers requests. Implementations are safe for concurrent use and
+// return promptly when ctx is cancelled.
+type Model interface {
+	Generate(ctx context.Context, req Request) (*Response, error)
+}
+
+// OfflineLabel is how every log, event and report names the offline provider:
+// it never pretends to be a model.
+const OfflineLabel = "offline provider (no LLM configured)"
