@@ -1,0 +1,195 @@
+// Package events is the per-task ordered event stream. Every event except a
+// token delta is stored in agent_logs (with its per-task sequence number)
+// before it is published, so a subscriber that replays the store and then
+// follows the broker sees every event exactly once.
+//
+// Delivery rules: Publish never blocks. Token deltas may be dropped for a
+// subscriber whose buffer is full; any other event that does not fit closes
+// that subscriber with ErrSlowConsumer, because a gap would be a lie. A slow
+// subscriber therefore never slows the pipeline or other subscribers.
+package events
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/catalyst/catalyst/internal/domain"
+	"github.com/catalyst/catalyst/internal/store"
+)
+
+// ErrSlowConsumer is the reason a subscriber was closed for not keeping up.
+var ErrSlowConsumer = errors.New("subscriber too slow: event buffer full")
+
+// DefaultBuffer is the per-subscriber buffer size used when none is given.
+const DefaultBuffer = 1024
+
+// Broker fans events of each task out to its subscribers.
+type Broker struct {
+	mu   sync.RWMutex
+	subs map[string]map[*Subscription]struct{}
+
+	dropped atomic.Int64 // token deltas dropped for full buffers
+	evicted atomic.Int64 // subscribers closed for being slow
+}
+
+// NewBroker returns an empty broker.
+func NewBroker() *Broker {
+	return &Broker{subs: make(map[string]map[*Subscription]struct{})}
+}
+
+// Subscription receives the events of one task.
+type Subscription struct {
+	TaskID string
+	b      *Broker
+	ch     chan domain.AgentLog
+	once   sync.Once
+	mu     sync.Mutex
+	err    error
+}
+
+// C delivers events; it is closed when the subscription ends (see Err).
+func (s *Subscription) C() <-chan domain.AgentLog { return s.ch }
+
+// Err says why C was closed: nil after Close, ErrSlowConsumer after eviction.
+func (s *Subscription) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Close ends the subscription; safe to call more than once.
+func (s *Subscription) Close() { s.b.remove(s, nil) }
+
+// Subscribe starts receiving live events of taskID. buffer <= 0 means DefaultBuffer.
+func (b *Broker) Subscribe(taskID string, buffer int) *Subscription {
+	if buffer <= 0 {
+		buffer = DefaultBuffer
+	}
+	s := &Subscription{TaskID: taskID, b: b, ch: make(chan domain.AgentLog, buffer)}
+	b.mu.Lock()
+	set := b.subs[taskID]
+	if set == nil {
+		set = make(map[*Subscription]struct{})
+		b.subs[taskID] = set
+	}
+	set[s] = struct{}{}
+	b.mu.Unlock()
+	return s
+}
+
+func (b *Broker) remove(s *Subscription, reason error) {
+	s.once.Do(func() {
+		b.mu.Lock()
+		if set := b.subs[s.TaskID]; set != nil {
+			delete(set, s)
+			if len(set) == 0 {
+				delete(b.subs, s.TaskID)
+			}
+		}
+		b.mu.Unlock()
+		s.mu.Lock()
+		s.err = reason
+		s.mu.Unlock()
+		close(s.ch)
+	})
+}
+
+// Publish delivers e to the subscribers of e.TaskID without blocking.
+func (b *Broker) Publish(e domain.AgentLog) {
+	b.mu.RLock()
+	var slow []*Subscription
+	for s := range b.subs[e.TaskID] {
+		select {
+		case s.ch <- e:
+		default:
+			if e.Type == domain.EventTokenDelta {
+				b.dropped.Add(1)
+				continue
+			}
+			slow = append(slow, s)
+		}
+	}
+	b.mu.RUnlock()
+	for _, s := range slow {
+		b.evicted.Add(1)
+		b.remove(s, ErrSlowConsumer)
+	}
+}
+
+// Subscribers returns the number of live subscribers of taskID.
+func (b *Broker) Subscribers(taskID string) int {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return len(b.subs[taskID])
+}
+
+// Stats reports dropped token deltas and evicted subscribers.
+func (b *Broker) Stats() (droppedDeltas, evictedSubscribers int64) {
+	return b.dropped.Load(), b.evicted.Load()
+}
+
+// Recorder stores events, then publishes them: the one way the pipeline emits.
+type Recorder struct {
+	Store  store.Logs
+	Broker *Broker
+	// Redact, when set, is applied to every message before it is stored
+	// (secrets, PII).
+	Redact func(string) string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Record stores l (assigning ID, Seq, Timestamp) and publishes the stored event.
+func (r *Recorder) Record(ctx context.Context, l domain.AgentLog) (domain.AgentLog, error) {
+	if l.ID == "" {
+		l.ID = uuid.NewString()
+	}
+	if l.Type == "" {
+		l.Type = domain.EventLog
+	}
+	if l.Timestamp.IsZero() {
+		l.Timestamp = r.now()
+	}
+	if r.Redact != nil {
+		l.Message = r.Redact(l.Message)
+	}
+	stored, err := r.Store.AppendLog(ctx, l)
+	if err != nil {
+		return domain.AgentLog{}, err
+	}
+	if r.Broker != nil {
+		r.Broker.Publish(stored)
+	}
+	return stored, nil
+}
+
+// Delta publishes a token delta without storing it. Its Seq is 0: deltas sit
+// between stored events and are never replayed.
+func (r *Recorder) Delta(taskID, agentName, text string) {
+	if r.Broker == nil || text == "" {
+		return
+	}
+	if r.Redact != nil {
+		text = r.Redact(text)
+	}
+	r.Broker.Publish(domain.AgentLog{
+		ID:        uuid.NewString(),
+		TaskID:    taskID,
+		Type:      domain.EventTokenDelta,
+		AgentName: agentName,
+		Message:   text,
+		Timestamp: r.now(),
+	})
+}
+
+func (r *Recorder) now() time.Time {
+	if r.Now != nil {
+		return r.Now().UTC()
+	}
+	return time.Now().UTC()
+}
