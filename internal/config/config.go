@@ -12,10 +12,13 @@ type Config struct {
 	BackendPort int    // BACKEND_PORT, default 8001
 	BindAddress string // CATALYST_BIND, default 127.0.0.1 (loopback until auth exists)
 	DataDir     string // CATALYST_DATA_DIR, default ./data
-	CORSOrigins []string
-	MaxBodyBytes int64 // CATALYST_MAX_BODY_BYTES, default 1 MiB
-	Environment string // ENVIRONMENT, default development
-	LogLevel    string // LOG_LEVEL: DEBUG, INFO, WARNING, ERROR
+	// PublicURL is how users reach this server (preview links, deployment
+	// urls); default http://localhost:<BACKEND_PORT>.
+	PublicURL    string // CATALYST_PUBLIC_URL
+	CORSOrigins  []string
+	MaxBodyBytes int64  // CATALYST_MAX_BODY_BYTES, default 1 MiB
+	Environment  string // ENVIRONMENT, default development
+	LogLevel     string // LOG_LEVEL: DEBUG, INFO, WARNING, ERROR
 
 	// Store
 	MongoURL string // MONGO_URL; empty selects the embedded SQLite store
