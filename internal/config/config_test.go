@@ -1,0 +1,233 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func environ(kv ...string) func() []string { return func() []string { return kv } }
+
+// isolated returns Sources that read nothing from the working directory.
+func isolated(t *testing.T, kv ...string) Sources {
+	t.Helper()
+	return Sources{YAMLFile: writeFile(t, "config.yaml", "{}\n"), DotEnvFile: os.DevNull, Environ: environ(kv...)}
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaultsMatchTheGuide(t *testing.T) {
+	c, err := Load(isolated(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"BACKEND_PORT", c.BackendPort, 8001},
+		{"DB_NAME", c.DBName, "catalyst_db"},
+		{"DEFAULT_LLM_PROVIDER", c.LLM.DefaultProvider, "anthropic"},
+		{"DEFAULT_LLM_MODEL", c.LLM.DefaultModel, "claude-3-7-sonnet-20250219"},
+		{"CORS_ORIGINS", strings.Join(c.CORSOrigins, ","), "*"},
+		{"ENABLE_AUDIT_LOGS", c.EnableAuditLogs, true},
+		{"ENABLE_PII_REDACTION", c.EnablePIIRedaction, true},
+		{"SESSION_TIMEOUT", c.SessionTimeout, 60 * time.Minute},
+		{"MAX_CONCURRENT_TASKS", c.MaxConcurrentTasks, 5},
+		{"AGENT_TIMEOUT", c.AgentTimeout, 300 * time.Second},
+		{"WEBSOCKET_PING_INTERVAL", c.WebSocketPingInterval, 30 * time.Second},
+		{"ENABLE_METRICS", c.EnableMetrics, true},
+		{"ENABLE_PERFORMANCE_MONITORING", c.EnablePerformanceMonitoring, false},
+		{"ENVIRONMENT", c.Environment, "development"},
+		{"MOCK_DEPLOYMENT", c.MockDeployment, true},
+		{"LOG_LEVEL", c.LogLevel, "INFO"},
+		{"MONGO_URL", c.MongoURL, ""},
+		{"CATALYST_BIND", c.BindAddress, "127.0.0.1"},
+		{"CATALYST_DATA_DIR", c.DataDir, "./data"},
+		{"CATALYST_PUBLIC_URL", c.PublicURL, "http://localhost:8001"},
+		{"MAX_FIX_ITERATIONS", c.MaxFixIterations, 3},
+		{"CATALYST_MAX_BODY_BYTES", c.MaxBodyBytes, int64(1 << 20)},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s: got %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	yamlPath := writeFile(t, "config.yaml", `
+MAX_CONCURRENT_TASKS: 7
+agent_timeout: 100
+LOG_LEVEL: DEBUG
+DB_NAME: from_yaml
+llm:
+  agents:
+    reviewer: {provider: anthropic, model: claude-3-5-haiku-20241022}
+  fallback:
+    - {provider: openai, model: gpt-4o-mini}
+  pricing:
+    my-model: {input: 1.5, output: 2.5, cache_read: 0.1, cache_write: 2}
+`)
+	envPath := writeFile(t, ".env", "AGENT_TIMEOUT=\"200\"\nLOG_LEVEL='WARNING'\nUNRELATED=1\n")
+	c, err := Load(Sources{YAMLFile: yamlPath, DotEnvFile: envPath, Environ: environ("LOG_LEVEL=error", "PATH=/bin")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MaxConcurrentTasks != 7 {
+		t.Errorf("yaml over default: MAX_CONCURRENT_TASKS=%d", c.MaxConcurrentTasks)
+	}
+	if c.AgentTimeout != 200*time.Second {
+		t.Errorf("dotenv over yaml: AGENT_TIMEOUT=%v", c.AgentTimeout)
+	}
+	if c.LogLevel != "ERROR" {
+		t.Errorf("environment over dotenv: LOG_LEVEL=%q", c.LogLevel)
+	}
+	if c.DBName != "from_yaml" {
+		t.Errorf("DB_NAME=%q", c.DBName)
+	}
+	if got := c.LLM.Agents["reviewer"]; got.Model != "claude-3-5-haiku-20241022" || got.Provider != "anthropic" {
+		t.Errorf("agent override: %+v", got)
+	}
+	if len(c.LLM.Fallback) != 1 || c.LLM.Fallback[0].Model != "gpt-4o-mini" {
+		t.Errorf("fallback: %+v", c.LLM.Fallback)
+	}
+	if p := c.LLM.Pricing["my-model"]; p.Input != 1.5 || p.CacheWrite != 2 {
+		t.Errorf("pricing: %+v", p)
+	}
+}
+
+func TestInvalidValuesNameTheVariableAndAcceptedValues(t *testing.T) {
+	cases := map[string][]string{
+		"MAX_CONCURRENT_TASKS=abc":      {"MAX_CONCURRENT_TASKS", "whole numbers"},
+		"LOG_LEVEL=verbose":             {"LOG_LEVEL", "DEBUG, INFO, WARNING, ERROR"},
+		"MOCK_DEPLOYMENT=perhaps":       {"MOCK_DEPLOYMENT", "true or false"},
+		"DEFAULT_LLM_PROVIDER=acme":     {"DEFAULT_LLM_PROVIDER", "anthropic, openai, google"},
+		"BACKEND_PORT=70000":            {"BACKEND_PORT"},
+		"AGENT_TIMEOUT=0":               {"AGENT_TIMEOUT"},
+		"OPENAI_BASE_URL=ftp://x":       {"OPENAI_BASE_URL", "http"},
+		"MAX_TASK_COST=-1":              {"MAX_TASK_COST"},
+		"CATALYST_OFFLINE_LATENCY=fast": {"CATALYST_OFFLINE_LATENCY", "duration"},
+	}
+	for kv, want := range cases {
+		_, err := Load(isolated(t, kv))
+		if err == nil {
+			t.Errorf("%s: accepted", kv)
+			continue
+		}
+		for _, w := range want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q does not mention %q", kv, err, w)
+			}
+		}
+	}
+}
+
+func TestSecretsAreNeverPrinted(t *testing.T) {
+	const key = "sk-ant-supersecret-123"
+	const mongo = "mongodb://admin:hunter2@db:27017"
+	src := isolated(t, "ANTHROPIC_API_KEY="+key, "MONGO_URL="+mongo, "GITHUB_TOKEN=ghp_abcdef")
+	rows, err := Redacted(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all strings.Builder
+	for _, r := range rows {
+		all.WriteString(r[0] + "=" + r[1] + "\n")
+	}
+	for _, secret := range []string{key, "hunter2", "ghp_abcdef"} {
+		if strings.Contains(all.String(), secret) {
+			t.Errorf("secret %q printed:\n%s", secret, all.String())
+		}
+	}
+	if !strings.Contains(all.String(), "ANTHROPIC_API_KEY=<redacted>") {
+		t.Errorf("secret not shown as redacted:\n%s", all.String())
+	}
+	// an invalid MONGO_URL must not echo the password either
+	_, err = Load(isolated(t, "MONGO_URL=postgres://u:hunter2@x"))
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("invalid MONGO_URL error leaks or is missing: %v", err)
+	}
+	c, err := Load(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := strings.Join(c.Secrets(), " "); !strings.Contains(s, key) || !strings.Contains(s, mongo) {
+		t.Errorf("Secrets() misses configured secrets: %q", s)
+	}
+}
+
+func TestEnvFilesFromYAML(t *testing.T) {
+	yamlPath := writeFile(t, "config.yaml", `
+MONGO_URL: mongodb://admin:password@mongodb:27017
+EMERGENT_LLM_KEY: sk-emergent-xyz
+BACKEND_PORT: 9001
+mongo_root_username: admin
+mongo_root_password: password
+`)
+	t.Setenv("BACKEND_PORT", "1234") // the generated files depend on config.yaml only
+	files, err := EnvFiles(yamlPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	if err := WriteEnvFiles(out, files, false); err != nil {
+		t.Fatal(err)
+	}
+	backend, _ := os.ReadFile(filepath.Join(out, "backend", ".env"))
+	for _, want := range []string{`MONGO_URL="mongodb://admin:password@mongodb:27017"`, `EMERGENT_LLM_KEY="sk-emergent-xyz"`, `BACKEND_PORT="9001"`, `DB_NAME="catalyst_db"`, `MOCK_DEPLOYMENT="true"`} {
+		if !strings.Contains(string(backend), want) {
+			t.Errorf("backend/.env lacks %s:\n%s", want, backend)
+		}
+	}
+	root, _ := os.ReadFile(filepath.Join(out, ".env"))
+	if !strings.Contains(string(root), `MONGO_ROOT_PASSWORD="password"`) {
+		t.Errorf("root .env:\n%s", root)
+	}
+	front, _ := os.ReadFile(filepath.Join(out, "frontend", ".env"))
+	if !strings.Contains(string(front), `REACT_APP_BACKEND_URL="http://localhost:9001"`) {
+		t.Errorf("frontend/.env:\n%s", front)
+	}
+	for _, f := range files {
+		st, err := os.Stat(filepath.Join(out, f.Path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v, want 0600", f.Path, st.Mode().Perm())
+		}
+	}
+	// the generated backend/.env loads back to the same configuration
+	c, err := Load(Sources{YAMLFile: writeFile(t, "empty.yaml", "{}"), DotEnvFile: filepath.Join(out, "backend", ".env"), Environ: environ()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BackendPort != 9001 || c.LLM.EmergentKey != "sk-emergent-xyz" {
+		t.Errorf("round trip: port %d key %q", c.BackendPort, c.LLM.EmergentKey)
+	}
+
+	if err := os.WriteFile(filepath.Join(out, "frontend", ".env"), []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteEnvFiles(out, files, false); err == nil || !strings.Contains(err.Error(), "--force") {
+		t.Errorf("overwrite without --force: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(out, "frontend", ".env")); string(b) != "mine" {
+		t.Error("refused write still changed a file")
+	}
+	if err := WriteEnvFiles(out, files, true); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(filepath.Join(out, "frontend", ".env")); st.Mode().Perm() != 0o600 {
+		t.Errorf("forced overwrite left mode %v", st.Mode().Perm())
+	}
+}

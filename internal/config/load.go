@@ -1,0 +1,410 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/knadh/koanf/parsers/dotenv"
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/confmap"
+	"github.com/knadh/koanf/providers/env/v2"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/v2"
+)
+
+// Variable describes one configuration variable: its environment name, its
+// default and whether it is a secret (never printed).
+type Variable struct {
+	Name    string
+	Default string
+	Secret  bool
+	Help    string
+	// Group says which generated env file carries it (see GenerateEnvFiles).
+	Group string
+}
+
+// Variables lists every variable Catalyst reads, in documentation order. The
+// names and defaults of the original backend guide are kept as they were.
+var Variables = []Variable{
+	{Name: "MONGO_URL", Secret: true, Group: "Database", Help: "MongoDB connection URL; empty uses the embedded SQLite store"},
+	{Name: "DB_NAME", Default: "catalyst_db", Group: "Database", Help: "MongoDB database name"},
+	{Name: "EMERGENT_LLM_KEY", Secret: true, Group: "LLM", Help: "universal key for an OpenAI-compatible LLM gateway"},
+	{Name: "EMERGENT_BASE_URL", Group: "LLM", Help: "base URL of the gateway EMERGENT_LLM_KEY is sent to"},
+	{Name: "DEFAULT_LLM_PROVIDER", Default: "anthropic", Group: "LLM", Help: "anthropic, openai or google"},
+	{Name: "DEFAULT_LLM_MODEL", Default: "claude-3-7-sonnet-20250219", Group: "LLM", Help: "model used unless an agent overrides it"},
+	{Name: "OPENAI_API_KEY", Secret: true, Group: "LLM", Help: "OpenAI key (overrides EMERGENT_LLM_KEY for openai)"},
+	{Name: "OPENAI_BASE_URL", Group: "LLM", Help: "any OpenAI-compatible server: Ollama, vLLM, llama.cpp, LM Studio, LiteLLM"},
+	{Name: "ANTHROPIC_API_KEY", Secret: true, Group: "LLM", Help: "Anthropic key (overrides EMERGENT_LLM_KEY for anthropic)"},
+	{Name: "ANTHROPIC_BASE_URL", Group: "LLM", Help: "Anthropic API base URL (proxies, gateways)"},
+	{Name: "GOOGLE_API_KEY", Secret: true, Group: "LLM", Help: "Google Gemini key (overrides EMERGENT_LLM_KEY for google)"},
+	{Name: "GOOGLE_GEMINI_BASE_URL", Group: "LLM", Help: "Gemini API base URL"},
+	{Name: "CATALYST_OLLAMA_URL", Default: "http://127.0.0.1:11434", Group: "LLM", Help: "OpenAI-compatible server probed when no key is set; off disables the probe"},
+	{Name: "CATALYST_OFFLINE_LATENCY", Default: "0s", Group: "LLM", Help: "sleep per call of the offline provider (Go duration)"},
+	{Name: "CORS_ORIGINS", Default: "*", Group: "Server", Help: "* or a comma-separated list of allowed origins"},
+	{Name: "BACKEND_PORT", Default: "8001", Group: "Server", Help: "HTTP port"},
+	{Name: "CATALYST_BIND", Default: "127.0.0.1", Group: "Server", Help: "listen address; anything but loopback is an explicit choice (no authentication yet)"},
+	{Name: "CATALYST_PUBLIC_URL", Group: "Server", Help: "how users reach the server (preview links); default http://localhost:BACKEND_PORT"},
+	{Name: "CATALYST_DATA_DIR", Default: "./data", Group: "Server", Help: "embedded database, task workspaces and git repositories"},
+	{Name: "CATALYST_MAX_BODY_BYTES", Default: "1048576", Group: "Server", Help: "largest accepted request body"},
+	{Name: "GITHUB_TOKEN", Secret: true, Group: "Integrations", Help: "GitHub token (explorer, deployer pull requests)"},
+	{Name: "JIRA_URL", Group: "Integrations", Help: "Jira base URL"},
+	{Name: "JIRA_USERNAME", Group: "Integrations", Help: "Jira user"},
+	{Name: "JIRA_API_TOKEN", Secret: true, Group: "Integrations", Help: "Jira API token"},
+	{Name: "SERVICENOW_URL", Group: "Integrations", Help: "ServiceNow instance URL"},
+	{Name: "SERVICENOW_USERNAME", Group: "Integrations", Help: "ServiceNow user"},
+	{Name: "SERVICENOW_PASSWORD", Secret: true, Group: "Integrations", Help: "ServiceNow password"},
+	{Name: "ENABLE_AUDIT_LOGS", Default: "true", Group: "Security", Help: "record audit logs"},
+	{Name: "ENABLE_PII_REDACTION", Default: "true", Group: "Security", Help: "redact PII in logs"},
+	{Name: "SESSION_TIMEOUT", Default: "60", Group: "Security", Help: "session timeout in minutes"},
+	{Name: "MAX_CONCURRENT_TASKS", Default: "5", Group: "Performance", Help: "tasks executed at once; the rest wait in order"},
+	{Name: "AGENT_TIMEOUT", Default: "300", Group: "Performance", Help: "timeout of one agent step, seconds"},
+	{Name: "WEBSOCKET_PING_INTERVAL", Default: "30", Group: "Performance", Help: "WebSocket ping interval, seconds"},
+	{Name: "MAX_FIX_ITERATIONS", Default: "3", Group: "Performance", Help: "fix rounds the coder gets before a task fails"},
+	{Name: "MAX_TASK_COST", Default: "0", Group: "Performance", Help: "per-task budget in USD; 0 means no budget"},
+	{Name: "ENABLE_METRICS", Default: "true", Group: "Monitoring", Help: "serve metrics"},
+	{Name: "ENABLE_PERFORMANCE_MONITORING", Default: "false", Group: "Monitoring", Help: "APM"},
+	{Name: "SENTRY_DSN", Secret: true, Group: "Monitoring", Help: "Sentry error tracking DSN"},
+	{Name: "ENVIRONMENT", Default: "development", Group: "Deployment", Help: "environment name"},
+	{Name: "MOCK_DEPLOYMENT", Default: "true", Group: "Deployment", Help: "simulate publishing outside Catalyst (pushes, pull requests)"},
+	{Name: "LOG_LEVEL", Default: "INFO", Group: "Logging", Help: "DEBUG, INFO, WARNING or ERROR"},
+}
+
+var known = func() map[string]Variable {
+	m := make(map[string]Variable, len(Variables))
+	for _, v := range Variables {
+		m[strings.ToLower(v.Name)] = v
+	}
+	return m
+}()
+
+// Sources says where configuration is read from. Empty fields use the
+// defaults: config.yaml and backend/.env (or .env) in the working directory
+// when they exist, and the process environment.
+type Sources struct {
+	// YAMLFile is the config.yaml path; "" looks for ./config.yaml.
+	YAMLFile string
+	// DotEnvFile is the dotenv path; "" looks for ./backend/.env, then ./.env.
+	DotEnvFile string
+	// Environ replaces os.Environ (tests).
+	Environ func() []string
+}
+
+// Load reads and validates the configuration. Later sources win: built-in
+// defaults < config.yaml < dotenv file < process environment.
+func Load(src Sources) (*Config, error) {
+	k, err := load(src)
+	if err != nil {
+		return nil, err
+	}
+	return parse(k)
+}
+
+func load(src Sources) (*koanf.Koanf, error) {
+	k := koanf.New(".")
+	defaults := make(map[string]any, len(Variables))
+	for _, v := range Variables {
+		defaults[strings.ToLower(v.Name)] = v.Default
+	}
+	if err := k.Load(confmap.Provider(defaults, "."), nil); err != nil {
+		return nil, err
+	}
+
+	yamlPath, explicit := src.YAMLFile, src.YAMLFile != ""
+	if !explicit {
+		yamlPath = "config.yaml"
+	}
+	if err := loadFile(k, yamlPath, explicit, yaml.Parser()); err != nil {
+		return nil, err
+	}
+
+	envPath, explicit := src.DotEnvFile, src.DotEnvFile != ""
+	if !explicit {
+		envPath = ""
+		for _, p := range []string{filepath.Join("backend", ".env"), ".env"} {
+			if _, err := os.Stat(p); err == nil {
+				envPath = p
+				break
+			}
+		}
+	}
+	if envPath != "" {
+		// Dotenv files written by hand often quote values ("true"); koanf's
+		// parser keeps quotes, so strip one matching pair.
+		p := dotenv.ParserEnvWithValue("", ".", func(key, value string) (string, any) {
+			return strings.ToLower(key), unquote(value)
+		})
+		if err := loadFile(k, envPath, explicit, p); err != nil {
+			return nil, err
+		}
+	}
+
+	environ := src.Environ
+	if environ == nil {
+		environ = os.Environ
+	}
+	err := k.Load(env.Provider(".", env.Opt{
+		EnvironFunc: environ,
+		TransformFunc: func(name, value string) (string, any) {
+			key := strings.ToLower(name)
+			if _, ok := known[key]; !ok {
+				return "", nil // only our variables; PATH and friends stay out
+			}
+			return key, value
+		},
+	}), nil)
+	return k, err
+}
+
+func loadFile(k *koanf.Koanf, path string, required bool, p koanf.Parser) error {
+	if _, err := os.Stat(path); err != nil {
+		if !required && errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("config: %w", err)
+	}
+	// config.yaml may spell variables as in the environment (MONGO_URL) or in
+	// lower case; one spelling inside the program.
+	raw := koanf.New(".")
+	if err := raw.Load(file.Provider(path), p); err != nil {
+		return fmt.Errorf("config: reading %s: %w", path, err)
+	}
+	lowered := make(map[string]any)
+	for key, val := range raw.Raw() {
+		lowered[strings.ToLower(key)] = val
+	}
+	return k.Load(confmap.Provider(lowered, ""), nil)
+}
+
+func unquote(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) >= 2 && (s[0] == '"' && s[len(s)-1] == '"' || s[0] == '\'' && s[len(s)-1] == '\'') {
+		return s[1 : len(s)-1]
+	}
+	return s
+}
+
+// parser collects every invalid value so one start-up names them all.
+type parser struct {
+	k    *koanf.Koanf
+	errs []string
+}
+
+func (p *parser) str(name string) string {
+	switch v := p.k.Get(strings.ToLower(name)).(type) {
+	case nil:
+		return ""
+	case string:
+		return strings.TrimSpace(v)
+	default:
+		return strings.TrimSpace(fmt.Sprint(v))
+	}
+}
+
+func (p *parser) fail(name, value, accepted string) {
+	p.errs = append(p.errs, fmt.Sprintf("%s=%q is invalid: accepted values are %s", name, value, accepted))
+}
+
+func (p *parser) integer(name string, min, max int) int {
+	s := p.str(name)
+	n, err := strconv.Atoi(s)
+	if err != nil || n < min || n > max {
+		p.fail(name, s, fmt.Sprintf("whole numbers from %d to %d", min, max))
+	}
+	return n
+}
+
+func (p *parser) number(name string, min float64) float64 {
+	s := p.str(name)
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < min {
+		p.fail(name, s, fmt.Sprintf("numbers from %g up", min))
+	}
+	return f
+}
+
+func (p *parser) boolean(name string) bool {
+	s := strings.ToLower(p.str(name))
+	switch s {
+	case "true", "1", "yes", "on":
+		return true
+	case "false", "0", "no", "off", "":
+		return false
+	}
+	p.fail(name, s, "true or false")
+	return false
+}
+
+func (p *parser) seconds(name string, min, max int) time.Duration {
+	return time.Duration(p.integer(name, min, max)) * time.Second
+}
+
+func (p *parser) oneOf(name string, accepted ...string) string {
+	s := p.str(name)
+	for _, a := range accepted {
+		if strings.EqualFold(s, a) {
+			return a
+		}
+	}
+	p.fail(name, s, strings.Join(accepted, ", "))
+	return accepted[0]
+}
+
+func (p *parser) url(name string) string {
+	s := p.str(name)
+	if s == "" {
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		p.fail(name, s, "an http:// or https:// URL")
+	}
+	return s
+}
+
+func parse(k *koanf.Koanf) (*Config, error) {
+	p := &parser{k: k}
+	c := &Config{
+		BackendPort:  p.integer("BACKEND_PORT", 0, 65535),
+		BindAddress:  p.str("CATALYST_BIND"),
+		DataDir:      p.str("CATALYST_DATA_DIR"),
+		PublicURL:    strings.TrimRight(p.url("CATALYST_PUBLIC_URL"), "/"),
+		MaxBodyBytes: int64(p.integer("CATALYST_MAX_BODY_BYTES", 1024, 1<<30)),
+		Environment:  p.str("ENVIRONMENT"),
+		LogLevel:     p.oneOf("LOG_LEVEL", "DEBUG", "INFO", "WARNING", "ERROR"),
+
+		MongoURL: p.str("MONGO_URL"),
+		DBName:   p.str("DB_NAME"),
+
+		GitHubToken:        p.str("GITHUB_TOKEN"),
+		JiraURL:            p.url("JIRA_URL"),
+		JiraUsername:       p.str("JIRA_USERNAME"),
+		JiraAPIToken:       p.str("JIRA_API_TOKEN"),
+		ServiceNowURL:      p.url("SERVICENOW_URL"),
+		ServiceNowUsername: p.str("SERVICENOW_USERNAME"),
+		ServiceNowPassword: p.str("SERVICENOW_PASSWORD"),
+
+		EnableAuditLogs:    p.boolean("ENABLE_AUDIT_LOGS"),
+		EnablePIIRedaction: p.boolean("ENABLE_PII_REDACTION"),
+		SessionTimeout:     time.Duration(p.integer("SESSION_TIMEOUT", 1, 60*24*365)) * time.Minute,
+
+		MaxConcurrentTasks:    p.integer("MAX_CONCURRENT_TASKS", 1, 100000),
+		AgentTimeout:          p.seconds("AGENT_TIMEOUT", 1, 86400),
+		WebSocketPingInterval: p.seconds("WEBSOCKET_PING_INTERVAL", 1, 3600),
+		MaxFixIterations:      p.integer("MAX_FIX_ITERATIONS", 0, 100),
+		MaxTaskCost:           p.number("MAX_TASK_COST", 0),
+
+		EnableMetrics:               p.boolean("ENABLE_METRICS"),
+		EnablePerformanceMonitoring: p.boolean("ENABLE_PERFORMANCE_MONITORING"),
+		SentryDSN:                   p.str("SENTRY_DSN"),
+
+		MockDeployment: p.boolean("MOCK_DEPLOYMENT"),
+	}
+	if c.DBName == "" {
+		p.fail("DB_NAME", "", "a non-empty database name")
+	}
+	if c.DataDir == "" {
+		p.fail("CATALYST_DATA_DIR", "", "a directory path")
+	}
+	if c.BindAddress == "" {
+		c.BindAddress = "127.0.0.1"
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = fmt.Sprintf("http://localhost:%d", c.BackendPort)
+	}
+	for _, o := range strings.Split(p.str("CORS_ORIGINS"), ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			c.CORSOrigins = append(c.CORSOrigins, strings.TrimRight(o, "/"))
+		}
+	}
+	if len(c.CORSOrigins) == 0 {
+		c.CORSOrigins = []string{"*"}
+	}
+	if c.MongoURL != "" && !strings.HasPrefix(c.MongoURL, "mongodb://") && !strings.HasPrefix(c.MongoURL, "mongodb+srv://") {
+		p.fail("MONGO_URL", "<redacted>", "a mongodb:// or mongodb+srv:// URL, or empty for the embedded store")
+	}
+
+	c.LLM = LLMConfig{
+		DefaultProvider:  p.oneOf("DEFAULT_LLM_PROVIDER", "anthropic", "openai", "google"),
+		DefaultModel:     p.str("DEFAULT_LLM_MODEL"),
+		EmergentKey:      p.str("EMERGENT_LLM_KEY"),
+		EmergentBaseURL:  p.url("EMERGENT_BASE_URL"),
+		AnthropicKey:     p.str("ANTHROPIC_API_KEY"),
+		AnthropicBaseURL: p.url("ANTHROPIC_BASE_URL"),
+		OpenAIKey:        p.str("OPENAI_API_KEY"),
+		OpenAIBaseURL:    p.url("OPENAI_BASE_URL"),
+		GoogleKey:        p.str("GOOGLE_API_KEY"),
+		GoogleBaseURL:    p.url("GOOGLE_GEMINI_BASE_URL"),
+		OllamaURL:        p.str("CATALYST_OLLAMA_URL"),
+	}
+	if s := p.str("CATALYST_OFFLINE_LATENCY"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			p.fail("CATALYST_OFFLINE_LATENCY", s, "a Go duration such as 500ms or 2s")
+		}
+		c.LLM.OfflineLatency = d
+	}
+	if c.LLM.DefaultModel == "" {
+		p.fail("DEFAULT_LLM_MODEL", "", "a model name")
+	}
+	if err := k.Unmarshal("llm.agents", &c.LLM.Agents); err != nil {
+		p.errs = append(p.errs, "config.yaml llm.agents: "+err.Error())
+	}
+	if err := k.Unmarshal("llm.fallback", &c.LLM.Fallback); err != nil {
+		p.errs = append(p.errs, "config.yaml llm.fallback: "+err.Error())
+	}
+	if err := k.Unmarshal("llm.pricing", &c.LLM.Pricing); err != nil {
+		p.errs = append(p.errs, "config.yaml llm.pricing: "+err.Error())
+	}
+	for agent, mc := range c.LLM.Agents {
+		if mc.Provider != "" && mc.Provider != "anthropic" && mc.Provider != "openai" && mc.Provider != "google" {
+			p.fail("llm.agents."+agent+".provider", mc.Provider, "anthropic, openai, google")
+		}
+	}
+
+	if len(p.errs) > 0 {
+		sort.Strings(p.errs)
+		return nil, fmt.Errorf("invalid configuration:\n  %s", strings.Join(p.errs, "\n  "))
+	}
+	return c, nil
+}
+
+// Redacted lists every variable with its effective value, secrets masked;
+// for --print-config and start-up logs.
+func Redacted(src Sources) ([][2]string, error) {
+	k, err := load(src)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := parse(k); err != nil {
+		return nil, err
+	}
+	out := make([][2]string, 0, len(Variables))
+	for _, v := range Variables {
+		val := fmt.Sprint(k.Get(strings.ToLower(v.Name)))
+		if v.Secret && val != "" {
+			val = "<redacted>"
+		}
+		out = append(out, [2]string{v.Name, val})
+	}
+	return out, nil
+}
+
+// Secrets returns the values of every secret variable that is set, so that
+// loggers and event recorders can scrub them from any text.
+func (c *Config) Secrets() []string {
+	var out []string
+	for _, s := range []string{c.MongoURL, c.LLM.EmergentKey, c.LLM.AnthropicKey, c.LLM.OpenAIKey, c.LLM.GoogleKey,
+		c.GitHubToken, c.JiraAPIToken, c.ServiceNowPassword, c.SentryDSN} {
+		if len(s) >= 4 {
+			out = append(out, s)
+		}
+	}
+	return out
+}
