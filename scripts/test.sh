@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The whole test suite, from a clean checkout on a fresh Debian machine:
+# installs what the tests need (Chromium for the browser test, npm packages),
+# then runs formatting and vet checks, every Go test with the race detector,
+# the dashboard's build-freshness check and the end-to-end browser test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export GOTOOLCHAIN=local
+export GOFLAGS=${GOFLAGS:-}
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './web/node_modules/*'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt needed on:"; echo "$unformatted"; exit 1
+fi
+
+step "go vet"
+go vet ./...
+
+step "go mod tidy is a no-op"
+cp go.mod /tmp/catalyst-go.mod.bak; cp go.sum /tmp/catalyst-go.sum.bak
+go mod tidy
+if ! git diff --quiet -- go.mod go.sum 2>/dev/null; then
+  git diff -- go.mod go.sum | head -40
+  cp /tmp/catalyst-go.mod.bak go.mod; cp /tmp/catalyst-go.sum.bak go.sum
+  echo "go.mod/go.sum are not tidy"; exit 1
+fi
+
+step "go test -race"
+go test -race -timeout 15m ./...
+
+if [ -x web/check-dist.sh ]; then
+  step "dashboard build is up to date with its sources"
+  web/check-dist.sh
+fi
+
+if [ -x tests/browser/run.sh ]; then
+  step "browser test (headless Chromium against a real catalyst serve)"
+  tests/browser/run.sh
+fi
+
+step "all tests passed"
