@@ -1,0 +1,151 @@
+// Package app wires Catalyst's parts together by hand, in one place, for
+// every subcommand: configuration → logger → store → events → models →
+// executor → HTTP API. Nothing else decides which store or executor is used.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/catalyst/catalyst/internal/api"
+	"github.com/catalyst/catalyst/internal/config"
+	"github.com/catalyst/catalyst/internal/domain"
+	"github.com/catalyst/catalyst/internal/events"
+	"github.com/catalyst/catalyst/internal/llm"
+	"github.com/catalyst/catalyst/internal/llm/offline"
+	"github.com/catalyst/catalyst/internal/llm/providers"
+	"github.com/catalyst/catalyst/internal/logging"
+	"github.com/catalyst/catalyst/internal/pipeline"
+	"github.com/catalyst/catalyst/internal/store"
+	"github.com/catalyst/catalyst/internal/store/mongo"
+	"github.com/catalyst/catalyst/internal/store/sqlite"
+	"github.com/catalyst/catalyst/web"
+)
+
+// Version is set at build time with -ldflags "-X .../internal/app.Version=...".
+var Version = "dev"
+
+// App is a wired Catalyst instance.
+type App struct {
+	Config   *config.Config
+	Logger   *slog.Logger
+	Store    store.Store
+	Broker   *events.Broker
+	Recorder *events.Recorder
+	Models   *llm.Router
+	Executor *pipeline.Executor
+	// StoreKind describes the store in use ("sqlite <path>" or "mongodb <db>").
+	StoreKind string
+}
+
+// New opens the store and builds every part; Close releases them.
+func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("data directory %s: %w", cfg.DataDir, err)
+	}
+	a := &App{Config: cfg, Logger: logger}
+	var err error
+	if cfg.MongoURL != "" {
+		openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		a.Store, err = mongo.Open(openCtx, cfg.MongoURL, cfg.DBName)
+		cancel()
+		a.StoreKind = "mongodb database " + cfg.DBName
+	} else {
+		path := filepath.Join(cfg.DataDir, "catalyst.db")
+		a.Store, err = sqlite.Open(ctx, path)
+		a.StoreKind = "sqlite " + path
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening store: %w", err)
+	}
+
+	redactor := logging.NewRedactor(cfg.Secrets())
+	a.Broker = events.NewBroker()
+	a.Recorder = &events.Recorder{Store: a.Store, Broker: a.Broker, Redact: redactor.Redact}
+
+	a.Models, err = NewRouter(cfg, logger)
+	if err != nil {
+		a.Store.Close()
+		return nil, fmt.Errorf("LLM configuration: %w", err)
+	}
+
+	a.Executor = pipeline.New(pipeline.Options{
+		Store:        a.Store,
+		Recorder:     a.Recorder,
+		Models:       a.Models,
+		Config:       cfg,
+		Logger:       logger,
+		WorkspaceDir: a.WorkspaceDir,
+	})
+	return a, nil
+}
+
+// NewRouter builds the model router: the configured providers, else a local
+// OpenAI-compatible server, else the offline provider.
+func NewRouter(cfg *config.Config, logger *slog.Logger) (*llm.Router, error) {
+	return llm.NewRouter(cfg.LLM, llm.RouterOptions{
+		Offline:      offline.New(cfg.LLM.OfflineLatency),
+		Providers:    providers.Factories(),
+		Logger:       logger,
+		AgentTimeout: cfg.AgentTimeout,
+	})
+}
+
+// SubmitTask creates a pending task of projectID with every graph node
+// pending and queues it.
+func (a *App) SubmitTask(ctx context.Context, projectID, prompt string) (domain.Task, error) {
+	now := time.Now().UTC()
+	t := domain.Task{
+		ID:         uuid.NewString(),
+		ProjectID:  projectID,
+		Prompt:     prompt,
+		GraphState: domain.NewGraphState(domain.StandardNodes),
+		Status:     domain.TaskPending,
+		CreatedAt:  now,
+		UpdatedAt:  now,
+	}
+	if err := a.Store.CreateTask(ctx, t); err != nil {
+		return domain.Task{}, err
+	}
+	return t, a.Executor.Enqueue(ctx, t.ID)
+}
+
+// WorkspaceDir is where a task's generated files (and git repository) live.
+func (a *App) WorkspaceDir(taskID string) string {
+	return filepath.Join(a.Config.DataDir, "tasks", taskID, "workspace")
+}
+
+// Handler returns the HTTP API with the embedded dashboard.
+func (a *App) Handler() (http.Handler, error) {
+	return api.New(api.Options{
+		Config:       a.Config,
+		Store:        a.Store,
+		Broker:       a.Broker,
+		Runner:       a.Executor,
+		WorkspaceDir: a.WorkspaceDir,
+		UI:           web.Assets(),
+		Logger:       a.Logger,
+		Version:      Version,
+	})
+}
+
+// Close stops the executor (running tasks stay "running" in the store and
+// resume at the next start) and closes the store.
+func (a *App) Close(ctx context.Context) error {
+	var errs []error
+	if a.Executor != nil {
+		errs = append(errs, a.Executor.Shutdown(ctx))
+	}
+	if a.Store != nil {
+		errs = append(errs, a.Store.Close())
+	}
+	return errors.Join(errs...)
+}
