@@ -231,3 +231,15 @@ mongo_root_password: password
 		t.Errorf("forced overwrite left mode %v", st.Mode().Perm())
 	}
 }
+
+func TestEveryVariableIsDocumentedInREADME(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range Variables {
+		if !strings.Contains(string(readme), "`"+v.Name+"`") {
+			t.Errorf("README.md does not document %s", v.Name)
+		}
+	}
+}
