@@ -24,7 +24,7 @@ func lookGit() (string, error) {
 	return p, nil
 }
 
-func exec(ctx context.Context, name string, args ...string) *osexec.Cmd {
+func gitCommand(ctx context.Context, name string, args ...string) *osexec.Cmd {
 	return osexec.CommandContext(ctx, name, args...)
 }
 

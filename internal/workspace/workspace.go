@@ -239,29 +239,39 @@ func SafeJoin(root, rel string) (string, error) {
 	return filepath.Join(root, filepath.FromSlash(clean)), nil
 }
 
+// resolve validates rel, opens the root and checks the path for symlinks.
+// fi is nil when the target does not exist. The caller closes r.
+func (w *Workspace) resolve(rel string) (r *os.Root, clean string, fi fs.FileInfo, err error) {
+	if clean, err = cleanRel(rel); err != nil {
+		return nil, "", nil, err
+	}
+	if r, err = os.OpenRoot(w.root); err != nil {
+		return nil, "", nil, fmt.Errorf("workspace: %w", err)
+	}
+	if fi, err = checkNoSymlink(r, clean); err != nil {
+		r.Close()
+		return nil, "", nil, err
+	}
+	return r, clean, fi, nil
+}
+
 // WriteFile writes data to rel (mode 0644), creating parent directories.
 // It refuses unsafe paths (ErrUnsafePath) and content over MaxFileSize
 // (ErrTooLarge); it never follows a symlink and never writes through an
 // existing hard link (the file is replaced atomically).
 func (w *Workspace) WriteFile(rel string, data []byte) error {
-	clean, err := cleanRel(rel)
-	if err != nil {
+	if clean, err := cleanRel(rel); err != nil {
 		return err
-	}
-	if len(data) > MaxFileSize {
+	} else if len(data) > MaxFileSize {
 		return fmt.Errorf("%w: %q is %d bytes (max %d)", ErrTooLarge, clean, len(data), MaxFileSize)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	r, err := os.OpenRoot(w.root)
-	if err != nil {
-		return fmt.Errorf("workspace: %w", err)
-	}
-	defer r.Close()
-	fi, err := checkNoSymlink(r, clean)
+	r, clean, fi, err := w.resolve(rel)
 	if err != nil {
 		return err
 	}
+	defer r.Close()
 	if irregular(fi) {
 		return fmt.Errorf("%w: %q: existing %s is not a regular file", ErrUnsafePath, clean, fi.Mode().Type())
 	}
@@ -300,19 +310,11 @@ func (w *Workspace) WriteFile(rel string, data []byte) error {
 // ReadFile returns the content of rel. A missing file yields an error
 // satisfying errors.Is(err, fs.ErrNotExist); unsafe paths ErrUnsafePath.
 func (w *Workspace) ReadFile(rel string) ([]byte, error) {
-	clean, err := cleanRel(rel)
+	r, clean, fi, err := w.resolve(rel)
 	if err != nil {
 		return nil, err
-	}
-	r, err := os.OpenRoot(w.root)
-	if err != nil {
-		return nil, fmt.Errorf("workspace: %w", err)
 	}
 	defer r.Close()
-	fi, err := checkNoSymlink(r, clean)
-	if err != nil {
-		return nil, err
-	}
 	if fi == nil {
 		return nil, fmt.Errorf("workspace: read %s: %w", clean, fs.ErrNotExist)
 	}
@@ -334,21 +336,13 @@ func (w *Workspace) ReadFile(rel string) ([]byte, error) {
 // Remove deletes the file rel. Removing a missing file yields fs.ErrNotExist.
 // Directories left empty are removed too.
 func (w *Workspace) Remove(rel string) error {
-	clean, err := cleanRel(rel)
-	if err != nil {
-		return err
-	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	r, err := os.OpenRoot(w.root)
-	if err != nil {
-		return fmt.Errorf("workspace: %w", err)
-	}
-	defer r.Close()
-	fi, err := checkNoSymlink(r, clean)
+	r, clean, fi, err := w.resolve(rel)
 	if err != nil {
 		return err
 	}
+	defer r.Close()
 	if fi == nil {
 		return fmt.Errorf("workspace: remove %s: %w", clean, fs.ErrNotExist)
 	}
@@ -526,7 +520,7 @@ func (w *Workspace) Push(ctx context.Context, remoteURL, branch, token string) e
 	if err != nil {
 		return err
 	}
-	cmd := exec(ctx, gitBin, "-C", w.root, "push", "--porcelain", remoteURL, head+":refs/heads/"+branch)
+	cmd := gitCommand(ctx, gitBin, "-C", w.root, "push", "--porcelain", remoteURL, head+":refs/heads/"+branch)
 	cmd.Env = gitEnv(token)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
