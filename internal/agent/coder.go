@@ -26,6 +26,12 @@ type FileChange struct {
 	Action string `json:"action"` // created, updated, deleted
 }
 
+// fileContent is a file a model wrote.
+type fileContent struct {
+	Path    string `json:"path"`
+	Content string `json:"content"`
+}
+
 // RefusedPath is a model-supplied path that was not written, and why.
 type RefusedPath struct {
 	Path   string `json:"path"`
@@ -34,12 +40,9 @@ type RefusedPath struct {
 
 // codeAnswer is what the coder asks the model for (schemas/coder.json).
 type codeAnswer struct {
-	Files []struct {
-		Path    string `json:"path"`
-		Content string `json:"content"`
-	} `json:"files"`
-	Delete []string `json:"delete"`
-	Notes  string   `json:"notes"`
+	Files  []fileContent `json:"files"`
+	Delete []string      `json:"delete"`
+	Notes  string        `json:"notes"`
 }
 
 // Coder writes the project's files into the task's workspace; in a fix round

@@ -43,11 +43,8 @@ type SandboxReport struct {
 
 // testAnswer is what the tester asks the model for when the code has no tests.
 type testAnswer struct {
-	Files []struct {
-		Path    string `json:"path"`
-		Content string `json:"content"`
-	} `json:"files"`
-	Notes string `json:"notes"`
+	Files []fileContent `json:"files"`
+	Notes string        `json:"notes"`
 }
 
 // Tester adds tests when there are none and runs them in the sandbox.
