@@ -1,0 +1,243 @@
+// Typed client for Catalyst's HTTP API. Errors are RFC 9457 problem+json;
+// they surface as ApiError with the server's title and detail.
+
+export type NodeName = 'planner' | 'architect' | 'coder' | 'tester' | 'reviewer' | 'deployer';
+export const NODES: NodeName[] = ['planner', 'architect', 'coder', 'tester', 'reviewer', 'deployer'];
+export type NodeState = 'pending' | 'running' | 'completed' | 'failed' | 'skipped';
+export type TaskStatus = 'pending' | 'running' | 'completed' | 'failed' | 'cancelled';
+
+export interface Project {
+  id: string;
+  name: string;
+  description: string;
+  status: 'active' | 'archived';
+  github_repo?: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface Task {
+  id: string;
+  project_id: string;
+  prompt: string;
+  graph_state: Partial<Record<NodeName, NodeState>>;
+  status: TaskStatus;
+  cost: number;
+  node_costs?: Partial<Record<NodeName, number>>;
+  error?: string;
+  fix_iteration: number;
+  provider?: string;
+  created_at: string;
+  updated_at: string;
+  started_at?: string;
+  finished_at?: string;
+}
+
+export type EventType = 'log' | 'node_state' | 'task_state' | 'cost' | 'token_delta';
+
+export interface AgentEvent {
+  id: string;
+  task_id: string;
+  seq: number;
+  type: EventType;
+  agent_name: string;
+  message: string;
+  level?: string;
+  data?: any;
+  timestamp: string;
+}
+
+export interface Artifact<T = any> {
+  task_id: string;
+  node: NodeName;
+  iteration: number;
+  output: T;
+  cost: number;
+  usage?: { input_tokens?: number; output_tokens?: number };
+  created_at: string;
+}
+
+export interface PlannerOutput {
+  summary?: string;
+  requirements?: string[];
+  user_stories?: { title: string; story: string; acceptance_criteria?: string[] }[];
+}
+export interface ArchitectOutput {
+  stack?: { language?: string; runtime?: string; framework?: string; test_command?: string[] };
+  components?: { name: string; responsibility: string }[];
+  files?: { path: string; purpose: string }[];
+  interfaces?: { name: string; description: string }[];
+}
+export interface CoderOutput {
+  iteration?: number;
+  files?: { path: string; bytes: number; action: string }[];
+  refused?: { path: string; reason: string }[];
+  notes?: string;
+}
+export interface TesterOutput {
+  command?: string | string[];
+  exit_code?: number;
+  passed?: number;
+  failed?: number;
+  duration_ms?: number;
+  output?: string;
+  failures?: { name: string; message: string }[];
+  tool_missing?: boolean;
+  tests_added?: string[];
+  sandbox?: { isolation?: string[]; warnings?: string[] };
+}
+export type Severity = 'critical' | 'major' | 'minor' | 'info';
+export interface ReviewerOutput {
+  approved?: boolean;
+  summary?: string;
+  findings?: { severity: Severity; file?: string; line?: number; message: string }[];
+}
+
+export interface FileEntry {
+  path: string;
+  size: number;
+}
+
+export interface Deployment {
+  id: string;
+  task_id: string;
+  url: string;
+  commit_sha: string;
+  cost: number;
+  report: string;
+  mock: boolean;
+  branch?: string;
+  pull_request_url?: string;
+  created_at: string;
+}
+
+export interface Scan {
+  id: string;
+  system_name: string;
+  repo_url?: string;
+  jira_project?: string;
+  status: 'pending' | 'running' | 'completed' | 'failed';
+  brief: string;
+  risks: string[] | null;
+  proposals: string[] | null;
+  facts?: Record<string, unknown>;
+  error?: string;
+  cost: number;
+  created_at: string;
+}
+
+export class ApiError extends Error {
+  status: number;
+  title: string;
+  detail: string;
+  errors?: { location?: string; message?: string; value?: unknown }[];
+  constructor(status: number, title: string, detail: string, errors?: ApiError['errors']) {
+    super(detail || title);
+    this.status = status;
+    this.title = title;
+    this.detail = detail;
+    this.errors = errors;
+  }
+}
+
+async function problem(res: Response): Promise<ApiError> {
+  const text = await res.text().catch(() => '');
+  try {
+    const p = JSON.parse(text);
+    if (p && typeof p === 'object') {
+      return new ApiError(res.status, p.title || res.statusText, p.detail || p.message || '', p.errors);
+    }
+  } catch {
+    /* not JSON */
+  }
+  return new ApiError(res.status, res.statusText || `HTTP ${res.status}`, text.slice(0, 300));
+}
+
+async function request(method: string, path: string, body?: unknown): Promise<Response> {
+  let res: Response;
+  try {
+    res = await fetch(path, {
+      method,
+      headers: body === undefined ? { Accept: 'application/json' } : { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (e) {
+    throw new ApiError(0, 'Cannot reach the Catalyst server', e instanceof Error ? e.message : String(e));
+  }
+  if (!res.ok) throw await problem(res);
+  return res;
+}
+
+async function json<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const res = await request(method, path, body);
+  if (res.status === 204) return undefined as T;
+  const text = await res.text();
+  return (text ? JSON.parse(text) : undefined) as T;
+}
+
+/** Returns the URL of the Link rel="next" header, if any. */
+function nextLink(res: Response): string | null {
+  const link = res.headers.get('Link');
+  if (!link) return null;
+  for (const part of link.split(',')) {
+    const m = part.match(/<([^>]+)>\s*;\s*rel="?next"?/);
+    if (m) return m[1];
+  }
+  return null;
+}
+
+const enc = encodeURIComponent;
+
+export const api = {
+  info: () => json<Record<string, unknown>>('GET', '/api/'),
+  health: () => json<Record<string, unknown>>('GET', '/api/health'),
+
+  async listProjects(url = '/api/projects?limit=50'): Promise<{ items: Project[]; next: string | null }> {
+    const res = await request('GET', url);
+    const items = ((await res.json()) as Project[] | null) ?? [];
+    return { items, next: nextLink(res) };
+  },
+  getProject: (id: string) => json<Project>('GET', `/api/projects/${enc(id)}`),
+  createProject: (name: string, description: string) => json<Project>('POST', '/api/projects', { name, description }),
+  updateProject: (id: string, patch: Partial<Pick<Project, 'name' | 'description' | 'status'>>) =>
+    json<Project>('PATCH', `/api/projects/${enc(id)}`, patch),
+  archiveProject: (id: string) => json<unknown>('DELETE', `/api/projects/${enc(id)}`),
+
+  listTasks: async (projectId?: string) =>
+    (await json<Task[] | null>('GET', projectId ? `/api/tasks?project_id=${enc(projectId)}` : '/api/tasks')) ?? [],
+  getTask: (id: string) => json<Task>('GET', `/api/tasks/${enc(id)}`),
+  createTask: (project_id: string, prompt: string) => json<Task>('POST', '/api/tasks', { project_id, prompt }),
+  cancelTask: (id: string) => json<Task>('POST', `/api/tasks/${enc(id)}/cancel`),
+  retryTask: (id: string) => json<Task>('POST', `/api/tasks/${enc(id)}/retry`),
+
+  logs: async (taskId: string) => (await json<AgentEvent[] | null>('GET', `/api/logs/${enc(taskId)}`)) ?? [],
+  artifacts: async (taskId: string) => (await json<Artifact[] | null>('GET', `/api/tasks/${enc(taskId)}/artifacts`)) ?? [],
+  files: async (taskId: string) => (await json<FileEntry[] | null>('GET', `/api/tasks/${enc(taskId)}/files`)) ?? [],
+  async fileContent(taskId: string, path: string): Promise<string> {
+    const res = await request('GET', fileURL(taskId, path));
+    return res.text();
+  },
+  async deployment(taskId: string): Promise<Deployment | null> {
+    try {
+      return await json<Deployment>('GET', `/api/deployments/${enc(taskId)}`);
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) return null;
+      throw e;
+    }
+  },
+
+  scan: (system_name: string, repo_url: string, jira_project: string) =>
+    json<Scan>('POST', '/api/explorer/scan', { system_name, repo_url, jira_project }),
+  scans: async () => (await json<Scan[] | null>('GET', '/api/explorer/scans')) ?? [],
+  getScan: (id: string) => json<Scan>('GET', `/api/explorer/scans/${enc(id)}`),
+};
+
+export function fileURL(taskId: string, path: string): string {
+  return `/api/tasks/${enc(taskId)}/files/${path.split('/').map(enc).join('/')}`;
+}
+export function archiveURL(taskId: string): string {
+  return `/api/tasks/${enc(taskId)}/archive.zip`;
+}
+export function previewURL(taskId: string): string {
+  return `/apps/${enc(taskId)}/`;
+}

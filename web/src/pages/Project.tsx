@@ -1,0 +1,141 @@
+import { useEffect, useState } from 'preact/hooks';
+import { api, NODES, Project as P, Task } from '../api';
+import { ago, money } from '../format';
+import { href, navigate } from '../router';
+import { Empty, ErrorBox, Spinner, StatusBadge } from '../components/ui';
+
+const EXAMPLES = ['Build a todo app', 'Build a URL shortener with a JSON API', 'Build a markdown notes app with search'];
+
+export function Project({ id }: { id: string }) {
+  const [project, setProject] = useState<P | null>(null);
+  const [tasks, setTasks] = useState<Task[] | null>(null);
+  const [err, setErr] = useState<unknown>(null);
+
+  const load = () => {
+    setErr(null);
+    Promise.all([api.getProject(id), api.listTasks(id)]).then(([p, t]) => {
+      setProject(p);
+      setTasks(t.sort((a, b) => b.created_at.localeCompare(a.created_at)));
+    }, setErr);
+  };
+  useEffect(load, [id]);
+
+  // Keep the list fresh while something runs.
+  const running = (tasks ?? []).some((t) => t.status === 'running' || t.status === 'pending');
+  useEffect(() => {
+    if (!running) return;
+    const t = setInterval(() => api.listTasks(id).then((x) => setTasks(x.sort((a, b) => b.created_at.localeCompare(a.created_at))), () => {}), 4000);
+    return () => clearInterval(t);
+  }, [running, id]);
+
+  if (err && !project) return <div class="page"><ErrorBox error={err} onRetry={load} /></div>;
+  if (!project) return <div class="page"><Spinner /></div>;
+
+  const archive = async () => {
+    if (!confirm(`Archive “${project.name}”?`)) return;
+    try {
+      setProject(await api.archiveProject(project.id).then(() => api.getProject(project.id)));
+    } catch (e) {
+      setErr(e);
+    }
+  };
+
+  return (
+    <div class="page" data-testid="project-page">
+      <nav class="crumbs" aria-label="Breadcrumb">
+        <a href={href('projects')}>Projects</a>
+        <span aria-hidden="true">/</span>
+        <span aria-current="page">{project.name}</span>
+      </nav>
+      <div class="page-head">
+        <div>
+          <h1 data-testid="project-title">
+            {project.name} {project.status === 'archived' ? <StatusBadge status="archived" /> : null}
+          </h1>
+          {project.description ? <p class="lede">{project.description}</p> : null}
+        </div>
+        {project.status === 'active' ? (
+          <button class="btn btn-ghost" onClick={archive} data-testid="archive-project">
+            Archive
+          </button>
+        ) : null}
+      </div>
+      <ErrorBox error={err} />
+      {project.status === 'active' ? <NewTask projectId={project.id} /> : <div class="alert alert-warn">This project is archived; restore it from the projects list to run new tasks.</div>}
+      <section class="card">
+        <header class="card-head">
+          <h2>Tasks</h2>
+        </header>
+        {!tasks ? <Spinner /> : null}
+        {tasks && tasks.length === 0 ? <Empty title="No tasks yet" testid="tasks-empty">Describe what to build above and the agents take it from there.</Empty> : null}
+        <ul class="task-list" data-testid="task-list">
+          {(tasks ?? []).map((t) => (
+            <li key={t.id}>
+              <a href={href('tasks', t.id)} class="task-row" data-testid="task-row">
+                <StatusBadge status={t.status} />
+                <span class="task-prompt">{t.prompt}</span>
+                <span class="mini-graph" aria-label="agents">
+                  {NODES.map((n) => (
+                    <span key={n} class={`mini mini-${t.graph_state?.[n] ?? 'pending'}`} title={`${n}: ${t.graph_state?.[n] ?? 'pending'}`} />
+                  ))}
+                </span>
+                <span class="task-cost">{money(t.cost)}</span>
+                <span class="muted task-when">{ago(t.created_at)}</span>
+              </a>
+            </li>
+          ))}
+        </ul>
+      </section>
+    </div>
+  );
+}
+
+function NewTask({ projectId }: { projectId: string }) {
+  const [prompt, setPrompt] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [err, setErr] = useState<unknown>(null);
+  const submit = async (e?: Event) => {
+    e?.preventDefault();
+    if (!prompt.trim() || busy) return;
+    setBusy(true);
+    setErr(null);
+    try {
+      const t = await api.createTask(projectId, prompt.trim());
+      navigate(href('tasks', t.id));
+    } catch (x) {
+      setErr(x);
+      setBusy(false);
+    }
+  };
+  return (
+    <form class="card form prompt-card" onSubmit={submit} data-testid="new-task">
+      <label class="field">
+        <span class="prompt-label">What should the agents build?</span>
+        <textarea
+          rows={3}
+          value={prompt}
+          onInput={(e) => setPrompt((e.target as HTMLTextAreaElement).value)}
+          onKeyDown={(e) => {
+            if (e.key === 'Enter' && (e.metaKey || e.ctrlKey)) submit();
+          }}
+          placeholder="Build a todo app"
+          data-testid="task-prompt"
+        />
+      </label>
+      <div class="prompt-foot">
+        <div class="chips" aria-label="Examples">
+          {EXAMPLES.map((x) => (
+            <button type="button" key={x} class="chip" onClick={() => setPrompt(x)}>
+              {x}
+            </button>
+          ))}
+        </div>
+        <button class="btn btn-primary" type="submit" disabled={busy || !prompt.trim()} data-testid="submit-task">
+          {busy ? 'Starting…' : 'Run agents'}
+          <kbd class="kbd-hint">Ctrl ↵</kbd>
+        </button>
+      </div>
+      <ErrorBox error={err} />
+    </form>
+  );
+}
