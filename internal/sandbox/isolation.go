@@ -154,7 +154,14 @@ func wrap(c capabilities, lim Limits, uid int, work, tool string, args []string,
 		s.WriteString("mount -t proc -o nosuid,nodev,noexec proc /proc\n")
 		iso = append(iso, "mount namespace (private /tmp, fresh /proc, host home directories hidden)")
 	}
-	s.WriteString(`exec "$@"` + "\n")
+	if c.namespaces {
+		// Stay as the namespace's init (pid 1) and run the command as its
+		// child: pid 1 does not get kernel signals it has no handler for, and
+		// RLIMIT_CPU's SIGXCPU must reach the command.
+		s.WriteString("set +e\n\"$@\"\nexit $?\n")
+	} else {
+		s.WriteString(`exec "$@"` + "\n")
+	}
 	argv = append([]string{c.shell, "-c", s.String(), "catalyst-sandbox"}, cmdline[:len(rl)]...)
 	argv = append(argv, drop...)
 	argv = append(argv, cmdline[len(rl):]...)

@@ -1,0 +1,204 @@
+// Package api is Catalyst's HTTP surface: the original backend's REST API
+// (same paths and JSON fields), its OpenAPI 3.1 document and offline docs,
+// the realtime event streams (WebSocket and SSE), the sandboxed previews of
+// generated apps and the embedded dashboard.
+//
+// Handlers parse and validate, call the store (or the Runner), and return
+// errors; one mapper turns domain sentinel errors into RFC 9457 problem
+// responses.
+package api
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+
+	"github.com/catalyst/catalyst/internal/config"
+	"github.com/catalyst/catalyst/internal/domain"
+	"github.com/catalyst/catalyst/internal/events"
+	"github.com/catalyst/catalyst/internal/store"
+)
+
+// Runner runs tasks; implemented by the pipeline executor. May be nil: tasks
+// then stay pending.
+type Runner interface {
+	Enqueue(ctx context.Context, taskID string) error
+	// Cancel wraps domain.ErrConflict when the task is not pending/running.
+	Cancel(ctx context.Context, taskID string) (domain.Task, error)
+	// Retry wraps domain.ErrConflict unless the task is failed/cancelled.
+	Retry(ctx context.Context, taskID string) (domain.Task, error)
+}
+
+// Options wires the API to the rest of Catalyst.
+type Options struct {
+	Config *config.Config
+	Store  store.Store
+	Broker *events.Broker
+	Runner Runner
+	// WorkspaceDir returns the root directory of a task's workspace (its
+	// generated files). Nil: no task has files.
+	WorkspaceDir func(taskID string) string
+	// UI holds the dashboard's built assets, served at / with an index.html
+	// fallback for client-side routes; may be nil.
+	UI      fs.FS
+	Logger  *slog.Logger
+	Version string
+}
+
+// Defaults applied when the Config leaves a value unset.
+const (
+	defaultMaxBodyBytes = 1 << 20
+	defaultPingInterval = 30 * time.Second
+	// maxPromptRunes bounds a task prompt.
+	maxPromptRunes = 20000
+)
+
+// server holds the wired dependencies of the handlers.
+type server struct {
+	cfg     config.Config
+	store   store.Store
+	broker  *events.Broker
+	runner  Runner
+	wsDir   func(string) string
+	ui      fs.FS
+	log     *slog.Logger
+	version string
+
+	// streaming knobs; tests shorten them.
+	writeTimeout time.Duration // one WebSocket/SSE write
+	subBuffer    int           // broker buffer per stream subscriber
+}
+
+// New returns the HTTP handler of the whole server.
+func New(opts Options) (http.Handler, error) {
+	s, err := newServer(opts)
+	if err != nil {
+		return nil, err
+	}
+	return s.handler(), nil
+}
+
+func newServer(opts Options) (*server, error) {
+	if opts.Store == nil {
+		return nil, errors.New("api: Options.Store is required")
+	}
+	var cfg config.Config
+	if opts.Config != nil {
+		cfg = *opts.Config
+	}
+	if len(cfg.CORSOrigins) == 0 {
+		cfg.CORSOrigins = []string{"*"}
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = defaultMaxBodyBytes
+	}
+	if cfg.WebSocketPingInterval <= 0 {
+		cfg.WebSocketPingInterval = defaultPingInterval
+	}
+	broker := opts.Broker
+	if broker == nil {
+		broker = events.NewBroker()
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	version := opts.Version
+	if version == "" {
+		version = "dev"
+	}
+	return &server{
+		cfg:          cfg,
+		store:        opts.Store,
+		broker:       broker,
+		runner:       opts.Runner,
+		wsDir:        opts.WorkspaceDir,
+		ui:           opts.UI,
+		log:          logger,
+		version:      version,
+		writeTimeout: 10 * time.Second,
+		subBuffer:    events.DefaultBuffer,
+	}, nil
+}
+
+// handler builds the routes and wraps them in the middleware chain.
+func (s *server) handler() http.Handler {
+	mux := http.NewServeMux()
+	api := humago.New(mux, s.humaConfig())
+	s.registerOperations(api)
+	s.registerRaw(mux, api.OpenAPI())
+
+	var h http.Handler = apiSubtreeGuard(mux)
+	h = s.recoverPanics(h)
+	h = s.cors(h)
+	h = s.accessLog(h)
+	return h
+}
+
+// humaConfig is huma's default configuration without what would change the
+// original's JSON shapes: no `$schema` field and no `Link: describedby`
+// header (both come from the default create hook), no CDN-loading docs page.
+func (s *server) humaConfig() huma.Config {
+	c := huma.DefaultConfig("Catalyst API", s.version)
+	c.Info.Description = "Catalyst turns a prompt into a planned, designed, coded, tested, " +
+		"reviewed and deployed application. REST paths and JSON fields follow the original " +
+		"backend guide; realtime events stream over WS /ws/{task_id} and SSE."
+	c.CreateHooks = nil
+	c.DocsPath = ""    // /docs and /redoc are ours, from embedded assets
+	c.SchemasPath = "" // schemas are inline in /openapi.json
+	c.OpenAPIPath = "/openapi"
+	// Unknown request fields are ignored, as FastAPI/pydantic did: clients
+	// of the original that send extra fields keep working.
+	c.AllowAdditionalPropertiesByDefault = true
+	return c
+}
+
+// apiSubtreeGuard answers 404 for unknown paths below /api/ (the pattern
+// "GET /api/" of the info endpoint would otherwise match the whole subtree)
+// and turns the mux's plain-text 404/405 into problem responses.
+func apiSubtreeGuard(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		switch {
+		case pattern == "GET /api/" && r.URL.Path != "/api/":
+			writeProblem(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
+		case pattern == "":
+			rec := &headerOnly{header: http.Header{}}
+			h.ServeHTTP(rec, r)
+			if rec.status == http.StatusNotFound || rec.status == http.StatusMethodNotAllowed {
+				if allow := rec.header.Get("Allow"); allow != "" {
+					w.Header().Set("Allow", allow)
+				}
+				writeProblem(w, rec.status, r.Method+" "+r.URL.Path+": "+strings.ToLower(http.StatusText(rec.status)))
+				return
+			}
+			mux.ServeHTTP(w, r)
+		default:
+			mux.ServeHTTP(w, r)
+		}
+	})
+}
+
+// headerOnly records the status and headers a handler sets, discarding the body.
+type headerOnly struct {
+	header http.Header
+	status int
+}
+
+func (h *headerOnly) Header() http.Header { return h.header }
+func (h *headerOnly) WriteHeader(code int) {
+	if h.status == 0 {
+		h.status = code
+	}
+}
+func (h *headerOnly) Write(b []byte) (int, error) {
+	h.WriteHeader(http.StatusOK)
+	return len(b), nil
+}

@@ -1,0 +1,124 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/google/uuid"
+
+	"github.com/catalyst/catalyst/internal/domain"
+	"github.com/catalyst/catalyst/internal/store"
+)
+
+type createScanBody struct {
+	SystemName  string `json:"system_name" minLength:"1" maxLength:"200" example:"SailPoint IdentityIQ"`
+	RepoURL     string `json:"repo_url,omitempty" maxLength:"2048" example:"https://github.com/sailpoint/identityiq" doc:"Git repository to read: http(s)://, git://, ssh:// or git@host:path"`
+	JiraProject string `json:"jira_project,omitempty" maxLength:"200" example:"SAILPOINT-IIQ"`
+}
+
+type createScanInput struct{ Body createScanBody }
+
+type scanOutput struct{ Body domain.ExplorerScan }
+
+type scanIDInput struct {
+	ID string `path:"id" maxLength:"200"`
+}
+
+type listScansInput struct{ PageParams }
+
+// scpLikeGit matches git's scp-like syntax: user@host:path.
+var scpLikeGit = regexp.MustCompile(`^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[A-Za-z0-9._~/-]+$`)
+
+// validRepoURL accepts the URLs git can clone from a server: http(s), git,
+// ssh (URL or scp-like). Local paths and file:// are refused: the explorer
+// must not be pointed at the server's own disk.
+func validRepoURL(raw string) bool {
+	if scpLikeGit.MatchString(raw) {
+		return true
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.Opaque != "" {
+		return false
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "http", "https", "git", "ssh":
+		return true
+	}
+	return false
+}
+
+// scanQueuedBrief is what a scan says until the explorer agent has run.
+const scanQueuedBrief = "Scan queued: the explorer agent has not run on this system yet; " +
+	"brief, risks and proposals appear here when it has."
+
+func (s *server) registerExplorer(api huma.API) {
+	huma.Register(api, withErrors(s.op(http.MethodPost, "/api/explorer/scan", "create-scan",
+		"Queue a scan of an existing system (status pending until the explorer runs)", "explorer"), 400, 413, 422),
+		func(ctx context.Context, in *createScanInput) (*scanOutput, error) {
+			b := in.Body
+			name := strings.TrimSpace(b.SystemName)
+			if name == "" {
+				return nil, huma.Error422UnprocessableEntity("system_name must not be blank")
+			}
+			repo := strings.TrimSpace(b.RepoURL)
+			if repo != "" && !validRepoURL(repo) {
+				return nil, huma.Error422UnprocessableEntity("repo_url must be an http(s), git or ssh repository URL, got " + repo)
+			}
+			now := time.Now().UTC()
+			sc := domain.ExplorerScan{
+				ID:          uuid.NewString(),
+				SystemName:  name,
+				RepoURL:     repo,
+				JiraProject: strings.TrimSpace(b.JiraProject),
+				Status:      domain.ScanPending,
+				Brief:       scanQueuedBrief,
+				Risks:       []string{},
+				Proposals:   []string{},
+				CreatedAt:   now,
+				UpdatedAt:   now,
+			}
+			if err := s.store.CreateScan(ctx, sc); err != nil {
+				return nil, s.apiError(ctx, "scan "+sc.ID, err)
+			}
+			return &scanOutput{Body: sc}, nil
+		})
+
+	huma.Register(api, withErrors(s.op(http.MethodGet, "/api/explorer/scans", "list-scans", "List scans, newest first", "explorer"), 400, 422),
+		func(ctx context.Context, in *listScansInput) (*listOutput[domain.ExplorerScan], error) {
+			page := store.Page{Limit: in.Limit, Cursor: in.Cursor}.Normalized()
+			items, next, err := s.store.ListScans(ctx, page)
+			if err != nil {
+				return nil, s.apiError(ctx, "scans page", err)
+			}
+			for i := range items {
+				items[i] = withArrays(items[i])
+			}
+			return newList(items, in.next(next, page.Limit)), nil
+		})
+
+	huma.Register(api, withErrors(s.op(http.MethodGet, "/api/explorer/scans/{id}", "get-scan", "Get a scan", "explorer"), 404),
+		func(ctx context.Context, in *scanIDInput) (*scanOutput, error) {
+			sc, err := s.store.GetScan(ctx, in.ID)
+			if err != nil {
+				return nil, s.apiError(ctx, "scan "+in.ID, err)
+			}
+			return &scanOutput{Body: withArrays(sc)}, nil
+		})
+}
+
+// withArrays keeps risks and proposals JSON arrays (never null), as the
+// original's documents had them.
+func withArrays(sc domain.ExplorerScan) domain.ExplorerScan {
+	if sc.Risks == nil {
+		sc.Risks = []string{}
+	}
+	if sc.Proposals == nil {
+		sc.Proposals = []string{}
+	}
+	return sc
+}

@@ -1,0 +1,157 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/google/uuid"
+
+	"github.com/catalyst/catalyst/internal/domain"
+	"github.com/catalyst/catalyst/internal/store"
+)
+
+type createProjectBody struct {
+	Name        string `json:"name" minLength:"1" maxLength:"200" example:"My Project"`
+	Description string `json:"description,omitempty" maxLength:"10000" example:"A test project"`
+	GitHubRepo  string `json:"github_repo,omitempty" pattern:"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$" patternDescription:"owner/name" doc:"GitHub repository (owner/name) the deployer may publish to when MOCK_DEPLOYMENT=false"`
+}
+
+type createProjectInput struct{ Body createProjectBody }
+
+type updateProjectBody struct {
+	Name        *string               `json:"name,omitempty" minLength:"1" maxLength:"200"`
+	Description *string               `json:"description,omitempty" maxLength:"10000"`
+	Status      *domain.ProjectStatus `json:"status,omitempty" enum:"active,archived"`
+	GitHubRepo  *string               `json:"github_repo,omitempty" pattern:"^([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)?$" doc:"owner/name; empty unlinks"`
+}
+
+type updateProjectInput struct {
+	ID   string `path:"id" maxLength:"200"`
+	Body updateProjectBody
+}
+
+type projectIDInput struct {
+	ID string `path:"id" maxLength:"200"`
+}
+
+type projectOutput struct{ Body domain.Project }
+
+type listProjectsInput struct{ PageParams }
+
+func (s *server) registerProjects(api huma.API) {
+	huma.Register(api, withErrors(s.op(http.MethodPost, "/api/projects", "create-project", "Create a project", "projects"), 400, 413, 422),
+		func(ctx context.Context, in *createProjectInput) (*projectOutput, error) {
+			name := strings.TrimSpace(in.Body.Name)
+			if name == "" {
+				return nil, huma.Error422UnprocessableEntity("name must not be blank")
+			}
+			now := time.Now().UTC()
+			p := domain.Project{
+				ID:          uuid.NewString(),
+				Name:        name,
+				Description: in.Body.Description,
+				Status:      domain.ProjectActive,
+				GitHubRepo:  in.Body.GitHubRepo,
+				CreatedAt:   now,
+				UpdatedAt:   now,
+			}
+			if err := s.store.CreateProject(ctx, p); err != nil {
+				return nil, s.apiError(ctx, "project "+p.ID, err)
+			}
+			return &projectOutput{Body: p}, nil
+		})
+
+	huma.Register(api, withErrors(s.op(http.MethodGet, "/api/projects", "list-projects", "List projects, newest first", "projects"), 400, 422),
+		func(ctx context.Context, in *listProjectsInput) (*listOutput[domain.Project], error) {
+			page := store.Page{Limit: in.Limit, Cursor: in.Cursor}.Normalized()
+			items, next, err := s.store.ListProjects(ctx, page)
+			if err != nil {
+				return nil, s.apiError(ctx, "projects page", err)
+			}
+			return newList(items, in.next(next, page.Limit)), nil
+		})
+
+	huma.Register(api, withErrors(s.op(http.MethodGet, "/api/projects/{id}", "get-project", "Get a project", "projects"), 404),
+		func(ctx context.Context, in *projectIDInput) (*projectOutput, error) {
+			p, err := s.store.GetProject(ctx, in.ID)
+			if err != nil {
+				return nil, s.apiError(ctx, "project "+in.ID, err)
+			}
+			return &projectOutput{Body: p}, nil
+		})
+
+	huma.Register(api, withErrors(s.op(http.MethodPatch, "/api/projects/{id}", "update-project", "Update a project's name, description, status or repository", "projects"), 400, 404, 413, 422),
+		func(ctx context.Context, in *updateProjectInput) (*projectOutput, error) {
+			b := in.Body
+			if b.Name != nil && strings.TrimSpace(*b.Name) == "" {
+				return nil, huma.Error422UnprocessableEntity("name must not be blank")
+			}
+			p, err := s.store.UpdateProject(ctx, in.ID, func(p *domain.Project) error {
+				if b.Name != nil {
+					p.Name = strings.TrimSpace(*b.Name)
+				}
+				if b.Description != nil {
+					p.Description = *b.Description
+				}
+				if b.Status != nil {
+					p.Status = *b.Status
+				}
+				if b.GitHubRepo != nil {
+					p.GitHubRepo = *b.GitHubRepo
+				}
+				p.UpdatedAt = time.Now().UTC()
+				return nil
+			})
+			if err != nil {
+				return nil, s.apiError(ctx, "project "+in.ID, err)
+			}
+			return &projectOutput{Body: p}, nil
+		})
+
+	huma.Register(api, withErrors(s.op(http.MethodDelete, "/api/projects/{id}", "archive-project", "Archive a project (its tasks stay readable; it takes no new tasks)", "projects"), 404),
+		func(ctx context.Context, in *projectIDInput) (*projectOutput, error) {
+			p, err := s.store.UpdateProject(ctx, in.ID, func(p *domain.Project) error {
+				if p.Status != domain.ProjectArchived {
+					p.Status = domain.ProjectArchived
+					p.UpdatedAt = time.Now().UTC()
+				}
+				return nil
+			})
+			if err != nil {
+				return nil, s.apiError(ctx, "project "+in.ID, err)
+			}
+			return &projectOutput{Body: p}, nil
+		})
+}
+
+// defaultProjectID is the fixed id of the project that takes tasks submitted
+// without a project_id.
+var defaultProjectID = uuid.NewSHA1(uuid.NameSpaceURL, []byte("catalyst:default-project")).String()
+
+// projectForTask returns the project a new task goes into: the given one, or
+// the default project (created on first use) when id is empty.
+func (s *server) projectForTask(ctx context.Context, id string) (domain.Project, error) {
+	if id != "" {
+		return s.store.GetProject(ctx, id)
+	}
+	p, err := s.store.GetProject(ctx, defaultProjectID)
+	if statusOf(err) != http.StatusNotFound {
+		return p, err
+	}
+	now := time.Now().UTC()
+	p = domain.Project{
+		ID:          defaultProjectID,
+		Name:        "Default",
+		Description: "Tasks submitted without a project_id.",
+		Status:      domain.ProjectActive,
+		CreatedAt:   now,
+		UpdatedAt:   now,
+	}
+	if err := s.store.CreateProject(ctx, p); err != nil && statusOf(err) != http.StatusConflict {
+		return domain.Project{}, err
+	}
+	return s.store.GetProject(ctx, defaultProjectID)
+}

@@ -1,0 +1,158 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/catalyst/catalyst/internal/domain"
+	"github.com/catalyst/catalyst/internal/events"
+)
+
+// replayBatch is how many stored events one replay query reads.
+const replayBatch = 500
+
+// errTaskEnded ends a stream normally: the task reached a terminal status and
+// every event up to it was sent.
+type errTaskEnded struct{ status domain.TaskStatus }
+
+func (e errTaskEnded) Error() string { return "task " + string(e.status) }
+
+// terminalStatus returns the status of a task_state event that ends a task.
+func terminalStatus(e domain.AgentLog) (domain.TaskStatus, bool) {
+	if e.Type != domain.EventTaskState || len(e.Data) == 0 {
+		return "", false
+	}
+	var d struct {
+		Status domain.TaskStatus `json:"status"`
+	}
+	if json.Unmarshal(e.Data, &d) != nil || !d.Status.Terminal() {
+		return "", false
+	}
+	return d.Status, true
+}
+
+// parseSeq parses an ?after= or Last-Event-ID value.
+func parseSeq(raw string) (int64, error) {
+	if raw == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("after must be a non-negative event seq, got %q", raw)
+	}
+	return n, nil
+}
+
+// follower streams one task's events to one client: the stored ones after a
+// seq, then live ones from a subscription made BEFORE the replay, so that
+// nothing published during the replay is missed. Live events already
+// replayed (seq <= last) are skipped; a live event that arrives ahead of a
+// missing seq (two recorders publishing out of order) first fills the gap
+// from the store. Token deltas (seq 0) are forwarded after the replay.
+type follower struct {
+	s      *server
+	taskID string
+	sub    *events.Subscription
+	send   func(domain.AgentLog) error
+	last   int64
+	// ended is the terminal status of the latest task_state sent, "" while
+	// the task is not (or no longer) terminal.
+	ended domain.TaskStatus
+}
+
+func (f *follower) emit(e domain.AgentLog) error {
+	if err := f.send(e); err != nil {
+		return err
+	}
+	if e.Seq > 0 {
+		f.last = e.Seq
+	}
+	if e.Type == domain.EventTaskState {
+		f.ended, _ = terminalStatus(e)
+	}
+	return nil
+}
+
+// catchUp sends the stored events after f.last, at most limit of them
+// (0: all).
+func (f *follower) catchUp(ctx context.Context, limit int64) error {
+	for limit >= 0 {
+		batch := int64(replayBatch)
+		if limit > 0 && limit < batch {
+			batch = limit
+		}
+		logs, err := f.s.store.ListLogs(ctx, f.taskID, f.last, int(batch))
+		if err != nil {
+			return fmt.Errorf("replaying events: %w", err)
+		}
+		for _, l := range logs {
+			if err := f.emit(l); err != nil {
+				return err
+			}
+		}
+		if int64(len(logs)) < batch {
+			return nil
+		}
+		if limit > 0 {
+			if limit -= int64(len(logs)); limit == 0 {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+// replay sends the stored events and reports whether the task is already over.
+func (f *follower) replay(ctx context.Context) error {
+	if err := f.catchUp(ctx, 0); err != nil {
+		return err
+	}
+	t, err := f.s.store.GetTask(ctx, f.taskID)
+	if err != nil {
+		return err
+	}
+	if !t.Status.Terminal() {
+		return nil
+	}
+	// Terminal now: whatever it stored up to this point is final (a retry
+	// would start a new stream).
+	if err := f.catchUp(ctx, 0); err != nil {
+		return err
+	}
+	return errTaskEnded{status: t.Status}
+}
+
+// live handles one event from the subscription.
+func (f *follower) live(ctx context.Context, e domain.AgentLog) error {
+	switch {
+	case e.Seq == 0:
+		return f.send(e)
+	case e.Seq <= f.last:
+		return nil // already replayed
+	case e.Seq > f.last+1:
+		if err := f.catchUp(ctx, e.Seq-f.last-1); err != nil {
+			return err
+		}
+		if e.Seq <= f.last {
+			return nil
+		}
+	}
+	if err := f.emit(e); err != nil {
+		return err
+	}
+	if f.ended != "" {
+		return errTaskEnded{status: f.ended}
+	}
+	return nil
+}
+
+// closed reports why the subscription channel closed.
+func (f *follower) closed() error {
+	if err := f.sub.Err(); err != nil {
+		return err
+	}
+	return errors.New("subscription closed")
+}

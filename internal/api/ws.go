@@ -1,0 +1,138 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/catalyst/catalyst/internal/domain"
+	"github.com/catalyst/catalyst/internal/events"
+)
+
+// statusTooSlow closes a WebSocket whose client could not keep up.
+const statusTooSlow websocket.StatusCode = 4000
+
+// originAllowed checks a WebSocket Origin: absent (non-browser clients),
+// the server's own origin (the embedded dashboard), or allowed by
+// CORS_ORIGINS.
+func (s *server) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || s.corsAllowed(origin) {
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && u.Host == r.Host
+}
+
+// handleWebSocket serves WS /ws/{task_id}.
+func (s *server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
+	taskID := r.PathValue("task_id")
+	after, err := parseSeq(r.URL.Query().Get("after"))
+	if err != nil {
+		writeProblem(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if !s.originAllowed(r) {
+		writeProblem(w, http.StatusForbidden, "origin "+r.Header.Get("Origin")+" is not allowed by CORS_ORIGINS")
+		return
+	}
+	if _, err := s.store.GetTask(r.Context(), taskID); err != nil {
+		s.writeError(w, r, "task "+taskID, err)
+		return
+	}
+	// Subscribe before the replay: events published meanwhile wait here.
+	sub := s.broker.Subscribe(taskID, s.subBuffer)
+	defer sub.Close()
+
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		InsecureSkipVerify: true, // the origin was checked above
+		CompressionMode:    websocket.CompressionDisabled,
+	})
+	if err != nil {
+		return // Accept answered the client
+	}
+	defer c.CloseNow()
+	// Clients send nothing; CloseRead handles control frames (pongs, close)
+	// and cancels ctx when the client goes away.
+	ctx := c.CloseRead(r.Context())
+
+	go s.pingLoop(ctx, c)
+
+	f := &follower{s: s, taskID: taskID, sub: sub, last: after, send: func(e domain.AgentLog) error {
+		b, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		wctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
+		defer cancel()
+		return c.Write(wctx, websocket.MessageText, b)
+	}}
+	err = s.runFollower(ctx, f, nil, nil)
+	var ended errTaskEnded
+	switch {
+	case errors.As(err, &ended):
+		_ = c.Close(websocket.StatusNormalClosure, "task "+string(ended.status))
+	case errors.Is(err, events.ErrSlowConsumer):
+		s.log.WarnContext(ctx, "websocket client too slow, disconnected", "task_id", taskID)
+		_ = c.Close(statusTooSlow, "too slow: event buffer full; reconnect with ?after=last seq")
+	case ctx.Err() != nil:
+		// the client left
+	default:
+		s.log.WarnContext(ctx, "websocket stream ended", "task_id", taskID, "err", err)
+		_ = c.Close(websocket.StatusInternalError, "stream error")
+	}
+}
+
+// runFollower replays then forwards live events until the task ends, the
+// subscription is closed or ctx is done; onTick runs at every tick (nil
+// channel: never).
+func (s *server) runFollower(ctx context.Context, f *follower, tick <-chan time.Time, onTick func() error) error {
+	if err := f.replay(ctx); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case e, ok := <-f.sub.C():
+			if !ok {
+				return f.closed()
+			}
+			if err := f.live(ctx, e); err != nil {
+				return err
+			}
+		case <-tick:
+			if err := onTick(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// pingLoop pings every WEBSOCKET_PING_INTERVAL; a client that does not answer
+// within the write timeout is disconnected.
+func (s *server) pingLoop(ctx context.Context, c *websocket.Conn) {
+	t := time.NewTicker(s.cfg.WebSocketPingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			pctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
+			err := c.Ping(pctx)
+			cancel()
+			if err != nil {
+				if ctx.Err() == nil {
+					_ = c.CloseNow()
+				}
+				return
+			}
+		}
+	}
+}
