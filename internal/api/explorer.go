@@ -12,7 +12,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/catalyst/catalyst/internal/domain"
-	"github.com/catalyst/catalyst/internal/store"
 )
 
 type createScanBody struct {
@@ -90,15 +89,14 @@ func (s *server) registerExplorer(api huma.API) {
 
 	huma.Register(api, withErrors(s.op(http.MethodGet, "/api/explorer/scans", "list-scans", "List scans, newest first", "explorer"), 400, 422),
 		func(ctx context.Context, in *listScansInput) (*listOutput[domain.ExplorerScan], error) {
-			page := store.Page{Limit: in.Limit, Cursor: in.Cursor}.Normalized()
-			items, next, err := s.store.ListScans(ctx, page)
+			out, err := listPage(ctx, s, &in.PageParams, "scans page", s.store.ListScans)
 			if err != nil {
-				return nil, s.apiError(ctx, "scans page", err)
+				return nil, err
 			}
-			for i := range items {
-				items[i] = withArrays(items[i])
+			for i := range out.Body {
+				out.Body[i] = withArrays(out.Body[i])
 			}
-			return newList(items, in.next(next, page.Limit)), nil
+			return out, nil
 		})
 
 	huma.Register(api, withErrors(s.op(http.MethodGet, "/api/explorer/scans/{id}", "get-scan", "Get a scan", "explorer"), 404),

@@ -1,10 +1,13 @@
 package api
 
 import (
+	"context"
 	"net/url"
 	"strconv"
 
 	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/catalyst/catalyst/internal/store"
 )
 
 // requestURL captures the request's URL and host for building absolute links
@@ -69,4 +72,16 @@ func newList[T any](items []T, link string) *listOutput[T] {
 		items = []T{}
 	}
 	return &listOutput[T]{Link: link, Body: items}
+}
+
+// listPage runs one paginated store query for a list endpoint.
+func listPage[T any](ctx context.Context, s *server, in *PageParams, what string,
+	fetch func(context.Context, store.Page) ([]T, string, error),
+) (*listOutput[T], error) {
+	page := store.Page{Limit: in.Limit, Cursor: in.Cursor}.Normalized()
+	items, next, err := fetch(ctx, page)
+	if err != nil {
+		return nil, s.apiError(ctx, what, err)
+	}
+	return newList(items, in.next(next, page.Limit)), nil
 }

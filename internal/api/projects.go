@@ -10,7 +10,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/catalyst/catalyst/internal/domain"
-	"github.com/catalyst/catalyst/internal/store"
 )
 
 type createProjectBody struct {
@@ -66,12 +65,7 @@ func (s *server) registerProjects(api huma.API) {
 
 	huma.Register(api, withErrors(s.op(http.MethodGet, "/api/projects", "list-projects", "List projects, newest first", "projects"), 400, 422),
 		func(ctx context.Context, in *listProjectsInput) (*listOutput[domain.Project], error) {
-			page := store.Page{Limit: in.Limit, Cursor: in.Cursor}.Normalized()
-			items, next, err := s.store.ListProjects(ctx, page)
-			if err != nil {
-				return nil, s.apiError(ctx, "projects page", err)
-			}
-			return newList(items, in.next(next, page.Limit)), nil
+			return listPage(ctx, s, &in.PageParams, "projects page", s.store.ListProjects)
 		})
 
 	huma.Register(api, withErrors(s.op(http.MethodGet, "/api/projects/{id}", "get-project", "Get a project", "projects"), 404),

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -83,12 +82,10 @@ func (s *server) registerTasks(api huma.API) {
 			if err != nil {
 				return nil, huma.Error422UnprocessableEntity(err.Error())
 			}
-			page := store.Page{Limit: in.Limit, Cursor: in.Cursor}.Normalized()
-			items, next, err := s.store.ListTasks(ctx, store.TaskFilter{ProjectID: in.ProjectID, Statuses: statuses}, page)
-			if err != nil {
-				return nil, s.apiError(ctx, "tasks page", err)
-			}
-			return newList(items, in.next(next, page.Limit)), nil
+			filter := store.TaskFilter{ProjectID: in.ProjectID, Statuses: statuses}
+			return listPage(ctx, s, &in.PageParams, "tasks page", func(ctx context.Context, p store.Page) ([]domain.Task, string, error) {
+				return s.store.ListTasks(ctx, filter, p)
+			})
 		})
 
 	huma.Register(api, withErrors(s.op(http.MethodGet, "/api/tasks/{id}", "get-task", "Get a task", "tasks"), 404),
@@ -270,6 +267,3 @@ func (s *server) retryTask(ctx context.Context, id string) (domain.Task, error) 
 		return nil
 	})
 }
-
-// isConflict reports whether err is an invalid state transition.
-func isConflict(err error) bool { return errors.Is(err, domain.ErrConflict) }
