@@ -285,7 +285,7 @@ func TestGraphValidation(t *testing.T) {
 	step := agent.StepFunc(instant)
 	check := func(json.RawMessage) (bool, []string) { return true, nil }
 	bad := map[string]*Graph{
-		"cycle": {Nodes: []Node{{ID: "a", Step: step}, {ID: "b", Step: step}}, Edges: []Edge{{"a", "b", Always}, {"b", "a", Always}}},
+		"cycle":        {Nodes: []Node{{ID: "a", Step: step}, {ID: "b", Step: step}}, Edges: []Edge{{"a", "b", Always}, {"b", "a", Always}}},
 		"unknown node": {Nodes: []Node{{ID: "a", Step: step}}, Edges: []Edge{{"a", "z", Always}}},
 		"duplicate":    {Nodes: []Node{{ID: "a", Step: step}, {ID: "a", Step: step}}},
 		"no check":     {Nodes: []Node{{ID: "a", Step: step}, {ID: "b", Step: step}}, Edges: []Edge{{"a", "b", Always}, {"b", "a", Fail}}},
