@@ -114,8 +114,14 @@ function ScanForm({ onCreated }: { onCreated: (s: Scan) => void }) {
 }
 
 function factValue(v: unknown): string {
-  if (v == null) return '—';
-  if (typeof v === 'object') return Array.isArray(v) && v.every((x) => typeof x !== 'object') ? v.join(', ') : JSON.stringify(v, null, 1);
+  if (v == null || v === '') return '—';
+  if (Array.isArray(v)) return v.every((x) => typeof x !== 'object') ? v.join(', ') || '—' : JSON.stringify(v, null, 1);
+  if (typeof v === 'object') {
+    const entries = Object.entries(v as Record<string, unknown>);
+    if (entries.every(([, x]) => x == null || typeof x !== 'object')) return entries.map(([k, x]) => `${k}: ${x}`).join(' · ') || '—';
+    return JSON.stringify(v, null, 1);
+  }
+  if (typeof v === 'number') return v.toLocaleString();
   return String(v);
 }
 
