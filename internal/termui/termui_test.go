@@ -57,8 +57,8 @@ func run(t *testing.T, tty bool) (string, domain.Task) {
 	b := events.NewBroker()
 	x := pipeline.New(pipeline.Options{
 		Store: st, Recorder: &events.Recorder{Store: st, Broker: b},
-		Models: models{offline.New(30 * time.Millisecond)},
-		Config: &config.Config{MaxConcurrentTasks: 1, AgentTimeout: time.Minute, MockDeployment: true, PublicURL: "http://localhost:8001"},
+		Models:       models{offline.New(30 * time.Millisecond)},
+		Config:       &config.Config{MaxConcurrentTasks: 1, AgentTimeout: time.Minute, MockDeployment: true, PublicURL: "http://localhost:8001"},
 		WorkspaceDir: func(id string) string { return filepath.Join(dir, id) },
 	})
 	if err := x.Start(ctx); err != nil {
