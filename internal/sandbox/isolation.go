@@ -1,12 +1,14 @@
 package sandbox
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,6 +19,8 @@ import (
 const nsFlags = syscall.CLONE_NEWNET | syscall.CLONE_NEWPID | syscall.CLONE_NEWNS |
 	syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS
 
+const prSetDumpable = 4 // PR_SET_DUMPABLE
+
 // HiddenPaths are directories replaced by an empty read-only view inside the
 // sandbox (when a mount namespace is available). Catalyst's working directory,
 // /root and /home are added automatically; callers may add the data directory.
@@ -24,14 +28,15 @@ var HiddenPaths []string
 
 // capabilities is what this host allows, probed once.
 type capabilities struct {
-	root       bool   // euid 0
-	namespaces bool   // new net/pid/ipc/uts namespaces work
-	mountns    bool   // a mount namespace with private /tmp and /proc works
-	prlimit    string // path of util-linux prlimit, "" if missing
-	setpriv    string // path of util-linux setpriv, "" if missing
-	shell      string
-	cg         *cgroupSupport
-	warnings   []string
+	root        bool   // euid 0
+	namespaces  bool   // new net/pid/ipc/uts namespaces work
+	mountns     bool   // a mount namespace with private /tmp and /proc works
+	prlimit     string // path of util-linux prlimit, "" if missing
+	setpriv     string // path of util-linux setpriv, "" if missing
+	shell       string
+	cg          *cgroupSupport
+	nondumpable bool // Catalyst made non-dumpable (its /proc entries hidden from same-uid commands)
+	warnings    []string
 }
 
 var (
@@ -54,7 +59,7 @@ func doProbe() capabilities {
 	if !c.root {
 		c.warnings = append(c.warnings,
 			"namespaces not applied (no network/pid/mount isolation): Catalyst is not running as root",
-			"runs as Catalyst's own uid: not running as root, cannot switch to an unprivileged uid; process-count rlimit not applied (it would count all of this user's processes)")
+			"runs as Catalyst's own uid (not root, cannot switch to an unprivileged uid): the command can read every file Catalyst's user can, and the process-count rlimit is not applied (it would count all of this user's processes)")
 	} else if c.setpriv == "" {
 		c.warnings = append(c.warnings, "cannot drop to an unprivileged uid: util-linux setpriv not found; running as root")
 		c.root = false
@@ -84,7 +89,18 @@ func doProbe() capabilities {
 			}
 		}
 	}
+	if !c.namespaces {
+		// Without a PID namespace the command sees Catalyst in /proc and, as
+		// the same uid, could read /proc/<catalyst>/environ (API keys).
+		// A non-dumpable process's /proc entries belong to root.
+		if _, _, errno := syscall.RawSyscall6(syscall.SYS_PRCTL, prSetDumpable, 0, 0, 0, 0, 0); errno == 0 {
+			c.nondumpable = true
+		} else {
+			c.warnings = append(c.warnings, "could not make Catalyst non-dumpable: its /proc/<pid>/environ is readable by the command: "+errno.Error())
+		}
+	}
 	c.cg = probeCgroup(c.root)
+	cleanStale(c.cg)
 	if c.cg == nil {
 		c.warnings = append(c.warnings, "cgroup limits not applied: no writable cgroup v2 (memory, pids) or v1 memory/pids hierarchy; memory bounded by RLIMIT_AS instead")
 	}
@@ -283,4 +299,43 @@ func removeAll(dir string) {
 		return nil
 	})
 	_ = os.RemoveAll(dir)
+}
+
+// cleanStale removes the working copies and cgroups of runs whose Catalyst
+// process died (killed mid-run): their names carry the owner's pid.
+func cleanStale(cg *cgroupSupport) {
+	dead := func(name, prefix string) bool {
+		rest, ok := strings.CutPrefix(name, prefix)
+		if !ok {
+			return false
+		}
+		pidStr, _, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidStr)
+		if err != nil || pid == os.Getpid() {
+			return false
+		}
+		_, err = os.Stat(fmt.Sprintf("/proc/%d", pid))
+		return errors.Is(err, fs.ErrNotExist)
+	}
+	if ents, err := os.ReadDir(os.TempDir()); err == nil {
+		for _, e := range ents {
+			if e.IsDir() && dead(e.Name(), "catalyst-sandbox-") {
+				removeAll(filepath.Join(os.TempDir(), e.Name()))
+			}
+		}
+	}
+	if cg == nil {
+		return
+	}
+	for _, parent := range []string{cg.v2, cg.v1mem, cg.v1pids} {
+		if parent == "" {
+			continue
+		}
+		ents, _ := os.ReadDir(parent)
+		for _, e := range ents {
+			if e.IsDir() && dead(e.Name(), "catalyst-sandbox-") {
+				(&runCgroup{v1: []string{filepath.Join(parent, e.Name())}}).remove()
+			}
+		}
+	}
 }

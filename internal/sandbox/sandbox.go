@@ -165,9 +165,12 @@ func Run(ctx context.Context, spec Spec) (Result, error) {
 
 	caps := probe()
 	res.Warnings = append(res.Warnings, caps.warnings...)
+	if caps.nondumpable {
+		res.Isolation = append(res.Isolation, "Catalyst non-dumpable (its /proc entries unreadable)")
+	}
 
 	// The private working copy.
-	base, err := os.MkdirTemp("", "catalyst-sandbox-")
+	base, err := os.MkdirTemp("", fmt.Sprintf("catalyst-sandbox-%d-", os.Getpid()))
 	if err != nil {
 		return res, fmt.Errorf("sandbox: %w", err)
 	}
