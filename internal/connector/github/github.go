@@ -1,0 +1,433 @@
+// Package github is the small GitHub REST client the deployer needs to publish
+// outside Catalyst (MOCK_DEPLOYMENT=false, project linked to a repository):
+// read a repository's default branch, find an open pull request for a branch,
+// open one.
+//
+// It uses net/http directly rather than google/go-github: three endpoints do
+// not justify a large generated dependency, and owning the wire handling keeps
+// the token out of every error and log line. The base URL is configurable for
+// GitHub Enterprise Server ("https://HOST/api/v3") and tests.
+package github
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultBaseURL is github.com's REST API.
+const DefaultBaseURL = "https://api.github.com"
+
+// APIVersion is sent as X-GitHub-Api-Version.
+const APIVersion = "2022-11-28"
+
+var (
+	ErrUnauthorized = errors.New("github: unauthorized (token missing, invalid or expired)")
+	ErrForbidden    = errors.New("github: forbidden (token lacks permission)")
+	ErrNotFound     = errors.New("github: not found (or the token cannot see it)")
+	ErrRateLimited  = errors.New("github: rate limited")
+	ErrPRExists     = errors.New("github: a pull request already exists for this branch")
+	ErrValidation   = errors.New("github: validation failed")
+)
+
+// Client talks to the GitHub REST API with a token. The zero value is not
+// usable; call New.
+type Client struct {
+	baseURL   *url.URL
+	token     string
+	http      *http.Client
+	userAgent string
+}
+
+// Option configures New.
+type Option func(*Client) error
+
+// WithBaseURL sets the API root (GitHub Enterprise: "https://HOST/api/v3").
+func WithBaseURL(raw string) Option {
+	return func(c *Client) error {
+		u, err := url.Parse(strings.TrimRight(raw, "/"))
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("github: invalid base URL %q", raw)
+		}
+		c.baseURL = u
+		return nil
+	}
+}
+
+// WithHTTPClient sets the HTTP client (default: 30 s timeout).
+func WithHTTPClient(h *http.Client) Option {
+	return func(c *Client) error { c.http = h; return nil }
+}
+
+// New returns a client authenticating with token (may be empty for public reads).
+func New(token string, opts ...Option) (*Client, error) {
+	c := &Client{token: token, http: &http.Client{Timeout: 30 * time.Second}, userAgent: "catalyst"}
+	if err := WithBaseURL(DefaultBaseURL)(c); err != nil {
+		return nil, err
+	}
+	for _, o := range opts {
+		if err := o(c); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// Repository is the part of GET /repos/{owner}/{repo} Catalyst uses.
+type Repository struct {
+	FullName      string `json:"full_name"`
+	DefaultBranch string `json:"default_branch"`
+	HTMLURL       string `json:"html_url"`
+	CloneURL      string `json:"clone_url"`
+	Private       bool   `json:"private"`
+	Archived      bool   `json:"archived"`
+}
+
+// Ref is a pull request's head or base.
+type Ref struct {
+	Label string `json:"label"` // "owner:branch"
+	Ref   string `json:"ref"`
+	SHA   string `json:"sha"`
+}
+
+// PullRequest is the part of a pull request Catalyst uses.
+type PullRequest struct {
+	Number  int    `json:"number"`
+	State   string `json:"state"`
+	Title   string `json:"title"`
+	HTMLURL string `json:"html_url"`
+	Draft   bool   `json:"draft"`
+	Head    Ref    `json:"head"`
+	Base    Ref    `json:"base"`
+}
+
+// NewPullRequest is the body of POST /repos/{owner}/{repo}/pulls.
+type NewPullRequest struct {
+	Title string `json:"title"`
+	Head  string `json:"head"` // branch, or "owner:branch" for a fork
+	Base  string `json:"base"`
+	Body  string `json:"body,omitempty"`
+	Draft bool   `json:"draft,omitempty"`
+}
+
+// APIError is a non-2xx answer. It matches ErrUnauthorized, ErrForbidden,
+// ErrNotFound, ErrRateLimited, ErrPRExists or ErrValidation with errors.Is.
+type APIError struct {
+	Method, Path string // path without query
+	Status       int
+	Message      string
+	Details      []string // messages of the "errors" array
+	DocURL       string
+	RateLimited  bool
+	RetryAfter   time.Duration // when known (Retry-After or x-ratelimit-reset)
+	ResetAt      time.Time     // x-ratelimit-reset, when rate limited
+}
+
+func (e *APIError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "github: %s %s: %d", e.Method, e.Path, e.Status)
+	if e.Message != "" {
+		b.WriteString(" " + e.Message)
+	}
+	if len(e.Details) > 0 {
+		b.WriteString(" (" + strings.Join(e.Details, "; ") + ")")
+	}
+	if e.RateLimited && !e.ResetAt.IsZero() {
+		fmt.Fprintf(&b, "; rate limit resets at %s", e.ResetAt.UTC().Format(time.RFC3339))
+	}
+	return b.String()
+}
+
+func (e *APIError) Is(target error) bool {
+	switch target {
+	case ErrUnauthorized:
+		return e.Status == http.StatusUnauthorized
+	case ErrRateLimited:
+		return e.RateLimited
+	case ErrForbidden:
+		return e.Status == http.StatusForbidden && !e.RateLimited
+	case ErrNotFound:
+		return e.Status == http.StatusNotFound
+	case ErrValidation:
+		return e.Status == http.StatusUnprocessableEntity
+	case ErrPRExists:
+		if e.Status != http.StatusUnprocessableEntity {
+			return false
+		}
+		for _, d := range e.Details {
+			if strings.Contains(strings.ToLower(d), "pull request already exists") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+var segment = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+
+func checkRepo(owner, repo string) error {
+	if !segment.MatchString(owner) || !segment.MatchString(repo) || owner == ".." || repo == ".." || owner == "." || repo == "." {
+		return fmt.Errorf("github: invalid repository %q/%q", owner, repo)
+	}
+	return nil
+}
+
+// Repo returns the repository (its default branch among others).
+func (c *Client) Repo(ctx context.Context, owner, repo string) (Repository, error) {
+	var r Repository
+	if err := checkRepo(owner, repo); err != nil {
+		return r, err
+	}
+	_, err := c.do(ctx, http.MethodGet, "/repos/"+owner+"/"+repo, nil, &r)
+	return r, err
+}
+
+// DefaultBranch returns the repository's default branch.
+func (c *Client) DefaultBranch(ctx context.Context, owner, repo string) (string, error) {
+	r, err := c.Repo(ctx, owner, repo)
+	if err != nil {
+		return "", err
+	}
+	return r.DefaultBranch, nil
+}
+
+// maxPages bounds pagination.
+const maxPages = 20
+
+// FindOpenPR returns the open pull request whose head is headOwner:branch, or
+// nil if there is none. It follows pagination (Link: rel="next").
+func (c *Client) FindOpenPR(ctx context.Context, owner, repo, headOwner, branch string) (*PullRequest, error) {
+	if err := checkRepo(owner, repo); err != nil {
+		return nil, err
+	}
+	if headOwner == "" {
+		headOwner = owner
+	}
+	q := url.Values{"head": {headOwner + ":" + branch}, "state": {"open"}, "per_page": {"100"}}
+	next := "/repos/" + owner + "/" + repo + "/pulls?" + q.Encode()
+	for page := 0; next != "" && page < maxPages; page++ {
+		var prs []PullRequest
+		hdr, err := c.do(ctx, http.MethodGet, next, nil, &prs)
+		if err != nil {
+			return nil, err
+		}
+		for i := range prs {
+			// The head filter is server-side; check anyway (a fake or an
+			// older server may ignore it).
+			if prs[i].State == "open" && prs[i].Head.Ref == branch &&
+				(prs[i].Head.Label == "" || strings.EqualFold(prs[i].Head.Label, headOwner+":"+branch)) {
+				return &prs[i], nil
+			}
+		}
+		next = nextLink(hdr.Get("Link"))
+	}
+	return nil, nil
+}
+
+// CreatePR opens a pull request.
+func (c *Client) CreatePR(ctx context.Context, owner, repo string, in NewPullRequest) (PullRequest, error) {
+	var pr PullRequest
+	if err := checkRepo(owner, repo); err != nil {
+		return pr, err
+	}
+	if in.Title == "" || in.Head == "" || in.Base == "" {
+		return pr, errors.New("github: a pull request needs title, head and base")
+	}
+	_, err := c.do(ctx, http.MethodPost, "/repos/"+owner+"/"+repo+"/pulls", in, &pr)
+	return pr, err
+}
+
+// EnsurePR returns the open pull request for in.Head, creating it if there is
+// none (created=true). Safe to call again after a crash: a resumed deployer
+// finds the pull request it opened instead of opening a second one.
+func (c *Client) EnsurePR(ctx context.Context, owner, repo string, in NewPullRequest) (pr PullRequest, created bool, err error) {
+	headOwner, branch := owner, in.Head
+	if o, b, ok := strings.Cut(in.Head, ":"); ok {
+		headOwner, branch = o, b
+	}
+	if found, err := c.FindOpenPR(ctx, owner, repo, headOwner, branch); err != nil {
+		return pr, false, err
+	} else if found != nil {
+		return *found, false, nil
+	}
+	pr, err = c.CreatePR(ctx, owner, repo, in)
+	if errors.Is(err, ErrPRExists) { // raced with another creator
+		if found, ferr := c.FindOpenPR(ctx, owner, repo, headOwner, branch); ferr == nil && found != nil {
+			return *found, false, nil
+		}
+	}
+	return pr, err == nil, err
+}
+
+var linkNext = regexp.MustCompile(`<([^>]+)>\s*;\s*rel="?next"?`)
+
+// nextLink extracts rel="next" from a Link header.
+func nextLink(h string) string {
+	for _, part := range strings.Split(h, ",") {
+		if m := linkNext.FindStringSubmatch(part); m != nil {
+			return m[1]
+		}
+	}
+	return ""
+}
+
+// do performs one request. pathOrURL is an API path ("/repos/..") or an
+// absolute URL on the same host (from a Link header).
+func (c *Client) do(ctx context.Context, method, pathOrURL string, body, out any) (http.Header, error) {
+	u, err := c.resolve(pathOrURL)
+	if err != nil {
+		return nil, err
+	}
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("github: %w", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	if err != nil {
+		return nil, fmt.Errorf("github: %w", err)
+	}
+	req.Header.Set("Accept", "application/vnd.github+json")
+	req.Header.Set("X-GitHub-Api-Version", APIVersion)
+	req.Header.Set("User-Agent", c.userAgent)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		// url.Error carries the URL, never the header: no token here.
+		return nil, fmt.Errorf("github: %s %s: %w", method, u.Path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return resp.Header, fmt.Errorf("github: %s %s: read: %w", method, u.Path, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return resp.Header, c.apiError(method, u.Path, resp, data)
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return resp.Header, fmt.Errorf("github: %s %s: decode: %w", method, u.Path, err)
+		}
+	}
+	return resp.Header, nil
+}
+
+func (c *Client) resolve(pathOrURL string) (*url.URL, error) {
+	if strings.HasPrefix(pathOrURL, "/") {
+		p, q, _ := strings.Cut(pathOrURL, "?")
+		u := *c.baseURL
+		u.Path = strings.TrimRight(c.baseURL.Path, "/") + p
+		u.RawQuery = q
+		return &u, nil
+	}
+	u, err := url.Parse(pathOrURL)
+	if err != nil || u.Scheme != c.baseURL.Scheme || u.Host != c.baseURL.Host {
+		// Never send the token to another host named by a response.
+		return nil, fmt.Errorf("github: refusing to follow link to another host")
+	}
+	return u, nil
+}
+
+func (c *Client) apiError(method, path string, resp *http.Response, data []byte) error {
+	e := &APIError{Method: method, Path: path, Status: resp.StatusCode}
+	var body struct {
+		Message string `json:"message"`
+		DocURL  string `json:"documentation_url"`
+		Errors  []struct {
+			Resource string `json:"resource"`
+			Field    string `json:"field"`
+			Code     string `json:"code"`
+			Message  string `json:"message"`
+		} `json:"errors"`
+	}
+	if json.Unmarshal(data, &body) == nil {
+		e.Message, e.DocURL = body.Message, body.DocURL
+		for _, d := range body.Errors {
+			switch {
+			case d.Message != "":
+				e.Details = append(e.Details, d.Message)
+			case d.Code != "":
+				e.Details = append(e.Details, strings.TrimSpace(d.Resource+" "+d.Field+" "+d.Code))
+			}
+		}
+	} else {
+		msg := strings.TrimSpace(string(data))
+		if len(msg) > 200 {
+			msg = msg[:200]
+		}
+		e.Message = msg
+	}
+	if c.token != "" {
+		e.Message = strings.ReplaceAll(e.Message, c.token, "[REDACTED]")
+		for i := range e.Details {
+			e.Details[i] = strings.ReplaceAll(e.Details[i], c.token, "[REDACTED]")
+		}
+	}
+	if resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusTooManyRequests {
+		if ra := resp.Header.Get("Retry-After"); ra != "" { // secondary rate limit
+			if s, err := strconv.Atoi(ra); err == nil {
+				e.RateLimited, e.RetryAfter = true, time.Duration(s)*time.Second
+			}
+		}
+		if resp.Header.Get("X-Ratelimit-Remaining") == "0" {
+			e.RateLimited = true
+			if s, err := strconv.ParseInt(resp.Header.Get("X-Ratelimit-Reset"), 10, 64); err == nil {
+				e.ResetAt = time.Unix(s, 0)
+				if e.RetryAfter == 0 {
+					e.RetryAfter = max(time.Until(e.ResetAt), 0)
+				}
+			}
+		}
+		if resp.StatusCode == http.StatusTooManyRequests {
+			e.RateLimited = true
+		}
+	}
+	return e
+}
+
+// ParseRepo accepts "owner/repo", "https://github.com/owner/repo(.git)" or
+// "git@github.com:owner/repo.git" and returns owner and repo.
+func ParseRepo(s string) (owner, repo string, err error) {
+	t := strings.TrimSpace(s)
+	switch {
+	case strings.HasPrefix(t, "git@"):
+		_, t, _ = strings.Cut(t, ":")
+	case strings.Contains(t, "://"):
+		u, perr := url.Parse(t)
+		if perr != nil {
+			return "", "", fmt.Errorf("github: invalid repository URL")
+		}
+		t = u.Path
+	}
+	t = strings.TrimSuffix(strings.Trim(t, "/"), ".git")
+	parts := strings.Split(t, "/")
+	if len(parts) != 2 || checkRepo(parts[0], parts[1]) != nil {
+		return "", "", fmt.Errorf("github: cannot read owner/repo from %q", redactUserinfo(s))
+	}
+	return parts[0], parts[1], nil
+}
+
+func redactUserinfo(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		u.User = url.User("REDACTED")
+		return u.String()
+	}
+	return s
+}
