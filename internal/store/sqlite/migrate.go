@@ -1,0 +1,147 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+)
+
+// migrations is the ordered schema history. Each entry runs once, in its own
+// transaction, and the database remembers the highest version applied in
+// schema_version; never edit an entry that has shipped, append a new one.
+var migrations = []string{
+	// 1: the collections of the original backend, plus node_artifacts.
+	`
+CREATE TABLE projects (
+	id          TEXT PRIMARY KEY,
+	name        TEXT NOT NULL,
+	description TEXT NOT NULL,
+	status      TEXT NOT NULL,
+	github_repo TEXT NOT NULL DEFAULT '',
+	created_at  TEXT NOT NULL,
+	updated_at  TEXT NOT NULL,
+	version     INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX projects_created ON projects (created_at DESC, id DESC);
+
+CREATE TABLE tasks (
+	id            TEXT PRIMARY KEY,
+	project_id    TEXT NOT NULL REFERENCES projects (id),
+	prompt        TEXT NOT NULL,
+	graph_state   TEXT NOT NULL,
+	status        TEXT NOT NULL,
+	cost          REAL NOT NULL,
+	node_costs    TEXT NOT NULL,
+	error         TEXT NOT NULL DEFAULT '',
+	fix_iteration INTEGER NOT NULL DEFAULT 0,
+	provider      TEXT NOT NULL DEFAULT '',
+	created_at    TEXT NOT NULL,
+	updated_at    TEXT NOT NULL,
+	started_at    TEXT,
+	finished_at   TEXT,
+	version       INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX tasks_created ON tasks (created_at DESC, id DESC);
+CREATE INDEX tasks_project_created ON tasks (project_id, created_at DESC, id DESC);
+CREATE INDEX tasks_status_created ON tasks (status, created_at DESC, id DESC);
+
+CREATE TABLE agent_logs (
+	id         TEXT PRIMARY KEY,
+	task_id    TEXT NOT NULL REFERENCES tasks (id),
+	seq        INTEGER NOT NULL,
+	type       TEXT NOT NULL,
+	agent_name TEXT NOT NULL,
+	message    TEXT NOT NULL,
+	level      TEXT NOT NULL DEFAULT '',
+	data       TEXT,
+	timestamp  TEXT NOT NULL,
+	UNIQUE (task_id, seq)
+);
+
+CREATE TABLE deployments (
+	task_id          TEXT PRIMARY KEY REFERENCES tasks (id),
+	id               TEXT NOT NULL UNIQUE,
+	url              TEXT NOT NULL,
+	commit_sha       TEXT NOT NULL,
+	cost             REAL NOT NULL,
+	report           TEXT NOT NULL,
+	mock             INTEGER NOT NULL,
+	branch           TEXT NOT NULL DEFAULT '',
+	pull_request_url TEXT NOT NULL DEFAULT '',
+	created_at       TEXT NOT NULL
+);
+
+CREATE TABLE explorer_scans (
+	id           TEXT PRIMARY KEY,
+	system_name  TEXT NOT NULL,
+	repo_url     TEXT NOT NULL DEFAULT '',
+	jira_project TEXT NOT NULL DEFAULT '',
+	status       TEXT NOT NULL,
+	brief        TEXT NOT NULL,
+	risks        TEXT NOT NULL,
+	proposals    TEXT NOT NULL,
+	facts        TEXT NOT NULL,
+	error        TEXT NOT NULL DEFAULT '',
+	cost         REAL NOT NULL,
+	created_at   TEXT NOT NULL,
+	updated_at   TEXT NOT NULL,
+	version      INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX explorer_scans_created ON explorer_scans (created_at DESC, id DESC);
+
+CREATE TABLE node_artifacts (
+	task_id    TEXT NOT NULL REFERENCES tasks (id),
+	node       TEXT NOT NULL,
+	iteration  INTEGER NOT NULL,
+	output     TEXT,
+	cost       REAL NOT NULL,
+	usage      TEXT NOT NULL,
+	created_at TEXT NOT NULL,
+	PRIMARY KEY (task_id, node, iteration)
+);
+`,
+}
+
+// migrate applies the migrations the file has not seen, in order.
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.w.ExecContext(ctx,
+		`CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("sqlite: migrate %s: %w", s.path, err)
+	}
+	for {
+		done, err := s.migrateOne(ctx)
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+// migrateOne applies the next pending migration, if any, and reports whether
+// none was left. Reading the version and applying happen in one immediate
+// transaction, so two processes opening the same file cannot both apply it.
+func (s *Store) migrateOne(ctx context.Context) (done bool, err error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("sqlite: migrate %s: %w", s.path, err)
+	}
+	defer tx.Rollback()
+	var v int
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&v); err != nil {
+		return false, fmt.Errorf("sqlite: migrate %s: read version: %w", s.path, err)
+	}
+	if v > len(migrations) {
+		return false, fmt.Errorf("sqlite: migrate %s: schema version %d is newer than this binary knows (%d)", s.path, v, len(migrations))
+	}
+	if v == len(migrations) {
+		return true, nil
+	}
+	if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+		return false, fmt.Errorf("sqlite: migrate %s to version %d: %w", s.path, v+1, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (?)`, v+1); err != nil {
+		return false, fmt.Errorf("sqlite: migrate %s to version %d: %w", s.path, v+1, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("sqlite: migrate %s to version %d: %w", s.path, v+1, err)
+	}
+	return false, nil
+}
