@@ -210,7 +210,17 @@ export const api = {
   cancelTask: (id: string) => json<Task>('POST', `/api/tasks/${enc(id)}/cancel`),
   retryTask: (id: string) => json<Task>('POST', `/api/tasks/${enc(id)}/retry`),
 
-  logs: async (taskId: string) => (await json<AgentEvent[] | null>('GET', `/api/logs/${enc(taskId)}`)) ?? [],
+  /** Stored events after seq `after`, following the Link rel="next" pages (at most `maxPages`). */
+  async logs(taskId: string, after = 0, maxPages = 40): Promise<AgentEvent[]> {
+    const out: AgentEvent[] = [];
+    let url: string | null = `/api/logs/${enc(taskId)}?after=${after}&limit=1000`;
+    for (let i = 0; url && i < maxPages; i++) {
+      const res = await request('GET', url);
+      out.push(...(((await res.json()) as AgentEvent[] | null) ?? []));
+      url = nextLink(res);
+    }
+    return out;
+  },
   artifacts: async (taskId: string) => (await json<Artifact[] | null>('GET', `/api/tasks/${enc(taskId)}/artifacts`)) ?? [],
   files: async (taskId: string) => (await json<FileEntry[] | null>('GET', `/api/tasks/${enc(taskId)}/files`)) ?? [],
   async fileContent(taskId: string, path: string): Promise<string> {

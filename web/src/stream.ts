@@ -43,7 +43,8 @@ class TaskStream {
     this.flushQueued = true;
     requestAnimationFrame(() => {
       this.flushQueued = false;
-      if (!this.disposed) this.onChange({ ...this.s });
+      // events is appended in place; hand out a fresh array so renders see a change
+      if (!this.disposed) this.onChange({ ...this.s, events: this.s.events.slice() });
     });
   }
 
@@ -155,7 +156,7 @@ class TaskStream {
     this.emit();
     const poll = async () => {
       try {
-        const [task, logs] = await Promise.all([api.getTask(this.id), api.logs(this.id)]);
+        const [task, logs] = await Promise.all([api.getTask(this.id), api.logs(this.id, this.lastSeq)]);
         for (const ev of logs.sort((a, b) => a.seq - b.seq)) this.apply(ev, true);
         this.s.task = task;
         if (terminal(task.status)) {
@@ -198,7 +199,7 @@ class TaskStream {
       if (ev.seq <= this.lastSeq) return; // duplicate across a reconnect seam
       this.lastSeq = ev.seq;
     }
-    this.s.events = [...this.s.events, ev];
+    this.s.events.push(ev);
     const t = this.s.task;
     const d = ev.data ?? {};
     if (!t) return;

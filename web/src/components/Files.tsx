@@ -1,7 +1,6 @@
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { api, archiveURL, CoderOutput, FileEntry, fileURL } from '../api';
 import { bytes } from '../format';
-import { highlightLines } from '../highlight';
 import { href, navigate } from '../router';
 import { Empty, ErrorBox, Spinner } from './ui';
 
@@ -108,7 +107,13 @@ function FileView({ taskId, path, tick }: { taskId: string; path: string; tick: 
     };
   }, [taskId, path, tick]);
 
-  const hl = useMemo(() => (content == null ? null : highlightLines(path, content)), [content, path]);
+  // The highlighter (highlight.js core + a dozen grammars) is its own chunk,
+  // loaded the first time a file is opened.
+  const [hlMod, setHlMod] = useState<typeof import('../highlight') | null>(null);
+  useEffect(() => {
+    import('../highlight').then(setHlMod, (e) => setErr(e));
+  }, []);
+  const hl = useMemo(() => (content == null || !hlMod ? null : hlMod.highlightLines(path, content)), [content, path, hlMod]);
 
   return (
     <div class="code-panel" data-testid="file-view" data-path={path}>
