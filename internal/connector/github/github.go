@@ -431,3 +431,53 @@ func redactUserinfo(s string) string {
 	}
 	return s
 }
+
+// Publisher adapts a Client to repositories named "owner/repo" (or a GitHub
+// URL) and pull requests reported by URL: the shape the deployer's
+// PullRequests interface asks for.
+type Publisher struct{ C *Client }
+
+// NewPublisher wraps c.
+func NewPublisher(c *Client) *Publisher { return &Publisher{C: c} }
+
+// DefaultBranch returns the default branch of repo ("owner/repo").
+func (p *Publisher) DefaultBranch(ctx context.Context, repo string) (string, error) {
+	owner, name, err := ParseRepo(repo)
+	if err != nil {
+		return "", err
+	}
+	return p.C.DefaultBranch(ctx, owner, name)
+}
+
+// FindPullRequest returns the URL of the open pull request from head (a branch
+// of repo itself, or "owner:branch"), or "" when there is none.
+func (p *Publisher) FindPullRequest(ctx context.Context, repo, head string) (string, error) {
+	owner, name, err := ParseRepo(repo)
+	if err != nil {
+		return "", err
+	}
+	headOwner, branch := owner, head
+	if o, b, ok := strings.Cut(head, ":"); ok {
+		headOwner, branch = o, b
+	}
+	pr, err := p.C.FindOpenPR(ctx, owner, name, headOwner, branch)
+	if err != nil || pr == nil {
+		return "", err
+	}
+	return pr.HTMLURL, nil
+}
+
+// CreatePullRequest opens a pull request and returns its URL. If GitHub
+// answers that one already exists (a resumed or concurrent deployer), the
+// existing one's URL is returned.
+func (p *Publisher) CreatePullRequest(ctx context.Context, repo, head, base, title, body string) (string, error) {
+	owner, name, err := ParseRepo(repo)
+	if err != nil {
+		return "", err
+	}
+	pr, _, err := p.C.EnsurePR(ctx, owner, name, NewPullRequest{Title: title, Head: head, Base: base, Body: body})
+	if err != nil {
+		return "", err
+	}
+	return pr.HTMLURL, nil
+}

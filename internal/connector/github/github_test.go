@@ -316,3 +316,42 @@ func TestParseRepo(t *testing.T) {
 		t.Error("bad base URL accepted")
 	}
 }
+
+// pullRequests mirrors the deployer's interface (agent.PullRequests; agent
+// imports this package, so it is restated here).
+type pullRequests interface {
+	DefaultBranch(ctx context.Context, repo string) (string, error)
+	FindPullRequest(ctx context.Context, repo, head string) (string, error)
+	CreatePullRequest(ctx context.Context, repo, head, base, title, body string) (string, error)
+}
+
+var _ pullRequests = (*Publisher)(nil)
+
+func TestPublisher(t *testing.T) {
+	f, c := setup(t, "")
+	p := NewPublisher(c)
+	ctx := context.Background()
+	if b, err := p.DefaultBranch(ctx, "https://github.com/acme/todo.git"); err != nil || b != "trunk" {
+		t.Fatalf("DefaultBranch = %q, %v", b, err)
+	}
+	if u, err := p.FindPullRequest(ctx, "acme/todo", "catalyst/t1"); err != nil || u != "" {
+		t.Fatalf("FindPullRequest before = %q, %v", u, err)
+	}
+	u, err := p.CreatePullRequest(ctx, "acme/todo", "catalyst/t1", "trunk", "Catalyst: todo", "body")
+	if err != nil || u != "https://github.com/acme/todo/pull/100" {
+		t.Fatalf("CreatePullRequest = %q, %v", u, err)
+	}
+	if got, err := p.FindPullRequest(ctx, "acme/todo", "catalyst/t1"); err != nil || got != u {
+		t.Fatalf("FindPullRequest after = %q, %v", got, err)
+	}
+	// Creating again (a resumed deployer) returns the same PR, no second one.
+	if again, err := p.CreatePullRequest(ctx, "acme/todo", "catalyst/t1", "trunk", "Catalyst: todo", "body"); err != nil || again != u {
+		t.Fatalf("second CreatePullRequest = %q, %v", again, err)
+	}
+	if f.posts != 1 {
+		t.Fatalf("%d POSTs", f.posts)
+	}
+	if _, err := p.DefaultBranch(ctx, "not a repo"); err == nil {
+		t.Fatal("bad repo accepted")
+	}
+}
