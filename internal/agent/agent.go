@@ -117,6 +117,9 @@ type Deps struct {
 	// GitHub publishes pull requests when MOCK_DEPLOYMENT=false; nil means
 	// publishing is not available and the report says so.
 	GitHub PullRequests
+	// RemoteURL is the git URL of a linked repository ("owner/name"); nil
+	// means https://github.com/owner/name.git.
+	RemoteURL func(repo string) string
 }
 
 // Steps returns the standard agents by node id.

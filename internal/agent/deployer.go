@@ -113,7 +113,11 @@ func (d *Deployer) publish(ctx context.Context, in Input, ws *workspace.Workspac
 	}
 	repo := proj.GitHubRepo
 	out.Branch = BranchFor(in.Task.ID)
-	if err := ws.Push(ctx, "https://github.com/"+repo+".git", out.Branch, d.Config.GitHubToken); err != nil {
+	remote := "https://github.com/" + repo + ".git"
+	if d.RemoteURL != nil {
+		remote = d.RemoteURL(repo)
+	}
+	if err := ws.Push(ctx, remote, out.Branch, d.Config.GitHubToken); err != nil {
 		return "", fmt.Errorf("deployer: push: %w", err)
 	}
 	in.Log(Info, fmt.Sprintf("Pushed %s to %s", out.Branch, repo))
