@@ -221,10 +221,20 @@ next:
 	return out
 }
 
+// MaxCopyBytes and MaxCopyFiles bound the working copy of Spec.Dir.
+const (
+	MaxCopyBytes = 1 << 30
+	MaxCopyFiles = 100_000
+)
+
 // copyTree copies the regular files, directories and inward relative symlinks
 // of src into dst (which exists). .git is skipped; special files are skipped.
 func copyTree(src, dst string) error {
+	var bytes, files int64
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if files++; files > MaxCopyFiles {
+			return fmt.Errorf("%w: more than %d files to copy", ErrBadSpec, MaxCopyFiles)
+		}
 		if err != nil {
 			return err
 		}
@@ -244,6 +254,9 @@ func copyTree(src, dst string) error {
 			if err != nil {
 				return err
 			}
+			if bytes += fi.Size(); bytes > MaxCopyBytes {
+				return fmt.Errorf("%w: more than %d bytes to copy", ErrBadSpec, int64(MaxCopyBytes))
+			}
 			mode := os.FileMode(0o644)
 			if fi.Mode()&0o111 != 0 {
 				mode = 0o755
@@ -261,11 +274,16 @@ func copyTree(src, dst string) error {
 }
 
 func copyFile(src, dst string, mode os.FileMode) error {
-	in, err := os.Open(src)
+	// O_NOFOLLOW|O_NONBLOCK: a file swapped for a symlink or FIFO after the
+	// walk saw it is neither followed (root would read outside) nor waited on.
+	in, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
+	if fi, err := in.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
 		return err

@@ -270,6 +270,12 @@ func Run(ctx context.Context, spec Spec) (Result, error) {
 	if cg != nil && cg.oomKilled() {
 		res.Stderr += fmt.Sprintf("\n[sandbox: a process was killed for exceeding the memory limit of %d bytes]\n", lim.MemoryBytes)
 	}
+	switch res.ExitCode {
+	case 128 + int(syscall.SIGXCPU):
+		res.Stderr += fmt.Sprintf("\n[sandbox: killed for exceeding the CPU time limit of %s]\n", lim.CPUTime)
+	case 128 + int(syscall.SIGXFSZ):
+		res.Stderr += fmt.Sprintf("\n[sandbox: killed for writing a file over the size limit of %d bytes]\n", lim.FileSizeBytes)
+	}
 	if res.TimedOut {
 		res.Stderr += fmt.Sprintf("\n[sandbox: killed after timeout of %s]\n", timeout)
 	}

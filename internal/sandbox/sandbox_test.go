@@ -534,3 +534,64 @@ func TestGoTest(t *testing.T) {
 		t.Fatalf("go test failed: exit %d\n%s\n%s", res.ExitCode, res.Stdout, res.Stderr)
 	}
 }
+
+func TestConcurrentRunsAreSeparate(t *testing.T) {
+	const n = 3
+	type out struct {
+		res Result
+		err error
+	}
+	ch := make(chan out, n)
+	for i := 0; i < n; i++ {
+		go func(i int) {
+			dir := project(t, map[string]string{"n.txt": strconv.Itoa(i)})
+			res, err := Run(context.Background(), Spec{Dir: dir, Command: sh(`cat n.txt; echo " $(id -u)"; ls /tmp | wc -l`), Timeout: 20 * time.Second})
+			ch <- out{res, err}
+		}(i)
+	}
+	seen := map[string]bool{}
+	uids := map[string]bool{}
+	for i := 0; i < n; i++ {
+		o := <-ch
+		if o.err != nil || o.res.ExitCode != 0 {
+			t.Fatalf("run: %v %+v", o.err, o.res)
+		}
+		f := strings.Fields(o.res.Stdout)
+		if len(f) != 3 {
+			t.Fatalf("stdout %q", o.res.Stdout)
+		}
+		seen[f[0]] = true
+		uids[f[1]] = true
+	}
+	if len(seen) != n {
+		t.Fatalf("runs saw each other's copies: %v", seen)
+	}
+	if probe().root && len(uids) != n {
+		t.Fatalf("concurrent runs shared a uid: %v", uids)
+	}
+}
+
+func TestLimitNotesInStderr(t *testing.T) {
+	res := run(t, Spec{Command: sh(`head -c 100000 /dev/zero > f`), Limits: Limits{FileSizeBytes: 1000}})
+	if res.ExitCode != 128+int(syscall.SIGXFSZ) || !strings.Contains(res.Stderr, "file over the size limit") {
+		t.Fatalf("exit %d stderr %q", res.ExitCode, res.Stderr)
+	}
+}
+
+// TestRootWithoutNamespaces exercises the path taken on a host where
+// namespaces are refused but Catalyst is root: uid drop, rlimits and cgroups
+// still apply.
+func TestRootWithoutNamespaces(t *testing.T) {
+	requireNamespaces(t)
+	saved := probed
+	defer func() { probed = saved }()
+	probed.namespaces, probed.mountns = false, false
+	res := run(t, Spec{Command: sh(`id -u; awk '/Max processes/ {print $3}' /proc/self/limits`), Limits: Limits{Processes: 77}})
+	f := strings.Fields(res.Stdout)
+	if res.ExitCode != 0 || len(f) != 2 || f[0] == "0" || f[1] != "77" {
+		t.Fatalf("exit %d stdout %q", res.ExitCode, res.Stdout)
+	}
+	if hasIsolation(res, "network namespace") || !hasIsolation(res, "unprivileged uid") {
+		t.Fatalf("isolation = %v", res.Isolation)
+	}
+}
