@@ -1,0 +1,268 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/catalyst/catalyst/internal/config"
+	"github.com/catalyst/catalyst/internal/domain"
+	"github.com/catalyst/catalyst/internal/events"
+	"github.com/catalyst/catalyst/internal/store"
+	"github.com/catalyst/catalyst/internal/store/sqlite"
+)
+
+// env is a really listening server on a real SQLite store in t.TempDir().
+type env struct {
+	t      *testing.T
+	srv    *httptest.Server
+	store  store.Store
+	broker *events.Broker
+	runner *fakeRunner
+	api    *server
+	wsRoot string
+}
+
+type envOption func(*Options, *server)
+
+func withConfig(mut func(*config.Config)) envOption {
+	return func(o *Options, _ *server) {
+		if o.Config == nil {
+			o.Config = &config.Config{}
+		}
+		mut(o.Config)
+	}
+}
+
+func withoutRunner() envOption { return func(o *Options, _ *server) { o.Runner = nil } }
+
+func withStore(wrap func(store.Store) store.Store) envOption {
+	return func(o *Options, _ *server) { o.Store = wrap(o.Store) }
+}
+
+func withServer(mut func(*server)) envOption {
+	return func(_ *Options, s *server) {
+		if s != nil {
+			mut(s)
+		}
+	}
+}
+
+func newEnv(t *testing.T, opts ...envOption) *env {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "catalyst.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	e := &env{t: t, store: st, broker: events.NewBroker(), wsRoot: t.TempDir()}
+	e.runner = &fakeRunner{store: st}
+	o := Options{
+		Store:        st,
+		Broker:       e.broker,
+		Runner:       e.runner,
+		WorkspaceDir: func(id string) string { return filepath.Join(e.wsRoot, id) },
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Version:      "test",
+	}
+	for _, opt := range opts {
+		opt(&o, nil)
+	}
+	if o.Runner == nil {
+		e.runner = nil
+	}
+	s, err := newServer(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, opt := range opts {
+		opt(&o, s)
+	}
+	e.store = o.Store
+	e.api = s
+	e.srv = httptest.NewServer(s.handler())
+	t.Cleanup(e.srv.Close)
+	return e
+}
+
+// response is a finished HTTP exchange.
+type response struct {
+	*http.Response
+	body []byte
+}
+
+func (r response) json(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("decoding %s: %v\n%s", r.Request.URL, err, r.body)
+	}
+}
+
+// problem decodes an RFC 9457 body and checks its media type.
+func (r response) problem(t *testing.T) map[string]any {
+	t.Helper()
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
+		t.Fatalf("%s %s: Content-Type %q, want application/problem+json; body %s", r.Request.Method, r.Request.URL, ct, r.body)
+	}
+	var p map[string]any
+	r.json(t, &p)
+	if p["status"] != float64(r.StatusCode) || p["title"] == "" {
+		t.Fatalf("problem without status/title: %s", r.body)
+	}
+	return p
+}
+
+func (e *env) do(method, path string, body any, headers ...string) response {
+	e.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		buf, err := json.Marshal(b)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		rd = bytes.NewReader(buf)
+	}
+	url := path
+	if !strings.HasPrefix(path, "http") {
+		url = e.srv.URL + path
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	client := &http.Client{Timeout: 20 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}
+	resp, err := client.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return response{Response: resp, body: b}
+}
+
+// must asserts a status and returns the response.
+func (e *env) must(status int, method, path string, body any, headers ...string) response {
+	e.t.Helper()
+	r := e.do(method, path, body, headers...)
+	if r.StatusCode != status {
+		e.t.Fatalf("%s %s: status %d, want %d; body %s", method, path, r.StatusCode, status, r.body)
+	}
+	return r
+}
+
+func (e *env) createProject(name string) domain.Project {
+	e.t.Helper()
+	var p domain.Project
+	e.must(200, "POST", "/api/projects", map[string]any{"name": name, "description": "d"}).json(e.t, &p)
+	return p
+}
+
+func (e *env) createTask(projectID, prompt string) domain.Task {
+	e.t.Helper()
+	var task domain.Task
+	e.must(200, "POST", "/api/tasks", map[string]any{"project_id": projectID, "prompt": prompt}).json(e.t, &task)
+	return task
+}
+
+// counts returns how many projects, tasks and scans are stored.
+func (e *env) counts() string {
+	e.t.Helper()
+	ctx := context.Background()
+	ps, _, err := e.store.ListProjects(ctx, store.Page{Limit: store.MaxLimit})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ts, _, err := e.store.ListTasks(ctx, store.TaskFilter{}, store.Page{Limit: store.MaxLimit})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ss, _, err := e.store.ListScans(ctx, store.Page{Limit: store.MaxLimit})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return fmt.Sprintf("projects=%d tasks=%d scans=%d", len(ps), len(ts), len(ss))
+}
+
+// fakeRunner stands in for the executor: it records enqueued tasks and
+// implements the executor's state rules for cancel and retry.
+type fakeRunner struct {
+	store store.Store
+	mu    sync.Mutex
+	queue []string
+	fail  error
+}
+
+func (f *fakeRunner) Enqueue(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return f.fail
+	}
+	f.queue = append(f.queue, id)
+	return nil
+}
+
+func (f *fakeRunner) enqueued() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.queue...)
+}
+
+func (f *fakeRunner) Cancel(ctx context.Context, id string) (domain.Task, error) {
+	return f.store.UpdateTask(ctx, id, func(t *domain.Task) error {
+		if t.Status != domain.TaskPending && t.Status != domain.TaskRunning {
+			return fmt.Errorf("%w: task is %s", domain.ErrConflict, t.Status)
+		}
+		t.Status = domain.TaskCancelled
+		return nil
+	})
+}
+
+func (f *fakeRunner) Retry(ctx context.Context, id string) (domain.Task, error) {
+	return f.store.UpdateTask(ctx, id, func(t *domain.Task) error {
+		if t.Status != domain.TaskFailed && t.Status != domain.TaskCancelled {
+			return fmt.Errorf("%w: task is %s", domain.ErrConflict, t.Status)
+		}
+		t.Status = domain.TaskPending
+		return nil
+	})
+}
+
+// setStatus forces a task's status in the store (as the executor would).
+func (e *env) setStatus(id string, st domain.TaskStatus) {
+	e.t.Helper()
+	if _, err := e.store.UpdateTask(context.Background(), id, func(t *domain.Task) error {
+		t.Status = st
+		return nil
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+}

@@ -1,0 +1,157 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"runtime"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/catalyst/catalyst/internal/domain"
+)
+
+// The load figures of issue 5 item 4. Not part of the normal run:
+//
+//	go test ./internal/api -run TestLoadWebSocketFanout -v -load
+//	    [-load.subs 1000 -load.rate 1000 -load.dur 10s]
+var (
+	loadRun  = flag.Bool("load", false, "run the WebSocket fan-out load test")
+	loadSubs = flag.Int("load.subs", 1000, "WebSocket subscribers on one task")
+	loadRate = flag.Int("load.rate", 1000, "events per second produced through the Recorder")
+	loadDur  = flag.Duration("load.dur", 10*time.Second, "how long events are produced")
+)
+
+func TestLoadWebSocketFanout(t *testing.T) {
+	if !*loadRun {
+		t.Skip("load test: run with -load")
+	}
+	e := newEnv(t)
+	task := e.createTask(e.createProject("load").ID, "x")
+	ctx, cancel := context.WithTimeout(context.Background(), *loadDur+5*time.Minute)
+	defer cancel()
+
+	runtime.GC()
+	var base runtime.MemStats
+	runtime.ReadMemStats(&base)
+
+	// One stalled client (never reads, with a tiny socket receive buffer so
+	// that the server's writes to it block soon) and subs-1 healthy ones.
+	stalled := e.dial(ctx, "/ws/"+task.ID, &websocket.DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if tc, ok := c.(*net.TCPConn); ok {
+				_ = tc.SetReadBuffer(4096)
+			}
+			return c, err
+		},
+	}}})
+	defer stalled.CloseNow()
+	healthy := make([]*websocket.Conn, *loadSubs-1)
+	for i := range healthy {
+		healthy[i] = e.dial(ctx, "/ws/"+task.ID, nil)
+		defer healthy[i].CloseNow()
+	}
+	waitFor(t, func() bool { return e.broker.Subscribers(task.ID) == *loadSubs })
+
+	total := int(*loadRate) * int(*loadDur/time.Second)
+	type clientResult struct {
+		lat      []time.Duration
+		received int
+		err      error
+	}
+	results := make([]clientResult, len(healthy))
+	var wg sync.WaitGroup
+	for i, c := range healthy {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := &results[i]
+			r.lat = make([]time.Duration, 0, total)
+			for r.received < total {
+				_, b, err := c.Read(ctx)
+				if err != nil {
+					r.err = err
+					return
+				}
+				now := time.Now()
+				var l domain.AgentLog
+				if err := json.Unmarshal(b, &l); err != nil {
+					r.err = err
+					return
+				}
+				r.lat = append(r.lat, now.Sub(l.Timestamp))
+				r.received++
+			}
+		}()
+	}
+
+	// Produce at the target rate through the Recorder (store, then publish).
+	rec := e.recorder()
+	interval := time.Second / time.Duration(*loadRate)
+	start := time.Now()
+	var peak runtime.MemStats
+	var slowestRecord time.Duration
+	for i := range total {
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		t0 := time.Now()
+		if _, err := rec.Record(ctx, domain.AgentLog{TaskID: task.ID, Type: domain.EventLog, AgentName: "Coder",
+			Message: fmt.Sprintf("event %d: a line of agent output of a typical length, about a hundred bytes long....", i)}); err != nil {
+			t.Fatal(err)
+		}
+		slowestRecord = max(slowestRecord, time.Since(t0))
+		if i%(*loadRate) == 0 {
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			if m.HeapInuse > peak.HeapInuse {
+				peak = m
+			}
+		}
+	}
+	produced := time.Since(start)
+	wg.Wait()
+	goroutines := runtime.NumGoroutine()
+
+	var all []time.Duration
+	complete := 0
+	var firstErr error
+	for _, r := range results {
+		all = append(all, r.lat...)
+		if r.received == total {
+			complete++
+		} else if firstErr == nil {
+			firstErr = r.err
+		}
+	}
+	slices.Sort(all)
+	pct := func(p float64) time.Duration {
+		if len(all) == 0 {
+			return 0
+		}
+		return all[min(len(all)-1, int(float64(len(all))*p))]
+	}
+	_, evicted := e.broker.Stats()
+	stalledGone := e.broker.Subscribers(task.ID) == 0 || evicted >= 1
+
+	fmt.Printf("\nWebSocket fan-out: %d subscribers on one task, %d events at %d/s through the Recorder (SQLite store)\n",
+		*loadSubs, total, *loadRate)
+	fmt.Printf("  produced in %v (target %v); slowest Record call %v\n", produced.Round(time.Millisecond), *loadDur, slowestRecord.Round(time.Microsecond))
+	fmt.Printf("  deliveries: %d (%d healthy clients got all %d events in order of seq; first failure: %v)\n", len(all), complete, total, firstErr)
+	fmt.Printf("  delivery latency (Record -> client read): p50 %v  p99 %v  max %v\n",
+		pct(0.50).Round(time.Microsecond), pct(0.99).Round(time.Microsecond), pct(1).Round(time.Microsecond))
+	fmt.Printf("  memory (server and clients share this process): heap in use %.1f MiB at peak (%.1f MiB before connecting), sys %.1f MiB; goroutines %d\n",
+		float64(peak.HeapInuse)/(1<<20), float64(base.HeapInuse)/(1<<20), float64(peak.Sys)/(1<<20), goroutines)
+	fmt.Printf("  stalled client: evicted subscribers %d, removed from the broker: %v\n", evicted, stalledGone)
+	if complete != len(healthy) {
+		t.Errorf("%d of %d healthy clients missed events", len(healthy)-complete, len(healthy))
+	}
+}
