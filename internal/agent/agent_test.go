@@ -273,18 +273,8 @@ func (f *fakeGitHub) CreatePullRequest(ctx context.Context, repo, head, base, ti
 }
 
 func TestDeployerIsIdempotentAndPublishesWithMockOff(t *testing.T) {
-	dir := t.TempDir()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "c.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	now := time.Now().UTC()
-	st.CreateProject(ctx, domain.Project{ID: "p", Name: "p", Status: domain.ProjectActive, GitHubRepo: "acme/app", CreatedAt: now, UpdatedAt: now})
-	task := domain.Task{ID: "11111111-2222-3333-4444-555555555555", ProjectID: "p", Prompt: "Build a todo app", Status: domain.TaskRunning,
-		GraphState: domain.NewGraphState(domain.StandardNodes), CreatedAt: now, UpdatedAt: now}
-	st.CreateTask(ctx, task)
+	dir, ctx := t.TempDir(), context.Background()
+	st, task := deployFixture(t, dir, "acme/app", domain.Task{ID: "11111111-2222-3333-4444-555555555555", Prompt: "Build a todo app"})
 	remote := filepath.Join(dir, "remote.git")
 	runIn(t, dir, nil, "git", "init", "--bare", "-q", remote)
 	wsDir := filepath.Join(dir, "ws")
@@ -322,17 +312,8 @@ func TestDeployerIsIdempotentAndPublishesWithMockOff(t *testing.T) {
 }
 
 func TestDeployerMockReportsSimulation(t *testing.T) {
-	dir := t.TempDir()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "c.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	now := time.Now().UTC()
-	st.CreateProject(ctx, domain.Project{ID: "p", Name: "p", Status: domain.ProjectActive, CreatedAt: now, UpdatedAt: now})
-	task := domain.Task{ID: "t1", ProjectID: "p", Prompt: "x", Status: domain.TaskRunning, CreatedAt: now, UpdatedAt: now, Provider: llm.OfflineLabel}
-	st.CreateTask(ctx, task)
+	dir, ctx := t.TempDir(), context.Background()
+	st, task := deployFixture(t, dir, "", domain.Task{ID: "t1", Prompt: "x", Provider: llm.OfflineLabel})
 	wsDir := filepath.Join(dir, "ws")
 	write(t, wsDir, map[string]string{"index.html": "<html></html>"})
 	d := &Deployer{Deps{Store: st, WorkspaceDir: func(string) string { return wsDir }, Config: config.Config{MockDeployment: true, PublicURL: "http://h"}}}
@@ -347,4 +328,25 @@ func TestDeployerMockReportsSimulation(t *testing.T) {
 			t.Fatalf("report lacks %q:\n%s", want, dep.Report)
 		}
 	}
+}
+
+// deployFixture opens a store in dir with a project (linked to repo) and a running task.
+func deployFixture(t *testing.T, dir, repo string, task domain.Task) (*sqlite.Store, domain.Task) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "c.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	now := time.Now().UTC()
+	if err := st.CreateProject(ctx, domain.Project{ID: "p", Name: "p", Status: domain.ProjectActive, GitHubRepo: repo, CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	task.ProjectID, task.Status, task.CreatedAt, task.UpdatedAt = "p", domain.TaskRunning, now, now
+	task.GraphState = domain.NewGraphState(domain.StandardNodes)
+	if err := st.CreateTask(ctx, task); err != nil {
+		t.Fatal(err)
+	}
+	return st, task
 }
