@@ -309,3 +309,38 @@ func TestGraphValidation(t *testing.T) {
 		t.Fatal("iterations")
 	}
 }
+
+func TestCancelKillsTheSandboxedTestRun(t *testing.T) {
+	e := newEnv(t, "")
+	m := newScripted().on("coder", func(_ context.Context, call int, _ llm.Request) (*llm.Response, error) {
+		return jsonResp(map[string]any{"notes": "", "delete": []string{}, "files": []map[string]string{
+			{"path": "slow.test.js", "content": "require('node:test')('hangs', () => new Promise((r) => setTimeout(r, 120000)));\n"},
+		}}), nil
+	})
+	x := e.start(m, nil)
+	task := e.submit("Build something slow")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		started := false
+		for _, l := range e.logs(task.ID) {
+			started = started || strings.HasPrefix(l.Message, "Running node --test")
+		}
+		if started {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the tests never started")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // node is up and waiting
+	start := time.Now()
+	got, err := x.Cancel(context.Background(), task.ID)
+	if err != nil || got.Status != domain.TaskCancelled {
+		t.Fatal(err, got.Status)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("cancel took %s with a test run in the sandbox", d)
+	}
+	checkLogs(t, e.logs(task.ID), domain.TaskCancelled)
+}
