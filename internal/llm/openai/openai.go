@@ -1,0 +1,257 @@
+// Package openai is the OpenAI Chat Completions provider, over the official
+// SDK (github.com/openai/openai-go/v3). With a base URL it talks to any
+// OpenAI-compatible server: Ollama, vLLM, llama.cpp server, LM Studio,
+// LiteLLM and the Emergent gateway.
+//
+// Structured output uses response_format json_schema, strict when the
+// schema allows it (every object closed and all its properties required),
+// so servers that do not enforce schemas still get one to follow. Streaming
+// asks for usage with stream_options.include_usage. SDK retries are off:
+// package llm retries.
+package openai
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/shared"
+
+	"github.com/catalyst/catalyst/internal/domain"
+	"github.com/catalyst/catalyst/internal/llm"
+)
+
+// wrapKey carries a non-object schema's value: response_format needs an
+// object at the root.
+const wrapKey = "result"
+
+// keylessPlaceholder is sent to servers that need no key, so that an
+// OPENAI_API_KEY from the environment is never sent to them.
+const keylessPlaceholder = "no-key"
+
+// Model is one model behind an OpenAI-compatible endpoint.
+type Model struct {
+	client   openai.Client
+	provider string
+	model    string
+}
+
+// New builds a model. cfg.BaseURL is normalised (a bare host gets /v1/).
+func New(cfg llm.ProviderConfig) (*Model, error) {
+	if cfg.Model == "" {
+		return nil, errors.New("openai: no model")
+	}
+	key := cfg.APIKey
+	if key == "" {
+		if cfg.BaseURL == "" {
+			return nil, errors.New("openai: no API key and no base URL")
+		}
+		key = keylessPlaceholder
+	}
+	ro := []option.RequestOption{option.WithAPIKey(key), option.WithMaxRetries(0)}
+	if cfg.BaseURL != "" {
+		ro = append(ro, option.WithBaseURL(llm.NormalizeOpenAIBaseURL(cfg.BaseURL)))
+	}
+	if cfg.HTTPClient != nil {
+		ro = append(ro, option.WithHTTPClient(cfg.HTTPClient))
+	}
+	p := cfg.Provider
+	if p == "" {
+		p = llm.ProviderOpenAI
+	}
+	return &Model{client: openai.NewClient(ro...), provider: p, model: cfg.Model}, nil
+}
+
+// Factory adapts New to llm.Factory.
+func Factory(cfg llm.ProviderConfig) (llm.Model, error) { return New(cfg) }
+
+// strictOK reports whether OpenAI's strict mode accepts the schema: every
+// object lists all its properties as required and forbids others.
+func strictOK(v any) bool {
+	switch s := v.(type) {
+	case map[string]any:
+		if props, ok := s["properties"].(map[string]any); ok {
+			if ap, ok := s["additionalProperties"].(bool); !ok || ap {
+				return false
+			}
+			req := map[string]bool{}
+			if r, ok := s["required"].([]any); ok {
+				for _, x := range r {
+					if n, ok := x.(string); ok {
+						req[n] = true
+					}
+				}
+			}
+			for k := range props {
+				if !req[k] {
+					return false
+				}
+			}
+		}
+		for _, x := range s {
+			if !strictOK(x) {
+				return false
+			}
+		}
+	case []any:
+		for _, x := range s {
+			if !strictOK(x) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (m *Model) params(req llm.Request) (openai.ChatCompletionNewParams, bool, error) {
+	p := openai.ChatCompletionNewParams{Model: shared.ChatModel(m.model)}
+	if req.MaxTokens > 0 {
+		// max_tokens rather than max_completion_tokens: every compatible
+		// server understands it.
+		p.MaxTokens = openai.Int(int64(req.MaxTokens))
+	}
+	if req.Temperature != nil {
+		p.Temperature = openai.Float(*req.Temperature)
+	}
+	var sys []string
+	for _, s := range []string{req.System, req.Context} {
+		if strings.TrimSpace(s) != "" {
+			sys = append(sys, s)
+		}
+	}
+	if len(sys) > 0 {
+		p.Messages = append(p.Messages, openai.SystemMessage(strings.Join(sys, "\n\n")))
+	}
+	for _, msg := range req.Messages {
+		if msg.Role == llm.RoleAssistant {
+			p.Messages = append(p.Messages, openai.AssistantMessage(msg.Content))
+		} else {
+			p.Messages = append(p.Messages, openai.UserMessage(msg.Content))
+		}
+	}
+	if len(req.Schema) == 0 {
+		return p, false, nil
+	}
+	var schema map[string]any
+	if err := json.Unmarshal(req.Schema, &schema); err != nil {
+		return p, false, fmt.Errorf("openai: request schema: %w", err)
+	}
+	wrapped := false
+	if t, _ := schema["type"].(string); t != "object" {
+		schema = map[string]any{"type": "object", "properties": map[string]any{wrapKey: schema},
+			"required": []any{wrapKey}, "additionalProperties": false}
+		wrapped = true
+	}
+	delete(schema, "$schema")
+	name := req.SchemaName
+	if name == "" {
+		name = "answer"
+	}
+	p.ResponseFormat = openai.ChatCompletionNewParamsResponseFormatUnion{
+		OfJSONSchema: &shared.ResponseFormatJSONSchemaParam{JSONSchema: shared.ResponseFormatJSONSchemaJSONSchemaParam{
+			Name:   name,
+			Schema: schema,
+			Strict: openai.Bool(strictOK(schema)),
+		}},
+	}
+	return p, wrapped, nil
+}
+
+// Generate makes one call (no retries).
+func (m *Model) Generate(ctx context.Context, req llm.Request) (*llm.Response, error) {
+	p, wrapped, err := m.params(req)
+	if err != nil {
+		return nil, err
+	}
+	resp := &llm.Response{Provider: m.provider, Model: m.model}
+	var usage openai.CompletionUsage
+	if req.OnDelta == nil {
+		c, err := m.client.Chat.Completions.New(ctx, p)
+		if err != nil {
+			return nil, m.apiError(err)
+		}
+		if len(c.Choices) == 0 {
+			return nil, &llm.APIError{Provider: m.provider, StatusCode: 0, Message: "the response has no choices"}
+		}
+		ch := c.Choices[0]
+		resp.Text = ch.Message.Content
+		if resp.Text == "" && ch.Message.Refusal != "" {
+			resp.Text = ch.Message.Refusal
+		}
+		resp.StopReason = string(ch.FinishReason)
+		if c.Model != "" {
+			resp.Model = c.Model
+		}
+		usage = c.Usage
+	} else {
+		p.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
+		stream := m.client.Chat.Completions.NewStreaming(ctx, p)
+		var text strings.Builder
+		for stream.Next() {
+			c := stream.Current()
+			if c.Model != "" {
+				resp.Model = c.Model
+			}
+			if len(c.Choices) > 0 {
+				ch := c.Choices[0]
+				if d := ch.Delta.Content; d != "" {
+					text.WriteString(d)
+					req.OnDelta(d)
+				}
+				if ch.FinishReason != "" {
+					resp.StopReason = ch.FinishReason
+				}
+			}
+			if c.JSON.Usage.Valid() && c.Usage.TotalTokens+c.Usage.PromptTokens+c.Usage.CompletionTokens > 0 {
+				usage = c.Usage
+			}
+		}
+		err := stream.Err()
+		stream.Close()
+		if err != nil {
+			return nil, m.apiError(err)
+		}
+		resp.Text = text.String()
+	}
+	cached := usage.PromptTokensDetails.CachedTokens
+	resp.Usage = domain.Usage{
+		InputTokens:     usage.PromptTokens - cached,
+		OutputTokens:    usage.CompletionTokens,
+		CacheReadTokens: cached,
+	}
+	if len(req.Schema) > 0 {
+		if doc, err := llm.ExtractJSON(resp.Text); err == nil {
+			resp.JSON = doc
+			if wrapped {
+				var w map[string]json.RawMessage
+				if json.Unmarshal(doc, &w) == nil && w[wrapKey] != nil {
+					resp.JSON = w[wrapKey]
+				}
+			}
+		}
+	}
+	return resp, nil
+}
+
+func (m *Model) apiError(err error) error {
+	var ae *openai.Error
+	if !errors.As(err, &ae) {
+		return llm.TransportError(m.provider, err)
+	}
+	out := &llm.APIError{Provider: m.provider, StatusCode: ae.StatusCode, Message: ae.Message, Err: err}
+	if ae.Response != nil {
+		out.RetryAfter = llm.RetryAfter(ae.Response.Header, time.Now())
+	}
+	if out.StatusCode < 300 {
+		out.StatusCode = 0
+	}
+	if out.Message == "" {
+		out.Message = strings.TrimSpace(ae.RawJSON())
+	}
+	return out
+}
