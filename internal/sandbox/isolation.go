@@ -110,7 +110,7 @@ func doProbe() capabilities {
 func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // wrap builds the argv that runs tool with args under the applicable isolation.
-func wrap(c capabilities, lim Limits, uid int, work, tool string, args []string, gate, cgMemory bool) (argv, iso, warn []string) {
+func wrap(c capabilities, lim Limits, uid int, work, cacheDir, tool string, args []string, gate, cgMemory bool) (argv, iso, warn []string) {
 	var rl []string
 	if c.prlimit != "" {
 		cpu := int64((lim.CPUTime + time.Second - 1) / time.Second)
@@ -155,6 +155,10 @@ func wrap(c capabilities, lim Limits, uid int, work, tool string, args []string,
 	if c.mountns {
 		s.WriteString("cd " + shq(work) + "\n")
 		s.WriteString("mount --make-rprivate /\n")
+		if cacheDir != "" {
+			// Before anything is hidden: the cache may lie under a hidden directory.
+			s.WriteString("mount --bind " + shq(cacheDir) + " .cache\n")
+		}
 		// Private, empty, writable temp dirs: writes there vanish with the run.
 		for _, d := range []string{"/tmp", "/var/tmp", "/dev/shm", "/run/lock"} {
 			if isDir(d) && !within(work, d) || d == "/tmp" {
@@ -166,7 +170,7 @@ func wrap(c capabilities, lim Limits, uid int, work, tool string, args []string,
 		}
 		// Re-expose the private copy at its own path (it may lie under a
 		// directory just hidden; the cwd still refers to it).
-		s.WriteString("mkdir -p " + shq(work) + "\nmount --bind --no-canonicalize . " + shq(work) + "\ncd " + shq(work) + "\n")
+		s.WriteString("mkdir -p " + shq(work) + "\nmount --rbind --no-canonicalize . " + shq(work) + "\ncd " + shq(work) + "\n")
 		s.WriteString("mount -t proc -o nosuid,nodev,noexec proc /proc\n")
 		iso = append(iso, "mount namespace (private /tmp, fresh /proc, host home directories hidden)")
 	}
@@ -218,7 +222,23 @@ next:
 		seen[d] = true
 		out = append(out, d)
 	}
-	return out
+	// A directory inside another hidden one, or inside a private temp dir,
+	// is already out of sight; mounting over it would fail, as its mount
+	// point no longer exists once the parent is replaced.
+	kept := out[:0]
+	for _, d := range out {
+		covered := false
+		for _, other := range append([]string{"/tmp", "/var/tmp", "/dev/shm", "/run/lock"}, out...) {
+			if other != d && within(d, other) {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			kept = append(kept, d)
+		}
+	}
+	return kept
 }
 
 // MaxCopyBytes and MaxCopyFiles bound the working copy of Spec.Dir.

@@ -100,6 +100,14 @@ type Spec struct {
 	Env     map[string]string // added to the minimal scrubbed environment
 	Timeout time.Duration     // wall clock; kills the whole process group (default DefaultTimeout)
 	Limits  Limits
+	// CacheDir, optional, is a host directory kept between runs (created if
+	// missing) that the run sees as HOME/.cache: GOCACHE, GOMODCACHE and the
+	// XDG caches live there, so a second `go test` does not rebuild the
+	// standard library. Share it only between runs of the same project: one
+	// run's code can plant cache entries that the next run uses. Where no
+	// mount namespace is available it is reached through a symlink, so the
+	// run's uid must be able to traverse its parent directories.
+	CacheDir string
 }
 
 // Result reports one run.
@@ -125,6 +133,32 @@ const (
 )
 
 var uidNext atomic.Uint32
+
+// acquireUID picks a uid no other run uses, in this process or another
+// Catalyst process on the host (a test binary, a worker): each uid has a lock
+// file held with flock for the run's duration, released by the kernel if the
+// process dies. Leftover processes of a previous holder are killed.
+func acquireUID() (int, func(), error) {
+	dir := filepath.Join(os.TempDir(), "catalyst-sandbox-uids")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return 0, nil, fmt.Errorf("sandbox: uid locks: %w", err)
+	}
+	start := uint32(os.Getpid()) + uidNext.Add(1)
+	for i := uint32(0); i < uidRange; i++ {
+		uid := uidBase + int((start+i)%uidRange)
+		f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(uid)), os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return 0, nil, fmt.Errorf("sandbox: uid lock: %w", err)
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+			f.Close()
+			continue
+		}
+		killUID(uid)
+		return uid, func() { f.Close() }, nil
+	}
+	return 0, nil, errors.New("sandbox: no free sandbox uid (too many concurrent runs)")
+}
 
 // Run executes spec and reports what happened. It returns an error only when
 // the run could not start (ErrToolMissing, ErrBadSpec, setup failure); a
@@ -190,12 +224,46 @@ func Run(ctx context.Context, spec Spec) (Result, error) {
 	tmp := filepath.Join(work, ".tmp")
 	_ = os.Mkdir(tmp, 0o755)
 	res.Isolation = append(res.Isolation, "private working copy")
+	cache := filepath.Join(work, ".cache")
+	if err := os.RemoveAll(cache); err != nil {
+		return res, fmt.Errorf("sandbox: %w", err)
+	}
+	if err := os.Mkdir(cache, 0o755); err != nil {
+		return res, fmt.Errorf("sandbox: %w", err)
+	}
+	cacheDir := ""
+	if spec.CacheDir != "" {
+		if cacheDir, err = filepath.Abs(spec.CacheDir); err == nil {
+			err = os.MkdirAll(cacheDir, 0o755)
+		}
+		if err != nil {
+			return res, fmt.Errorf("sandbox: cache dir: %w", err)
+		}
+	}
 
 	uid := -1
 	if caps.root {
-		uid = uidBase + int(uidNext.Add(1)%uidRange)
+		var release func()
+		if uid, release, err = acquireUID(); err != nil {
+			return res, err
+		}
+		defer release()
 		if err := chownTree(work, uid); err != nil {
 			return res, fmt.Errorf("sandbox: chown working copy: %w", err)
+		}
+		if cacheDir != "" {
+			if err := chownTree(cacheDir, uid); err != nil {
+				return res, fmt.Errorf("sandbox: chown cache dir: %w", err)
+			}
+		}
+	}
+	if cacheDir != "" && !caps.mountns {
+		// Without a mount namespace the cache is reached through a symlink.
+		if err := os.Remove(cache); err == nil {
+			err = os.Symlink(cacheDir, cache)
+		}
+		if err != nil {
+			return res, fmt.Errorf("sandbox: cache dir: %w", err)
 		}
 	}
 
@@ -208,7 +276,7 @@ func Run(ctx context.Context, spec Spec) (Result, error) {
 		defer cg.remove()
 	}
 	cgMemory := cg != nil && cg.mem
-	argv, iso, warn := wrap(caps, lim, uid, work, tool, spec.Command[1:], cg.gated(), cgMemory)
+	argv, iso, warn := wrap(caps, lim, uid, work, cacheDir, tool, spec.Command[1:], cg.gated(), cgMemory)
 	res.Isolation = append(res.Isolation, iso...)
 	res.Warnings = append(res.Warnings, warn...)
 

@@ -528,10 +528,13 @@ func TestGoTest(t *testing.T) {
 		"todo.go":      "package todo\n\nfunc Add(a, b int) int { return a + b }\n",
 		"todo_test.go": "package todo\n\nimport \"testing\"\n\nfunc TestAdd(t *testing.T) {\n\tif Add(1, 2) != 3 {\n\t\tt.Fatal(\"bad\")\n\t}\n}\n",
 	})
-	res := run(t, Spec{Dir: dir, Command: []string{"go", "test", "./..."}, Timeout: 4 * time.Minute,
-		Limits: Limits{CPUTime: 4 * time.Minute}})
-	if res.ExitCode != 0 || !strings.Contains(res.Stdout, "ok") {
-		t.Fatalf("go test failed: exit %d\n%s\n%s", res.ExitCode, res.Stdout, res.Stderr)
+	cache := t.TempDir()
+	for i := 0; i < 2; i++ { // the second run reuses the build cache
+		res := run(t, Spec{Dir: dir, CacheDir: cache, Command: []string{"go", "test", "./..."}, Timeout: 4 * time.Minute,
+			Limits: Limits{CPUTime: 4 * time.Minute}})
+		if res.ExitCode != 0 || !strings.Contains(res.Stdout, "ok") {
+			t.Fatalf("go test failed: exit %d\n%s\n%s", res.ExitCode, res.Stdout, res.Stderr)
+		}
 	}
 }
 
@@ -593,5 +596,75 @@ func TestRootWithoutNamespaces(t *testing.T) {
 	}
 	if hasIsolation(res, "network namespace") || !hasIsolation(res, "unprivileged uid") {
 		t.Fatalf("isolation = %v", res.Isolation)
+	}
+	// The cache is reached through a symlink here, so the run's uid must be
+	// able to traverse to it (t.TempDir makes 0700 directories).
+	cache := t.TempDir()
+	for d := cache; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if res := run(t, Spec{CacheDir: cache, Command: sh(`echo kept > "$HOME/.cache/marker"`)}); res.ExitCode != 0 {
+		t.Fatalf("cache write: %d %s", res.ExitCode, res.Stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(cache, "marker")); err != nil || string(b) != "kept\n" {
+		t.Fatalf("cache not written through: %q %v", b, err)
+	}
+}
+
+func TestCacheDirPersists(t *testing.T) {
+	cache := filepath.Join(t.TempDir(), "cache")
+	first := run(t, Spec{CacheDir: cache, Command: sh(`echo kept > "$HOME/.cache/marker"; mkdir -p "$GOCACHE" && echo "$GOCACHE"`)})
+	if first.ExitCode != 0 {
+		t.Fatalf("first run: %d %s", first.ExitCode, first.Stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(cache, "marker")); err != nil || string(b) != "kept\n" {
+		t.Fatalf("cache not written through: %q %v", b, err)
+	}
+	second := run(t, Spec{CacheDir: cache, Command: sh(`cat "$HOME/.cache/marker"`)})
+	if second.ExitCode != 0 || second.Stdout != "kept\n" {
+		t.Fatalf("second run did not see the cache: %d %q %q", second.ExitCode, second.Stdout, second.Stderr)
+	}
+	// Without CacheDir nothing is shared.
+	third := run(t, Spec{Command: sh(`cat "$HOME/.cache/marker"`)})
+	if third.ExitCode == 0 {
+		t.Fatal("a run without CacheDir saw the cache")
+	}
+}
+
+// TestUIDLockedByAnotherProcessIsSkipped: uids are unique across processes
+// (two test binaries, or serve and worker, on one host): a uid whose lock
+// file is held elsewhere is never handed out.
+func TestUIDLockedByAnotherProcessIsSkipped(t *testing.T) {
+	if !probe().root {
+		t.Skip("runs get their own uid only as root")
+	}
+	next := uidBase + int((uint32(os.Getpid())+uidNext.Load()+1)%uidRange)
+	// Hold next's lock through a separate open file description, as another
+	// process would.
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "catalyst-sandbox-uids", strconv.Itoa(next)), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Skipf("uid %d busy: %v", next, err)
+	}
+	uid, release, err := acquireUID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	if uid == next {
+		t.Fatalf("acquireUID returned uid %d locked by another holder", uid)
+	}
+	uid2, release2, err := acquireUID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	release2()
+	if uid2 == uid || uid2 == next {
+		t.Fatalf("uid %d handed out twice", uid2)
 	}
 }
