@@ -81,9 +81,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "catalyst:", err)
 		return 1
 	}
+	fmt.Fprintf(stdout, "  Where:   %s (a git repository)\n", a.WorkspaceDir(task.ID))
 	if final.Status != domain.TaskCompleted {
+		fmt.Fprintf(stdout, "  Retry:   catalyst serve, then POST /api/tasks/%s/retry (resumes at the first unfinished node)\n", task.ID)
 		return 1
 	}
+	fmt.Fprintln(stdout, "  The preview is served while `catalyst serve` runs on the same data directory.")
 	return 0
 }
 
