@@ -21,9 +21,13 @@ const nsFlags = syscall.CLONE_NEWNET | syscall.CLONE_NEWPID | syscall.CLONE_NEWN
 
 const prSetDumpable = 4 // PR_SET_DUMPABLE
 
+// privateTempDirs are replaced by empty private tmpfs mounts in a run.
+var privateTempDirs = []string{"/tmp", "/var/tmp", "/dev/shm"}
+
 // HiddenPaths are directories replaced by an empty read-only view inside the
 // sandbox (when a mount namespace is available). Catalyst's working directory,
-// /root and /home are added automatically; callers may add the data directory.
+// /root, /home and /run are hidden automatically; callers should add the data
+// directory (database, other tasks' workspaces) when it lies elsewhere.
 var HiddenPaths []string
 
 // capabilities is what this host allows, probed once.
@@ -33,6 +37,8 @@ type capabilities struct {
 	mountns     bool   // a mount namespace with private /tmp and /proc works
 	prlimit     string // path of util-linux prlimit, "" if missing
 	setpriv     string // path of util-linux setpriv, "" if missing
+	ip          string // path of iproute2 ip
+	loopback    bool   // lo can be brought up inside the network namespace
 	shell       string
 	cg          *cgroupSupport
 	nondumpable bool // Catalyst made non-dumpable (its /proc entries hidden from same-uid commands)
@@ -79,6 +85,11 @@ func doProbe() capabilities {
 		switch {
 		case err == nil:
 			c.namespaces, c.mountns = true, true
+			if ip, lerr := lookTool("ip"); lerr == nil && try(nsFlags, shq(ip)+" link set lo up") == nil {
+				c.ip, c.loopback = ip, true
+			} else {
+				c.warnings = append(c.warnings, "loopback inside the sandbox is down (iproute2 `ip` missing or failed): tests cannot serve on 127.0.0.1")
+			}
 		default:
 			err2 := try(nsFlags&^syscall.CLONE_NEWNS, "true")
 			if err2 == nil {
@@ -150,7 +161,15 @@ func wrap(c capabilities, lim Limits, uid int, work, cacheDir, tool string, args
 		s.WriteString("read -r _ <&3 || true\nexec 3<&-\n")
 	}
 	if c.namespaces {
-		iso = append(iso, "network namespace (no network)", "pid namespace", "ipc namespace", "uts namespace")
+		if c.loopback {
+			// The namespace's own loopback, so tests may serve and call
+			// 127.0.0.1 among themselves; the host's stays out of reach.
+			s.WriteString(shq(c.ip) + " link set lo up\n")
+			iso = append(iso, "network namespace (no network; private loopback only)")
+		} else {
+			iso = append(iso, "network namespace (no network, loopback down)")
+		}
+		iso = append(iso, "pid namespace", "ipc namespace", "uts namespace")
 	}
 	if c.mountns {
 		s.WriteString("cd " + shq(work) + "\n")
@@ -160,7 +179,7 @@ func wrap(c capabilities, lim Limits, uid int, work, cacheDir, tool string, args
 			s.WriteString("mount --bind " + shq(cacheDir) + " .cache\n")
 		}
 		// Private, empty, writable temp dirs: writes there vanish with the run.
-		for _, d := range []string{"/tmp", "/var/tmp", "/dev/shm", "/run/lock"} {
+		for _, d := range privateTempDirs {
 			if isDir(d) && !within(work, d) || d == "/tmp" {
 				s.WriteString("mount -t tmpfs -o mode=1777,size=256m,nosuid,nodev tmpfs " + shq(d) + "\n")
 			}
@@ -172,7 +191,7 @@ func wrap(c capabilities, lim Limits, uid int, work, cacheDir, tool string, args
 		// directory just hidden; the cwd still refers to it).
 		s.WriteString("mkdir -p " + shq(work) + "\nmount --rbind --no-canonicalize . " + shq(work) + "\ncd " + shq(work) + "\n")
 		s.WriteString("mount -t proc -o nosuid,nodev,noexec proc /proc\n")
-		iso = append(iso, "mount namespace (private /tmp, fresh /proc, host home directories hidden)")
+		iso = append(iso, "mount namespace (private /tmp, fresh /proc; /root, /home, /run and Catalyst's directory hidden)")
 	}
 	if c.namespaces {
 		// Stay as the namespace's init (pid 1) and run the command as its
@@ -202,7 +221,9 @@ func within(p, dir string) bool {
 // hiddenPaths lists existing directories to hide: never "/", never one that
 // holds the tool or a SafePath directory.
 func hiddenPaths(work, tool string) []string {
-	cands := append([]string{"/root", "/home"}, HiddenPaths...)
+	// /run holds the host's service sockets (a filesystem socket crosses
+	// network namespaces).
+	cands := append([]string{"/root", "/home", "/run"}, HiddenPaths...)
 	if wd, err := os.Getwd(); err == nil {
 		cands = append(cands, wd)
 	}
@@ -228,7 +249,7 @@ next:
 	kept := out[:0]
 	for _, d := range out {
 		covered := false
-		for _, other := range append([]string{"/tmp", "/var/tmp", "/dev/shm", "/run/lock"}, out...) {
+		for _, other := range append(append([]string{}, privateTempDirs...), out...) {
 			if other != d && within(d, other) {
 				covered = true
 				break

@@ -220,6 +220,27 @@ sys.exit(1 if ok else 0)
 	}
 }
 
+// TestPrivateLoopback: a generated app's tests may serve on 127.0.0.1 and call
+// themselves; that works inside, on the namespace's own loopback.
+func TestPrivateLoopback(t *testing.T) {
+	requireNamespaces(t)
+	if !probe().loopback {
+		t.Skip("loopback cannot be brought up here (see Warnings)")
+	}
+	script := `
+import socket, threading
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(1)
+port = srv.getsockname()[1]
+threading.Thread(target=lambda: srv.accept()[0].sendall(b"pong"), daemon=True).start()
+c = socket.create_connection(("127.0.0.1", port), timeout=5)
+print(c.recv(4).decode())
+`
+	res := run(t, Spec{Command: []string{"python3", "-c", script}})
+	if res.ExitCode != 0 || res.Stdout != "pong\n" {
+		t.Fatalf("loopback inside the sandbox: %d %q %q", res.ExitCode, res.Stdout, res.Stderr)
+	}
+}
+
 func TestForkBombIsBounded(t *testing.T) {
 	requireNamespaces(t)
 	marker := fmt.Sprintf("forkbomb%d", time.Now().UnixNano())
@@ -666,5 +687,36 @@ func TestUIDLockedByAnotherProcessIsSkipped(t *testing.T) {
 	release2()
 	if uid2 == uid || uid2 == next {
 		t.Fatalf("uid %d handed out twice", uid2)
+	}
+}
+
+// TestHostDirectoriesHidden: Catalyst's own directory (its .env, its data),
+// /root, /run and a caller-added path (outside /tmp, which is private anyway)
+// are empty inside.
+func TestHostDirectoriesHidden(t *testing.T) {
+	requireNamespaces(t)
+	secretDir, err := os.MkdirTemp("/var/lib", "catalyst-hidden-test-")
+	if err != nil {
+		t.Skip("cannot create a directory outside /tmp:", err)
+	}
+	defer os.RemoveAll(secretDir)
+	if err := os.Chmod(secretDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(secretDir, "catalyst.db"), []byte("secret"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Visible without HiddenPaths (the run's uid may read it): the control.
+	res := run(t, Spec{Command: sh("cat " + shq(secretDir) + "/catalyst.db")})
+	if res.Stdout != "secret" {
+		t.Fatalf("control: %q %q", res.Stdout, res.Stderr)
+	}
+	defer func(saved []string) { HiddenPaths = saved }(HiddenPaths)
+	HiddenPaths = append(HiddenPaths, secretDir)
+	wd, _ := os.Getwd()
+	res = run(t, Spec{Command: sh(fmt.Sprintf(`find %s %s /root /run -mindepth 1 -not -path "/run/mount*" | head -5; cat %s/catalyst.db 2>/dev/null; true`,
+		shq(secretDir), shq(wd), shq(secretDir)))})
+	if res.ExitCode != 0 || res.Stdout != "" {
+		t.Fatalf("hidden directories visible inside: %q", res.Stdout)
 	}
 }
