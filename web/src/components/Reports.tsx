@@ -1,6 +1,7 @@
 import { useState } from 'preact/hooks';
 import { Artifact, ArchitectOutput, Deployment, NodeState, PlannerOutput, ReviewerOutput, Severity, TesterOutput } from '../api';
 import { duration, fullDate, money } from '../format';
+import { href } from '../router';
 import { CopyButton, Empty } from './ui';
 
 function IterationPicker<T>({ list, cur, set }: { list: Artifact<T>[]; cur: number; set: (i: number) => void }) {
@@ -104,7 +105,7 @@ export function TestReport({ list, state }: { list: Artifact<TesterOutput>[]; st
 
 const SEV_ORDER: Severity[] = ['critical', 'major', 'minor', 'info'];
 
-export function Review({ list, state }: { list: Artifact<ReviewerOutput>[]; state?: NodeState }) {
+export function Review({ list, state, taskId }: { list: Artifact<ReviewerOutput>[]; state?: NodeState; taskId: string }) {
   const [cur, set] = useLatest(list);
   if (!list.length) return pending(state, 'Reviewer', 'Review');
   const r = list[cur].output ?? {};
@@ -125,10 +126,12 @@ export function Review({ list, state }: { list: Artifact<ReviewerOutput>[]; stat
               <span class={`sev sev-tag-${f.severity}`}>{f.severity}</span>
               <div>
                 {f.file ? (
-                  <code class="finding-loc">
-                    {f.file}
-                    {f.line ? `:${f.line}` : ''}
-                  </code>
+                  <a class="finding-loc" href={href('tasks', taskId, 'files', f.file)} title="Open the file">
+                    <code>
+                      {f.file}
+                      {f.line ? `:${f.line}` : ''}
+                    </code>
+                  </a>
                 ) : null}
                 <p>{f.message}</p>
               </div>

@@ -199,7 +199,7 @@ export function TaskPage({ id, tab, file }: { id: string; tab: string; file: str
                 </>
               ) : null}
               {tab === 'tests' ? <TestReport list={tests} state={task.graph_state?.tester} /> : null}
-              {tab === 'review' ? <Review list={reviews} state={task.graph_state?.reviewer} /> : null}
+              {tab === 'review' ? <Review list={reviews} state={task.graph_state?.reviewer} taskId={id} /> : null}
               {tab === 'plan' ? <Plan planner={planner} architect={architect} pState={task.graph_state?.planner} aState={task.graph_state?.architect} /> : null}
             </div>
           </section>
