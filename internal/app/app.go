@@ -15,8 +15,10 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/catalyst/catalyst/internal/agent"
 	"github.com/catalyst/catalyst/internal/api"
 	"github.com/catalyst/catalyst/internal/config"
+	"github.com/catalyst/catalyst/internal/connector/github"
 	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/events"
 	"github.com/catalyst/catalyst/internal/llm"
@@ -24,6 +26,7 @@ import (
 	"github.com/catalyst/catalyst/internal/llm/providers"
 	"github.com/catalyst/catalyst/internal/logging"
 	"github.com/catalyst/catalyst/internal/pipeline"
+	"github.com/catalyst/catalyst/internal/sandbox"
 	"github.com/catalyst/catalyst/internal/store"
 	"github.com/catalyst/catalyst/internal/store/mongo"
 	"github.com/catalyst/catalyst/internal/store/sqlite"
@@ -77,6 +80,20 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		return nil, fmt.Errorf("LLM configuration: %w", err)
 	}
 
+	// Generated code must not see the database or other tasks' workspaces.
+	if abs, err := filepath.Abs(cfg.DataDir); err == nil {
+		sandbox.HiddenPaths = appendOnce(sandbox.HiddenPaths, abs)
+	}
+	var publisher agent.PullRequests
+	if cfg.GitHubToken != "" && !cfg.MockDeployment {
+		client, err := github.New(cfg.GitHubToken)
+		if err != nil {
+			a.Store.Close()
+			return nil, fmt.Errorf("GitHub client: %w", err)
+		}
+		publisher = github.NewPublisher(client)
+	}
+
 	a.Executor = pipeline.New(pipeline.Options{
 		Store:        a.Store,
 		Recorder:     a.Recorder,
@@ -84,8 +101,18 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		Config:       cfg,
 		Logger:       logger,
 		WorkspaceDir: a.WorkspaceDir,
+		GitHub:       publisher,
 	})
 	return a, nil
+}
+
+func appendOnce(list []string, s string) []string {
+	for _, x := range list {
+		if x == s {
+			return list
+		}
+	}
+	return append(list, s)
 }
 
 // NewRouter builds the model router: the configured providers, else a local
