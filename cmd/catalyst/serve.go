@@ -43,21 +43,29 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	logger := logging.New(stderr, cfg.LogLevel, cfg.Secrets())
 
+	// Listen first: with BACKEND_PORT=0 the real port is known only now, and
+	// preview links must carry it.
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.BindAddress, strconv.Itoa(cfg.BackendPort)))
+	if err != nil {
+		return fmt.Errorf("listen: %w (is another server on port %d? set BACKEND_PORT)", err, cfg.BackendPort)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	if cfg.BackendPort == 0 && cfg.PublicURL == "http://localhost:0" {
+		cfg.PublicURL = fmt.Sprintf("http://localhost:%d", port)
+	}
+
 	a, err := app.New(ctx, cfg, logger)
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	handler, err := a.Handler()
 	if err != nil {
+		ln.Close()
 		a.Close(context.Background())
 		return err
 	}
 
-	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.BindAddress, strconv.Itoa(cfg.BackendPort)))
-	if err != nil {
-		a.Close(context.Background())
-		return fmt.Errorf("listen: %w (is another server on port %d? set BACKEND_PORT)", err, cfg.BackendPort)
-	}
 	if ip := net.ParseIP(cfg.BindAddress); ip == nil || !ip.IsLoopback() {
 		logger.Warn("listening beyond loopback: the API has no authentication yet; anyone who can reach this address can use it",
 			"bind", cfg.BindAddress)
@@ -76,7 +84,6 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("starting executor: %w", err)
 	}
 
-	port := ln.Addr().(*net.TCPAddr).Port
 	url := fmt.Sprintf("http://%s", net.JoinHostPort(displayHost(cfg.BindAddress), strconv.Itoa(port)))
 	fmt.Fprintf(stdout, "Catalyst %s listening on %s\n", app.Version, url)
 	fmt.Fprintf(stdout, "  dashboard %s/   API %s/api/   docs %s/docs\n", url, url, url)
