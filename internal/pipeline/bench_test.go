@@ -74,6 +74,7 @@ func BenchmarkInFlight10k(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		e := newEnv(b, "")
 		e.cfg.MaxConcurrentTasks = n
+		e.cfg.AgentTimeout = 15 * time.Minute // admitting 10,000 tasks takes the store minutes
 		var entered atomic.Int64
 		all := make(chan struct{})
 		e.start(nil, stubGraph(func(ctx context.Context, in agent.Input) (agent.Output, error) {
