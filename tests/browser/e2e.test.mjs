@@ -347,5 +347,15 @@ test('archive a project', { timeout: 60_000 }, async () => {
   assert.equal(await page.locator(`[data-testid="project-row"][data-project-id="${id}"]`).count(), 0, 'archived project hidden from the active list');
   await page.getByTestId('show-archived').click();
   await page.locator(`[data-testid="project-row"][data-project-id="${id}"]`).waitFor();
+
+  // An unknown task shows the server's problem+json detail.
+  const missing = '00000000-0000-4000-8000-000000000000';
+  const problem = await (await fetch(`${base}/api/tasks/${missing}`)).json();
+  await page.goto(`${base}/#/tasks/${missing}`);
+  const box = page.getByTestId('error');
+  await box.waitFor();
+  const shown = await box.innerText();
+  assert.ok(problem.detail && shown.includes(problem.detail), `error box shows "${problem.detail}", got "${shown}"`);
+  await shot(page, '14-error');
   await ctx.close();
 });
