@@ -210,20 +210,28 @@ func (s *Store) AppendLog(ctx context.Context, l domain.AgentLog) (domain.AgentL
 		l.Timestamp = storeutil.Now(precision)
 	}
 	var stored logDoc
+	// The seq this process last stored for the task is a guess that saves
+	// reading the highest seq; another writer makes it fail, never wrong.
+	guess, guessed := s.lastSeq.Load(l.TaskID)
 	err := storeutil.Retry(ctx, "mongo: "+what, func() error {
 		var last struct {
 			Seq int64 `bson:"seq"`
 		}
-		err := s.logs.FindOne(ctx, bson.D{{Key: "task_id", Value: l.TaskID}},
-			options.FindOne().SetSort(bson.D{{Key: "seq", Value: -1}}).SetProjection(bson.D{{Key: "seq", Value: 1}}),
-		).Decode(&last)
-		if err != nil && err != mongo.ErrNoDocuments {
-			return mapErr(err, what)
+		if guessed {
+			last.Seq, guessed = guess.(int64), false
+		} else {
+			err := s.logs.FindOne(ctx, bson.D{{Key: "task_id", Value: l.TaskID}},
+				options.FindOne().SetSort(bson.D{{Key: "seq", Value: -1}}).SetProjection(bson.D{{Key: "seq", Value: 1}}),
+			).Decode(&last)
+			if err != nil && err != mongo.ErrNoDocuments {
+				return mapErr(err, what)
+			}
 		}
 		l.Seq = last.Seq + 1
 		stored = toLogDoc(&l)
-		_, err = s.logs.InsertOne(ctx, stored)
+		_, err := s.logs.InsertOne(ctx, stored)
 		if err == nil {
+			s.lastSeq.Store(l.TaskID, l.Seq)
 			return nil
 		}
 		if !mongo.IsDuplicateKeyError(err) {

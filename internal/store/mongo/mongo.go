@@ -40,6 +40,7 @@ type Store struct {
 	projects, tasks, logs, deployments, scans, artifacts, claims *mongo.Collection
 
 	knownTasks sync.Map // ids of tasks seen to exist (tasks are never deleted)
+	lastSeq    sync.Map // task id -> the last log seq this process stored (a guess for AppendLog)
 }
 
 // Collection names; the first five are the original backend's.
