@@ -102,9 +102,17 @@ func (p *Pricer) Lookup(model string) (Price, bool) {
 }
 
 // Cost is the USD cost of usage on model. An unknown model costs 0 and is
-// reported once per model with a warning.
-func (p *Pricer) Cost(model string, u domain.Usage) float64 {
+// reported once per model with a warning. Further names are tried in turn
+// before giving up: an API answers with a dated snapshot
+// ("gpt-4.1-2025-04-14") of the alias that was asked for.
+func (p *Pricer) Cost(model string, u domain.Usage, aliases ...string) float64 {
 	pr, ok := p.Lookup(model)
+	for _, a := range aliases {
+		if ok {
+			break
+		}
+		pr, ok = p.Lookup(a)
+	}
 	if !ok {
 		p.mu.Lock()
 		first := !p.warned[model]

@@ -276,7 +276,7 @@ func (e *endpoint) once(ctx context.Context, req Request) (*Response, error) {
 	}
 	u := resp.Usage
 	e.gate.settle(est, u.InputTokens+u.CacheWriteTokens+u.OutputTokens)
-	resp.Cost = e.pricer.Cost(resp.Model, resp.Usage)
+	resp.Cost = e.pricer.Cost(resp.Model, resp.Usage, e.model)
 	return resp, nil
 }
 
