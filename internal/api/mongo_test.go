@@ -42,7 +42,7 @@ func TestAPIReadsDocumentsOfThePythonOriginal(t *testing.T) {
 		"status": "active", "created_at": "2025-10-14T09:30:12.123456", "owner": "someone", "tags": bson.A{"x"}})
 	insert("tasks", bson.M{"_id": bson.NewObjectID(), "id": taskID, "project_id": projectID, "prompt": "Build a todo app",
 		"graph_state": bson.M{"planner": "completed", "architect": "completed", "coder": "completed", "tester": "completed", "reviewer": "completed", "deployer": "completed"},
-		"status": "completed", "cost": 0.85, "created_at": "2025-10-14T09:31:00.000000+00:00", "result": bson.M{"legacy": true}})
+		"status":      "completed", "cost": 0.85, "created_at": "2025-10-14T09:31:00.000000+00:00", "result": bson.M{"legacy": true}})
 	insert("agent_logs", bson.M{"_id": bson.NewObjectID(), "id": "log-1", "task_id": taskID, "agent_name": "Planner",
 		"message": "Analysing requirements", "timestamp": "2025-10-14T09:31:01.5"})
 	insert("deployments", bson.M{"_id": bson.NewObjectID(), "id": "dep-1", "task_id": taskID, "url": "https://deployed-app.com",
