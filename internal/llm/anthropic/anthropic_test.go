@@ -8,66 +8,21 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/catalyst/catalyst/internal/config"
 	"github.com/catalyst/catalyst/internal/llm"
 	"github.com/catalyst/catalyst/internal/llm/anthropic"
+	"github.com/catalyst/catalyst/internal/llm/llmtest"
 )
 
 const key = "sk-ant-api03-TESTKEY-abcdef0123456789"
 
 var versionRE = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
-
-// fakeAPI speaks the Messages API wire format: it records requests and
-// answers from a queue of responders.
-type fakeAPI struct {
-	mu    sync.Mutex
-	reqs  []*http.Request
-	bodys []map[string]any
-	steps []func(w http.ResponseWriter)
-}
-
-func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	b, _ := io.ReadAll(r.Body)
-	var body map[string]any
-	_ = json.Unmarshal(b, &body)
-	f.mu.Lock()
-	f.reqs = append(f.reqs, r)
-	f.bodys = append(f.bodys, body)
-	step := f.steps[0]
-	if len(f.steps) > 1 {
-		f.steps = f.steps[1:]
-	}
-	f.mu.Unlock()
-	step(w)
-}
-
-func jsonReply(status int, body string, hdr ...string) func(http.ResponseWriter) {
-	return func(w http.ResponseWriter) {
-		for i := 0; i+1 < len(hdr); i += 2 {
-			w.Header().Set(hdr[i], hdr[i+1])
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("request-id", "req_test")
-		w.WriteHeader(status)
-		io.WriteString(w, body)
-	}
-}
-
-func sseReply(events string) func(http.ResponseWriter) {
-	return func(w http.ResponseWriter) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		w.WriteHeader(200)
-		io.WriteString(w, events)
-	}
-}
 
 const toolUseReply = `{
   "id": "msg_01", "type": "message", "role": "assistant", "model": "claude-3-7-sonnet-20250219",
@@ -80,16 +35,21 @@ func errBody(typ, msg string) string {
 	return fmt.Sprintf(`{"type":"error","error":{"type":%q,"message":%q},"request_id":"req_test"}`, typ, msg)
 }
 
-func router(t testing.TB, srv *httptest.Server, logs io.Writer) *llm.Router {
+func router(t testing.TB, srv *httptest.Server, logs io.Writer, limits ...llm.Limits) *llm.Router {
 	t.Helper()
 	if logs == nil {
 		logs = io.Discard
+	}
+	var lim map[string]llm.Limits
+	if len(limits) > 0 {
+		lim = map[string]llm.Limits{llm.ProviderAnthropic: limits[0]}
 	}
 	r, err := llm.NewRouter(config.LLMConfig{AnthropicKey: key, AnthropicBaseURL: srv.URL, OllamaURL: "off"}, llm.RouterOptions{
 		Providers:  map[string]llm.Factory{llm.ProviderAnthropic: anthropic.Factory},
 		HTTPClient: srv.Client(),
 		Logger:     slog.New(slog.NewTextHandler(logs, nil)),
 		Retry:      llm.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond, MaxRetryAfter: 30 * time.Millisecond},
+		Limits:     lim,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +67,7 @@ func planRequest() llm.Request {
 }
 
 func TestStructuredOutputThroughForcedTool(t *testing.T) {
-	api := &fakeAPI{steps: []func(http.ResponseWriter){jsonReply(200, toolUseReply)}}
+	api := &llmtest.FakeAPI{Steps: []llmtest.Step{llmtest.JSON(200, toolUseReply)}}
 	srv := httptest.NewServer(api)
 	defer srv.Close()
 	temp := 0.2
@@ -118,7 +78,7 @@ func TestStructuredOutputThroughForcedTool(t *testing.T) {
 		t.Fatal(err)
 	}
 	// What the SDK sent.
-	r, body := api.reqs[0], api.bodys[0]
+	r, body := api.Reqs[0], api.Bodies[0]
 	// anthropic-sdk-go v2.15 sends the key as "Authorization: Bearer" (v1
 	// sent x-api-key) and a dated anthropic-version; accept either carrier.
 	keySent := r.Header.Get("X-Api-Key") == key || r.Header.Get("Authorization") == "Bearer "+key
@@ -155,15 +115,15 @@ func TestStructuredOutputThroughForcedTool(t *testing.T) {
 // TestPromptCacheMarkerIsSent fails if the stable prefix stops carrying
 // cache_control: later agents of a task would pay full input price.
 func TestPromptCacheMarkerIsSent(t *testing.T) {
-	api := &fakeAPI{steps: []func(http.ResponseWriter){jsonReply(200, toolUseReply)}}
+	api := &llmtest.FakeAPI{Steps: []llmtest.Step{llmtest.JSON(200, toolUseReply)}}
 	srv := httptest.NewServer(api)
 	defer srv.Close()
 	if _, err := router(t, srv, nil).For("planner").Generate(context.Background(), planRequest()); err != nil {
 		t.Fatal(err)
 	}
-	sys, ok := api.bodys[0]["system"].([]any)
+	sys, ok := api.Bodies[0]["system"].([]any)
 	if !ok || len(sys) != 2 {
-		t.Fatalf("system blocks: %v", api.bodys[0]["system"])
+		t.Fatalf("system blocks: %v", api.Bodies[0]["system"])
 	}
 	first, last := sys[0].(map[string]any), sys[1].(map[string]any)
 	if first["text"] != "You are the planner." || last["text"] != "Task: Build a todo app" {
@@ -185,8 +145,8 @@ func TestPromptCacheMarkerIsSent(t *testing.T) {
 	if _, err := m.Generate(context.Background(), planRequest()); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(fmt.Sprint(api.bodys[1]["system"]), "cache_control") {
-		t.Fatalf("cache_control sent with WithoutPromptCache: %v", api.bodys[1]["system"])
+	if strings.Contains(fmt.Sprint(api.Bodies[1]["system"]), "cache_control") {
+		t.Fatalf("cache_control sent with WithoutPromptCache: %v", api.Bodies[1]["system"])
 	}
 }
 
@@ -217,7 +177,7 @@ data: {"type":"message_stop"}
 `
 
 func TestStreaming(t *testing.T) {
-	api := &fakeAPI{steps: []func(http.ResponseWriter){sseReply(streamEvents)}}
+	api := &llmtest.FakeAPI{Steps: []llmtest.Step{llmtest.SSE(streamEvents)}}
 	srv := httptest.NewServer(api)
 	defer srv.Close()
 	var deltas []string
@@ -228,8 +188,8 @@ func TestStreaming(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if api.bodys[0]["stream"] != true {
-		t.Fatalf("not a streaming request: %v", api.bodys[0])
+	if api.Bodies[0]["stream"] != true {
+		t.Fatalf("not a streaming request: %v", api.Bodies[0])
 	}
 	if strings.Join(deltas, "|") != "Hello|, world" || resp.Text != "Hello, world" || resp.StopReason != "end_turn" {
 		t.Fatalf("deltas %q text %q stop %q", deltas, resp.Text, resp.StopReason)
@@ -242,20 +202,20 @@ func TestStreaming(t *testing.T) {
 func TestOverloadedIsRetried(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		fail func(http.ResponseWriter)
+		fail llmtest.Step
 	}{
-		{"529", jsonReply(529, errBody("overloaded_error", "Overloaded"))},
-		{"503", jsonReply(503, errBody("api_error", "Service unavailable"))},
-		{"429 retry-after capped", jsonReply(429, errBody("rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit"), "Retry-After", "3600")},
-		{"overloaded inside the stream", sseReply("event: error\ndata: " + errBody("overloaded_error", "Overloaded") + "\n\n")},
+		{"529", llmtest.JSON(529, errBody("overloaded_error", "Overloaded"))},
+		{"503", llmtest.JSON(503, errBody("api_error", "Service unavailable"))},
+		{"429 retry-after capped", llmtest.JSON(429, errBody("rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit"), "Retry-After", "3600")},
+		{"overloaded inside the stream", llmtest.SSE("event: error\ndata: " + errBody("overloaded_error", "Overloaded") + "\n\n")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			api := &fakeAPI{steps: []func(http.ResponseWriter){tc.fail, jsonReply(200, toolUseReply)}}
+			api := &llmtest.FakeAPI{Steps: []llmtest.Step{tc.fail, llmtest.JSON(200, toolUseReply)}}
 			srv := httptest.NewServer(api)
 			defer srv.Close()
 			req := planRequest()
 			if strings.Contains(tc.name, "stream") {
-				api.steps[1] = sseReply(streamEvents)
+				api.Steps[1] = llmtest.SSE(streamEvents)
 				req = llm.Request{Messages: []llm.Message{{Role: llm.RoleUser, Content: "hi"}}, OnDelta: func(string) {}}
 			}
 			start := time.Now()
@@ -263,8 +223,8 @@ func TestOverloadedIsRetried(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(api.reqs) != 2 || resp.Usage.OutputTokens == 0 {
-				t.Fatalf("%d requests, resp %+v", len(api.reqs), resp)
+			if len(api.Reqs) != 2 || resp.Usage.OutputTokens == 0 {
+				t.Fatalf("%d requests, resp %+v", len(api.Reqs), resp)
 			}
 			if time.Since(start) > 2*time.Second {
 				t.Fatalf("Retry-After not capped: %v", time.Since(start))
@@ -275,9 +235,9 @@ func TestOverloadedIsRetried(t *testing.T) {
 
 func TestErrorsClassifiedAndKeyRedacted(t *testing.T) {
 	var logs bytes.Buffer
-	api := &fakeAPI{steps: []func(http.ResponseWriter){
-		jsonReply(500, errBody("api_error", "internal error for key "+key)),
-		jsonReply(401, errBody("authentication_error", "invalid x-api-key "+key)),
+	api := &llmtest.FakeAPI{Steps: []llmtest.Step{
+		llmtest.JSON(500, errBody("api_error", "internal error for key "+key)),
+		llmtest.JSON(401, errBody("authentication_error", "invalid x-api-key "+key)),
 	}}
 	srv := httptest.NewServer(api)
 	defer srv.Close()
@@ -289,8 +249,8 @@ func TestErrorsClassifiedAndKeyRedacted(t *testing.T) {
 	if !errors.As(err, &ae) || ae.StatusCode != 401 {
 		t.Fatalf("err = %v", err)
 	}
-	if len(api.reqs) != 2 {
-		t.Fatalf("%d requests: 401 must not be retried", len(api.reqs))
+	if len(api.Reqs) != 2 {
+		t.Fatalf("%d requests: 401 must not be retried", len(api.Reqs))
 	}
 	for name, s := range map[string]string{"error": err.Error(), "logs": logs.String()} {
 		if strings.Contains(s, key) || strings.Contains(s, key[8:]) {
@@ -303,7 +263,7 @@ func TestErrorsClassifiedAndKeyRedacted(t *testing.T) {
 }
 
 func TestNonObjectSchemaIsWrapped(t *testing.T) {
-	api := &fakeAPI{steps: []func(http.ResponseWriter){jsonReply(200, `{"id":"m","type":"message","role":"assistant","model":"claude-3-7-sonnet-20250219",
+	api := &llmtest.FakeAPI{Steps: []llmtest.Step{llmtest.JSON(200, `{"id":"m","type":"message","role":"assistant","model":"claude-3-7-sonnet-20250219",
 	  "content":[{"type":"tool_use","id":"t","name":"answer","input":{"result":["a","b"]}}],"stop_reason":"tool_use","usage":{"input_tokens":1,"output_tokens":1}}`)}}
 	srv := httptest.NewServer(api)
 	defer srv.Close()
@@ -314,7 +274,7 @@ func TestNonObjectSchemaIsWrapped(t *testing.T) {
 	if string(resp.JSON) != `["a","b"]` {
 		t.Fatalf("JSON = %s", resp.JSON)
 	}
-	in := api.bodys[0]["tools"].([]any)[0].(map[string]any)["input_schema"].(map[string]any)
+	in := api.Bodies[0]["tools"].([]any)[0].(map[string]any)["input_schema"].(map[string]any)
 	if in["type"] != "object" || in["properties"].(map[string]any)["result"] == nil {
 		t.Fatalf("input_schema: %v", in)
 	}
@@ -323,21 +283,21 @@ func TestNonObjectSchemaIsWrapped(t *testing.T) {
 // BenchmarkPerCallOverhead compares the raw provider with the full llm
 // layer against the same fake server.
 func BenchmarkPerCallOverhead(b *testing.B) {
-	api := &fakeAPI{steps: []func(http.ResponseWriter){jsonReply(200, toolUseReply)}}
+	api := &llmtest.FakeAPI{Steps: []llmtest.Step{llmtest.JSON(200, toolUseReply)}}
 	srv := httptest.NewServer(api)
 	defer srv.Close()
 	raw, err := anthropic.New(llm.ProviderConfig{APIKey: key, Model: "claude-3-7-sonnet-20250219", BaseURL: srv.URL, HTTPClient: srv.Client()})
 	if err != nil {
 		b.Fatal(err)
 	}
-	routed := router(b, srv, nil).For("planner")
+	// No tokens-per-minute pacing here: at the default 200k/min the fake's
+	// 1,070 reported tokens a call would be paced to ~3 calls a second.
+	routed := router(b, srv, nil, llm.Limits{TokensPerMinute: -1}).For("planner")
 	for name, m := range map[string]llm.Model{"raw-sdk": raw, "llm-layer": routed} {
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				api.mu.Lock()
-				api.reqs, api.bodys = api.reqs[:0], api.bodys[:0]
-				api.mu.Unlock()
+				api.Reset()
 				if _, err := m.Generate(context.Background(), planRequest()); err != nil {
 					b.Fatal(err)
 				}

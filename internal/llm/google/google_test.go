@@ -8,52 +8,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/catalyst/catalyst/internal/config"
 	"github.com/catalyst/catalyst/internal/llm"
 	"github.com/catalyst/catalyst/internal/llm/google"
+	"github.com/catalyst/catalyst/internal/llm/llmtest"
 )
 
 const key = "AIzaSyTESTKEY-0123456789abcdefghij"
-
-type fakeAPI struct {
-	mu    sync.Mutex
-	reqs  []*http.Request
-	bodys []map[string]any
-	steps []func(http.ResponseWriter)
-}
-
-func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	b, _ := io.ReadAll(r.Body)
-	var body map[string]any
-	_ = json.Unmarshal(b, &body)
-	f.mu.Lock()
-	f.reqs = append(f.reqs, r)
-	f.bodys = append(f.bodys, body)
-	step := f.steps[0]
-	if len(f.steps) > 1 {
-		f.steps = f.steps[1:]
-	}
-	f.mu.Unlock()
-	step(w)
-}
-
-func reply(status int, ctype, body string, hdr ...string) func(http.ResponseWriter) {
-	return func(w http.ResponseWriter) {
-		for i := 0; i+1 < len(hdr); i += 2 {
-			w.Header().Set(hdr[i], hdr[i+1])
-		}
-		w.Header().Set("Content-Type", ctype)
-		w.WriteHeader(status)
-		io.WriteString(w, body)
-	}
-}
 
 func errBody(code int, status, msg string) string {
 	return fmt.Sprintf(`{"error":{"code":%d,"message":%q,"status":%q}}`, code, msg, status)
@@ -91,7 +57,7 @@ func planRequest() llm.Request {
 }
 
 func TestStructuredOutputWithResponseSchema(t *testing.T) {
-	api := &fakeAPI{steps: []func(http.ResponseWriter){reply(200, "application/json", generateReply)}}
+	api := &llmtest.FakeAPI{Steps: []llmtest.Step{llmtest.Reply(200, "application/json", generateReply)}}
 	srv := httptest.NewServer(api)
 	defer srv.Close()
 	temp := 0.5
@@ -101,7 +67,7 @@ func TestStructuredOutputWithResponseSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, body := api.reqs[0], api.bodys[0]
+	r, body := api.Reqs[0], api.Bodies[0]
 	if r.URL.Path != "/v1beta/models/gemini-2.5-flash:generateContent" || r.Header.Get("X-Goog-Api-Key") != key {
 		t.Fatalf("%s %v", r.URL.Path, r.Header)
 	}
@@ -130,7 +96,7 @@ const sseChunks = "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\":
 	"data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"lo\"}],\"role\": \"model\"},\"finishReason\": \"STOP\",\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 8,\"candidatesTokenCount\": 2,\"totalTokenCount\": 10},\"modelVersion\": \"gemini-2.5-flash\"}\r\n\r\n"
 
 func TestStreaming(t *testing.T) {
-	api := &fakeAPI{steps: []func(http.ResponseWriter){reply(200, "text/event-stream", sseChunks)}}
+	api := &llmtest.FakeAPI{Steps: []llmtest.Step{llmtest.Reply(200, "text/event-stream", sseChunks)}}
 	srv := httptest.NewServer(api)
 	defer srv.Close()
 	var deltas []string
@@ -139,7 +105,7 @@ func TestStreaming(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := api.reqs[0]; r.URL.Path != "/v1beta/models/gemini-2.5-flash:streamGenerateContent" || r.URL.Query().Get("alt") != "sse" {
+	if r := api.Reqs[0]; r.URL.Path != "/v1beta/models/gemini-2.5-flash:streamGenerateContent" || r.URL.Query().Get("alt") != "sse" {
 		t.Fatalf("%s", r.URL)
 	}
 	if strings.Join(deltas, "|") != "Hel|lo" || resp.Text != "Hello" || resp.StopReason != "STOP" {
@@ -151,8 +117,8 @@ func TestStreaming(t *testing.T) {
 }
 
 func TestRetryAfterIsRead(t *testing.T) {
-	api := &fakeAPI{steps: []func(http.ResponseWriter){
-		reply(429, "application/json", errBody(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota)."), "Retry-After", "7"),
+	api := &llmtest.FakeAPI{Steps: []llmtest.Step{
+		llmtest.Reply(429, "application/json", errBody(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota)."), "Retry-After", "7"),
 	}}
 	srv := httptest.NewServer(api)
 	defer srv.Close()
@@ -165,27 +131,27 @@ func TestRetryAfterIsRead(t *testing.T) {
 	if !errors.As(err, &ae) || ae.StatusCode != 429 || ae.RetryAfter != 7*time.Second || !strings.Contains(ae.Message, "RESOURCE_EXHAUSTED") {
 		t.Fatalf("err %#v", err)
 	}
-	if len(api.reqs) != 1 {
-		t.Fatalf("genai retried by itself: %d requests", len(api.reqs))
+	if len(api.Reqs) != 1 {
+		t.Fatalf("genai retried by itself: %d requests", len(api.Reqs))
 	}
 }
 
 func TestTransientErrorsRetried(t *testing.T) {
-	for name, fail := range map[string]func(http.ResponseWriter){
-		"503": reply(503, "application/json", errBody(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")),
-		"429": reply(429, "application/json", errBody(429, "RESOURCE_EXHAUSTED", "quota"), "Retry-After", "3600"),
-		"500": reply(500, "application/json", errBody(500, "INTERNAL", "An internal error has occurred.")),
+	for name, fail := range map[string]llmtest.Step{
+		"503": llmtest.Reply(503, "application/json", errBody(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")),
+		"429": llmtest.Reply(429, "application/json", errBody(429, "RESOURCE_EXHAUSTED", "quota"), "Retry-After", "3600"),
+		"500": llmtest.Reply(500, "application/json", errBody(500, "INTERNAL", "An internal error has occurred.")),
 	} {
 		t.Run(name, func(t *testing.T) {
-			api := &fakeAPI{steps: []func(http.ResponseWriter){fail, reply(200, "application/json", generateReply)}}
+			api := &llmtest.FakeAPI{Steps: []llmtest.Step{fail, llmtest.Reply(200, "application/json", generateReply)}}
 			srv := httptest.NewServer(api)
 			defer srv.Close()
 			start := time.Now()
 			if _, err := newRouter(t, srv, nil).For("").Generate(context.Background(), planRequest()); err != nil {
 				t.Fatal(err)
 			}
-			if len(api.reqs) != 2 || time.Since(start) > 2*time.Second {
-				t.Fatalf("%d requests in %v", len(api.reqs), time.Since(start))
+			if len(api.Reqs) != 2 || time.Since(start) > 2*time.Second {
+				t.Fatalf("%d requests in %v", len(api.Reqs), time.Since(start))
 			}
 		})
 	}
@@ -193,16 +159,16 @@ func TestTransientErrorsRetried(t *testing.T) {
 
 func TestBadKeyNotRetriedAndRedacted(t *testing.T) {
 	var logs bytes.Buffer
-	api := &fakeAPI{steps: []func(http.ResponseWriter){
-		reply(503, "application/json", errBody(503, "UNAVAILABLE", "backend for key "+key+" busy")),
-		reply(400, "application/json", errBody(400, "INVALID_ARGUMENT", "API key not valid: "+key+". Please pass a valid API key.")),
+	api := &llmtest.FakeAPI{Steps: []llmtest.Step{
+		llmtest.Reply(503, "application/json", errBody(503, "UNAVAILABLE", "backend for key "+key+" busy")),
+		llmtest.Reply(400, "application/json", errBody(400, "INVALID_ARGUMENT", "API key not valid: "+key+". Please pass a valid API key.")),
 	}}
 	srv := httptest.NewServer(api)
 	defer srv.Close()
 	_, err := newRouter(t, srv, &logs).For("").Generate(context.Background(), planRequest())
 	var ae *llm.APIError
-	if !errors.As(err, &ae) || ae.StatusCode != 400 || len(api.reqs) != 2 {
-		t.Fatalf("err %v after %d requests", err, len(api.reqs))
+	if !errors.As(err, &ae) || ae.StatusCode != 400 || len(api.Reqs) != 2 {
+		t.Fatalf("err %v after %d requests", err, len(api.Reqs))
 	}
 	if strings.Contains(err.Error(), key) || strings.Contains(logs.String(), key) {
 		t.Fatalf("key leaked:\n%v\n%s", err, logs.String())

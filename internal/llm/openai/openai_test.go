@@ -11,53 +11,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/catalyst/catalyst/internal/config"
 	"github.com/catalyst/catalyst/internal/llm"
+	"github.com/catalyst/catalyst/internal/llm/llmtest"
 	"github.com/catalyst/catalyst/internal/llm/openai"
 )
 
 const key = "sk-proj-TESTKEY-0123456789abcdef"
-
-type fakeAPI struct {
-	mu    sync.Mutex
-	reqs  []*http.Request
-	bodys []map[string]any
-	steps []func(http.ResponseWriter)
-}
-
-func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	b, _ := io.ReadAll(r.Body)
-	var body map[string]any
-	_ = json.Unmarshal(b, &body)
-	f.mu.Lock()
-	f.reqs = append(f.reqs, r)
-	f.bodys = append(f.bodys, body)
-	step := f.steps[0]
-	if len(f.steps) > 1 {
-		f.steps = f.steps[1:]
-	}
-	f.mu.Unlock()
-	step(w)
-}
-
-func reply(status int, ctype, body string, hdr ...string) func(http.ResponseWriter) {
-	return func(w http.ResponseWriter) {
-		for i := 0; i+1 < len(hdr); i += 2 {
-			w.Header().Set(hdr[i], hdr[i+1])
-		}
-		w.Header().Set("Content-Type", ctype)
-		w.WriteHeader(status)
-		io.WriteString(w, body)
-	}
-}
-
-func jsonReply(status int, body string, hdr ...string) func(http.ResponseWriter) {
-	return reply(status, "application/json", body, hdr...)
-}
 
 func errBody(typ, code, msg string) string {
 	return fmt.Sprintf(`{"error":{"message":%q,"type":%q,"param":null,"code":%q}}`, msg, typ, code)
@@ -103,14 +66,14 @@ func planRequest() llm.Request {
 }
 
 func TestStructuredOutputWithResponseFormat(t *testing.T) {
-	api := &fakeAPI{steps: []func(http.ResponseWriter){jsonReply(200, completion)}}
+	api := &llmtest.FakeAPI{Steps: []llmtest.Step{llmtest.JSON(200, completion)}}
 	srv := httptest.NewServer(api)
 	defer srv.Close()
 	resp, err := newRouter(t, openaiCfg(srv), srv.Client(), nil).For("planner").Generate(context.Background(), planRequest())
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, body := api.reqs[0], api.bodys[0]
+	r, body := api.Reqs[0], api.Bodies[0]
 	if r.URL.Path != "/v1/chat/completions" || r.Header.Get("Authorization") != "Bearer "+key {
 		t.Fatalf("%s %v", r.URL.Path, r.Header)
 	}
@@ -141,7 +104,7 @@ func TestStructuredOutputWithResponseFormat(t *testing.T) {
 }
 
 func TestStrictOnlyWhenSchemaAllows(t *testing.T) {
-	api := &fakeAPI{steps: []func(http.ResponseWriter){jsonReply(200, completion)}}
+	api := &llmtest.FakeAPI{Steps: []llmtest.Step{llmtest.JSON(200, completion)}}
 	srv := httptest.NewServer(api)
 	defer srv.Close()
 	loose := json.RawMessage(`{"type":"object","properties":{"title":{"type":"string"},"points":{"type":"integer"}},"required":["title"]}`)
@@ -150,7 +113,7 @@ func TestStrictOnlyWhenSchemaAllows(t *testing.T) {
 	if _, err := newRouter(t, openaiCfg(srv), srv.Client(), nil).For("").Generate(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
-	js := api.bodys[0]["response_format"].(map[string]any)["json_schema"].(map[string]any)
+	js := api.Bodies[0]["response_format"].(map[string]any)["json_schema"].(map[string]any)
 	if js["strict"] != false {
 		t.Fatalf("strict sent for a schema strict mode rejects: %v", js)
 	}
@@ -173,7 +136,7 @@ data: [DONE]
 // TestOllamaStreaming: no key, an Ollama-like server answers the probe; the
 // router uses it, normalises the bare URL to /v1/, streams and reads usage.
 func TestOllamaStreaming(t *testing.T) {
-	api := &fakeAPI{steps: []func(http.ResponseWriter){reply(200, "text/event-stream", streamBody)}}
+	api := &llmtest.FakeAPI{Steps: []llmtest.Step{llmtest.Reply(200, "text/event-stream", streamBody)}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/models", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, `{"object":"list","data":[{"id":"qwen2.5-coder:7b","object":"model","created":1,"owned_by":"library"}]}`)
@@ -197,11 +160,11 @@ func TestOllamaStreaming(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := api.bodys[0]
+	body := api.Bodies[0]
 	if body["stream"] != true || body["stream_options"].(map[string]any)["include_usage"] != true {
 		t.Fatalf("body %v", body)
 	}
-	if auth := api.reqs[0].Header.Get("Authorization"); strings.Contains(auth, "sk-") {
+	if auth := api.Reqs[0].Header.Get("Authorization"); strings.Contains(auth, "sk-") {
 		t.Fatalf("a key was sent to a keyless local server: %q", auth)
 	}
 	if strings.Join(deltas, "|") != "Hel|lo" || resp.Text != "Hello" || resp.StopReason != "stop" || resp.Provider != "ollama" {
@@ -214,7 +177,7 @@ func TestOllamaStreaming(t *testing.T) {
 
 func TestEmergentGateway(t *testing.T) {
 	const ekey = "sk-emergent-0123456789abcdef"
-	api := &fakeAPI{steps: []func(http.ResponseWriter){jsonReply(200, completion)}}
+	api := &llmtest.FakeAPI{Steps: []llmtest.Step{llmtest.JSON(200, completion)}}
 	srv := httptest.NewServer(api)
 	defer srv.Close()
 	r := newRouter(t, config.LLMConfig{EmergentKey: ekey, EmergentBaseURL: srv.URL + "/llm"}, srv.Client(), nil)
@@ -225,28 +188,28 @@ func TestEmergentGateway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if api.reqs[0].URL.Path != "/llm/chat/completions" || api.reqs[0].Header.Get("Authorization") != "Bearer "+ekey ||
-		api.bodys[0]["model"] != "claude-3-7-sonnet-20250219" || resp.Provider != "emergent" {
-		t.Fatalf("%s %v %v", api.reqs[0].URL.Path, api.reqs[0].Header, api.bodys[0]["model"])
+	if api.Reqs[0].URL.Path != "/llm/chat/completions" || api.Reqs[0].Header.Get("Authorization") != "Bearer "+ekey ||
+		api.Bodies[0]["model"] != "claude-3-7-sonnet-20250219" || resp.Provider != "emergent" {
+		t.Fatalf("%s %v %v", api.Reqs[0].URL.Path, api.Reqs[0].Header, api.Bodies[0]["model"])
 	}
 }
 
 func TestTransientErrorsRetried(t *testing.T) {
-	for name, fail := range map[string]func(http.ResponseWriter){
-		"503":             jsonReply(503, errBody("server_error", "", "The server is overloaded")),
-		"429 retry-after": jsonReply(429, errBody("requests", "rate_limit_exceeded", "Rate limit reached"), "Retry-After", "1000", "retry-after-ms", "5"),
-		"408":             jsonReply(408, errBody("timeout", "", "timeout")),
+	for name, fail := range map[string]llmtest.Step{
+		"503":             llmtest.JSON(503, errBody("server_error", "", "The server is overloaded")),
+		"429 retry-after": llmtest.JSON(429, errBody("requests", "rate_limit_exceeded", "Rate limit reached"), "Retry-After", "1000", "retry-after-ms", "5"),
+		"408":             llmtest.JSON(408, errBody("timeout", "", "timeout")),
 	} {
 		t.Run(name, func(t *testing.T) {
-			api := &fakeAPI{steps: []func(http.ResponseWriter){fail, jsonReply(200, completion)}}
+			api := &llmtest.FakeAPI{Steps: []llmtest.Step{fail, llmtest.JSON(200, completion)}}
 			srv := httptest.NewServer(api)
 			defer srv.Close()
 			start := time.Now()
 			if _, err := newRouter(t, openaiCfg(srv), srv.Client(), nil).For("").Generate(context.Background(), planRequest()); err != nil {
 				t.Fatal(err)
 			}
-			if len(api.reqs) != 2 || time.Since(start) > 2*time.Second {
-				t.Fatalf("%d requests in %v", len(api.reqs), time.Since(start))
+			if len(api.Reqs) != 2 || time.Since(start) > 2*time.Second {
+				t.Fatalf("%d requests in %v", len(api.Reqs), time.Since(start))
 			}
 		})
 	}
@@ -261,7 +224,7 @@ func TestConnectionResetRetried(t *testing.T) {
 			conn.Close()
 			return
 		}
-		jsonReply(200, completion)(w)
+		llmtest.JSON(200, completion)(w)
 	}))
 	defer srv.Close()
 	if _, err := newRouter(t, openaiCfg(srv), srv.Client(), nil).For("").Generate(context.Background(), planRequest()); err != nil || n != 2 {
@@ -271,16 +234,16 @@ func TestConnectionResetRetried(t *testing.T) {
 
 func TestUnauthorizedNotRetriedAndRedacted(t *testing.T) {
 	var logs bytes.Buffer
-	api := &fakeAPI{steps: []func(http.ResponseWriter){
-		jsonReply(500, errBody("server_error", "", "upstream saw "+key)),
-		jsonReply(401, errBody("invalid_request_error", "invalid_api_key", "Incorrect API key provided: "+key+". You can find your API key at https://platform.openai.com/account/api-keys.")),
+	api := &llmtest.FakeAPI{Steps: []llmtest.Step{
+		llmtest.JSON(500, errBody("server_error", "", "upstream saw "+key)),
+		llmtest.JSON(401, errBody("invalid_request_error", "invalid_api_key", "Incorrect API key provided: "+key+". You can find your API key at https://platform.openai.com/account/api-keys.")),
 	}}
 	srv := httptest.NewServer(api)
 	defer srv.Close()
 	_, err := newRouter(t, openaiCfg(srv), srv.Client(), &logs).For("").Generate(context.Background(), planRequest())
 	var ae *llm.APIError
-	if !errors.As(err, &ae) || ae.StatusCode != 401 || len(api.reqs) != 2 {
-		t.Fatalf("err %v after %d requests", err, len(api.reqs))
+	if !errors.As(err, &ae) || ae.StatusCode != 401 || len(api.Reqs) != 2 {
+		t.Fatalf("err %v after %d requests", err, len(api.Reqs))
 	}
 	if strings.Contains(err.Error(), key) || strings.Contains(logs.String(), key) {
 		t.Fatalf("key leaked:\n%v\n%s", err, logs.String())
