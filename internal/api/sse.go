@@ -62,10 +62,12 @@ func (s *server) handleSSE(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	f := &follower{s: s, taskID: taskID, sub: sub, last: after, send: func(e domain.AgentLog) error {
-		b, err := json.Marshal(e)
-		if err != nil {
-			return err
+	f := &follower{s: s, taskID: taskID, sub: sub, last: after, send: func(e domain.AgentLog, b []byte) error {
+		if b == nil {
+			var err error
+			if b, err = json.Marshal(e); err != nil {
+				return err
+			}
 		}
 		frame := "data: " + string(b) + "\n\n"
 		if e.Seq > 0 {

@@ -56,15 +56,17 @@ type follower struct {
 	s      *server
 	taskID string
 	sub    *events.Subscription
-	send   func(domain.AgentLog) error
+	// send writes one event; raw is its JSON encoding when already known
+	// (live events are encoded once for all subscribers), else nil.
+	send func(e domain.AgentLog, raw []byte) error
 	last   int64
 	// ended is the terminal status of the latest task_state sent, "" while
 	// the task is not (or no longer) terminal.
 	ended domain.TaskStatus
 }
 
-func (f *follower) emit(e domain.AgentLog) error {
-	if err := f.send(e); err != nil {
+func (f *follower) emit(e domain.AgentLog, raw []byte) error {
+	if err := f.send(e, raw); err != nil {
 		return err
 	}
 	if e.Seq > 0 {
@@ -89,7 +91,7 @@ func (f *follower) catchUp(ctx context.Context, limit int64) error {
 			return fmt.Errorf("replaying events: %w", err)
 		}
 		for _, l := range logs {
-			if err := f.emit(l); err != nil {
+			if err := f.emit(l, nil); err != nil {
 				return err
 			}
 		}
@@ -126,10 +128,15 @@ func (f *follower) replay(ctx context.Context) error {
 }
 
 // live handles one event from the subscription.
-func (f *follower) live(ctx context.Context, e domain.AgentLog) error {
+func (f *follower) live(ctx context.Context, ev *events.Event) error {
+	e := ev.AgentLog
+	raw, err := ev.JSON()
+	if err != nil {
+		return err
+	}
 	switch {
 	case e.Seq == 0:
-		return f.send(e)
+		return f.send(e, raw)
 	case e.Seq <= f.last:
 		return nil // already replayed
 	case e.Seq > f.last+1:
@@ -140,7 +147,7 @@ func (f *follower) live(ctx context.Context, e domain.AgentLog) error {
 			return nil
 		}
 	}
-	if err := f.emit(e); err != nil {
+	if err := f.emit(e, raw); err != nil {
 		return err
 	}
 	if f.ended != "" {

@@ -63,10 +63,12 @@ func (s *server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 
 	go s.pingLoop(ctx, c)
 
-	f := &follower{s: s, taskID: taskID, sub: sub, last: after, send: func(e domain.AgentLog) error {
-		b, err := json.Marshal(e)
-		if err != nil {
-			return err
+	f := &follower{s: s, taskID: taskID, sub: sub, last: after, send: func(e domain.AgentLog, b []byte) error {
+		if b == nil {
+			var err error
+			if b, err = json.Marshal(e); err != nil {
+				return err
+			}
 		}
 		wctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
 		defer cancel()

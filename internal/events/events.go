@@ -11,6 +11,7 @@ package events
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -42,18 +43,36 @@ func NewBroker() *Broker {
 	return &Broker{subs: make(map[string]map[*Subscription]struct{})}
 }
 
+// Event is one published event. A single Event is shared by every
+// subscriber of its task, so it is read-only; its JSON encoding is computed
+// once for all of them (a task watched by 1,000 clients is not encoded
+// 1,000 times), and a subscriber's buffer holds pointers, not copies.
+type Event struct {
+	domain.AgentLog
+
+	once sync.Once
+	raw  []byte
+	err  error
+}
+
+// JSON returns the event's wire encoding (the domain.AgentLog fields).
+func (e *Event) JSON() ([]byte, error) {
+	e.once.Do(func() { e.raw, e.err = json.Marshal(e.AgentLog) })
+	return e.raw, e.err
+}
+
 // Subscription receives the events of one task.
 type Subscription struct {
 	TaskID string
 	b      *Broker
-	ch     chan domain.AgentLog
+	ch     chan *Event
 	once   sync.Once
 	mu     sync.Mutex
 	err    error
 }
 
 // C delivers events; it is closed when the subscription ends (see Err).
-func (s *Subscription) C() <-chan domain.AgentLog { return s.ch }
+func (s *Subscription) C() <-chan *Event { return s.ch }
 
 // Err says why C was closed: nil after Close, ErrSlowConsumer after eviction.
 func (s *Subscription) Err() error {
@@ -70,7 +89,7 @@ func (b *Broker) Subscribe(taskID string, buffer int) *Subscription {
 	if buffer <= 0 {
 		buffer = DefaultBuffer
 	}
-	s := &Subscription{TaskID: taskID, b: b, ch: make(chan domain.AgentLog, buffer)}
+	s := &Subscription{TaskID: taskID, b: b, ch: make(chan *Event, buffer)}
 	b.mu.Lock()
 	set := b.subs[taskID]
 	if set == nil {
@@ -100,7 +119,8 @@ func (b *Broker) remove(s *Subscription, reason error) {
 }
 
 // Publish delivers e to the subscribers of e.TaskID without blocking.
-func (b *Broker) Publish(e domain.AgentLog) {
+func (b *Broker) Publish(l domain.AgentLog) {
+	e := &Event{AgentLog: l}
 	b.mu.RLock()
 	var slow []*Subscription
 	for s := range b.subs[e.TaskID] {

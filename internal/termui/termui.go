@@ -76,7 +76,7 @@ func Follow(ctx context.Context, broker *events.Broker, st store.Store, taskID s
 				}
 			}
 			if e.Seq == v.lastSeq+1 {
-				v.show(e)
+				v.show(e.AgentLog)
 			}
 		case <-tick.C:
 			v.drawStatus()
