@@ -59,7 +59,7 @@ type follower struct {
 	// send writes one event; raw is its JSON encoding when already known
 	// (live events are encoded once for all subscribers), else nil.
 	send func(e domain.AgentLog, raw []byte) error
-	last   int64
+	last int64
 	// ended is the terminal status of the latest task_state sent, "" while
 	// the task is not (or no longer) terminal.
 	ended domain.TaskStatus
