@@ -1,18 +1,20 @@
 package llm
 
 import (
-	"context"
 	"log/slog"
 	"strings"
+
+	"github.com/catalyst/catalyst/internal/logging"
 )
 
 // redactedMark replaces a secret in errors and logs.
-const redactedMark = "[REDACTED]"
+const redactedMark = "[redacted]" // as in internal/logging
 
 // Redactor removes configured secrets (API keys) from text. The zero value
 // redacts nothing.
 type Redactor struct {
-	r *strings.Replacer
+	r       *strings.Replacer
+	secrets []string
 }
 
 // NewRedactor redacts every non-empty secret of at least 6 characters
@@ -31,7 +33,11 @@ func NewRedactor(secrets ...string) Redactor {
 	if len(pairs) == 0 {
 		return Redactor{}
 	}
-	return Redactor{r: strings.NewReplacer(pairs...)}
+	keys := make([]string, 0, len(pairs)/2)
+	for i := 0; i < len(pairs); i += 2 {
+		keys = append(keys, pairs[i])
+	}
+	return Redactor{r: strings.NewReplacer(pairs...), secrets: keys}
 }
 
 // String redacts s.
@@ -68,67 +74,7 @@ func (e *redactedError) Error() string { return e.msg }
 // context errors) for the layers above.
 func (e *redactedError) Unwrap() error { return e.err }
 
-// redactingHandler is a slog.Handler that removes secrets from the message
-// and from every string-valued attribute (errors included) before passing
-// records on.
-type redactingHandler struct {
-	next slog.Handler
-	r    Redactor
-}
-
 // RedactLogger returns a logger whose records have secrets removed.
 func RedactLogger(l *slog.Logger, r Redactor) *slog.Logger {
-	if l == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	if r.r == nil {
-		return l
-	}
-	return slog.New(&redactingHandler{next: l.Handler(), r: r})
-}
-
-func (h *redactingHandler) Enabled(ctx context.Context, l slog.Level) bool {
-	return h.next.Enabled(ctx, l)
-}
-
-func (h *redactingHandler) Handle(ctx context.Context, rec slog.Record) error {
-	out := slog.NewRecord(rec.Time, rec.Level, h.r.String(rec.Message), rec.PC)
-	rec.Attrs(func(a slog.Attr) bool {
-		out.AddAttrs(h.attr(a))
-		return true
-	})
-	return h.next.Handle(ctx, out)
-}
-
-func (h *redactingHandler) attr(a slog.Attr) slog.Attr {
-	v := a.Value.Resolve()
-	switch v.Kind() {
-	case slog.KindString:
-		return slog.String(a.Key, h.r.String(v.String()))
-	case slog.KindGroup:
-		g := v.Group()
-		as := make([]any, 0, len(g))
-		for _, x := range g {
-			as = append(as, h.attr(x))
-		}
-		return slog.Group(a.Key, as...)
-	case slog.KindAny:
-		if err, ok := v.Any().(error); ok {
-			return slog.String(a.Key, h.r.String(err.Error()))
-		}
-		return slog.String(a.Key, h.r.String(v.String()))
-	}
-	return slog.Attr{Key: a.Key, Value: v}
-}
-
-func (h *redactingHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	red := make([]slog.Attr, len(as))
-	for i, a := range as {
-		red[i] = h.attr(a)
-	}
-	return &redactingHandler{next: h.next.WithAttrs(red), r: h.r}
-}
-
-func (h *redactingHandler) WithGroup(name string) slog.Handler {
-	return &redactingHandler{next: h.next.WithGroup(name), r: h.r}
+	return logging.Wrap(l, r.secrets)
 }

@@ -56,6 +56,19 @@ func New(w io.Writer, level string, secrets []string) *slog.Logger {
 	return slog.New(&redactingHandler{next: h, r: NewRedactor(secrets)})
 }
 
+// Wrap returns l with the secrets scrubbed from every record it writes; a
+// nil l discards.
+func Wrap(l *slog.Logger, secrets []string) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	r := NewRedactor(secrets)
+	if r.r == nil {
+		return l
+	}
+	return slog.New(&redactingHandler{next: l.Handler(), r: r})
+}
+
 type redactingHandler struct {
 	next slog.Handler
 	r    *Redactor
