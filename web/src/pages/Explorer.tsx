@@ -184,7 +184,15 @@ export function ScanPage({ id }: { id: string }) {
           </div>
         ) : null}
       </section>
-      {isBusy ? <Spinner label="The Explorer is reading the system… this page updates by itself." /> : null}
+      {isBusy ? (
+        <Spinner
+          label={
+            scan.status === 'running'
+              ? 'The Explorer is reading the system… this page updates by itself.'
+              : 'Queued: waiting for the Explorer to pick this scan up. This page updates by itself.'
+          }
+        />
+      ) : null}
       {scan.brief ? (
         <section class="card" data-testid="scan-brief">
           <header class="card-head">
