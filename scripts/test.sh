@@ -39,7 +39,12 @@ fi
 
 if [ -x tests/browser/run.sh ]; then
   step "browser test (headless Chromium against a real catalyst serve)"
-  tests/browser/run.sh
+  # Built with -race: reuses what `go test -race` compiled, and the server
+  # under the browser is race-checked as well.
+  bindir=$(mktemp -d)
+  trap 'rm -rf "$bindir"' EXIT
+  go build -race -o "$bindir/catalyst" ./cmd/catalyst
+  CATALYST_BIN="$bindir/catalyst" tests/browser/run.sh
 fi
 
 step "all tests passed"

@@ -84,9 +84,14 @@ before(async () => {
   fs.mkdirSync(ART, { recursive: true });
   if (!base) {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'catalyst-e2e-'));
-    const bin = path.join(tmp, 'catalyst');
-    console.log(`# go build -o ${bin} ./cmd/catalyst`);
-    execFileSync('go', ['build', '-o', bin, './cmd/catalyst'], { cwd: repo, stdio: 'inherit' });
+    // CATALYST_BIN: a binary built beforehand (scripts/test.sh builds one
+    // with -race, reusing the compile cache of `go test -race`).
+    let bin = process.env.CATALYST_BIN;
+    if (!bin) {
+      bin = path.join(tmp, 'catalyst');
+      console.log(`# go build -o ${bin} ./cmd/catalyst`);
+      execFileSync('go', ['build', '-o', bin, './cmd/catalyst'], { cwd: repo, stdio: 'inherit' });
+    }
     const port = await freePort();
     base = `http://localhost:${port}`;
     const data = path.join(tmp, 'data');
