@@ -208,8 +208,10 @@ func TestServeBuildsATodoAppEndToEnd(t *testing.T) {
 		t.Fatalf("GET /api/: %d", code)
 	}
 	tk := s.createTask("Build a todo app")
-	if tk.Status != "pending" {
-		t.Errorf("new task status %q, want pending", tk.Status)
+	// The executor may pick the task up before the response is written; a
+	// new task is never reported further along than running.
+	if tk.Status != "pending" && tk.Status != "running" {
+		t.Errorf("new task status %q, want pending or running", tk.Status)
 	}
 	tk = s.waitTask(tk.ID, 90*time.Second, terminal)
 	if tk.Status != "completed" {
