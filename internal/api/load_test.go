@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"slices"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/catalyst/catalyst/internal/domain"
+	"github.com/catalyst/catalyst/internal/events"
 )
 
 // The load figures of issue 5 item 4. Not part of the normal run:
@@ -35,6 +37,14 @@ func TestLoadWebSocketFanout(t *testing.T) {
 	}
 	e := newEnv(t)
 	task := e.createTask(e.createProject("load").ID, "x")
+	// Serve with small kernel send buffers: on loopback a socket absorbs
+	// megabytes, so a client that stops reading would never block the
+	// server's writes within the run, as it does across a real network.
+	small := httptest.NewUnstartedServer(e.api.handler())
+	small.Listener = sendBufferListener{Listener: small.Listener, size: 16 << 10}
+	small.Start()
+	defer small.Close()
+	e.srv = small
 	ctx, cancel := context.WithTimeout(context.Background(), *loadDur+5*time.Minute)
 	defer cancel()
 
@@ -143,7 +153,9 @@ func TestLoadWebSocketFanout(t *testing.T) {
 		return all[min(len(all)-1, int(float64(len(all))*p))]
 	}
 	_, evicted := e.broker.Stats()
-	stalledGone := e.broker.Subscribers(task.ID) == 0 || evicted >= 1
+	// Gone either way: evicted by the broker (buffer full) or disconnected
+	// by the server's write timeout, whichever came first.
+	stalledGone := e.broker.Subscribers(task.ID) < *loadSubs || evicted >= 1
 
 	fmt.Printf("\nWebSocket fan-out: %d subscribers on one task, %d events at %d/s through the Recorder (SQLite store)\n",
 		*loadSubs, total, *loadRate)
@@ -153,10 +165,30 @@ func TestLoadWebSocketFanout(t *testing.T) {
 		pct(0.50).Round(time.Microsecond), pct(0.99).Round(time.Microsecond), pct(1).Round(time.Microsecond))
 	fmt.Printf("  memory (server and clients share this process): heap in use %.1f MiB at peak (%.1f MiB before connecting), sys %.1f MiB; goroutines %d\n",
 		float64(peak.HeapInuse)/(1<<20), float64(base.HeapInuse)/(1<<20), float64(peak.Sys)/(1<<20), goroutines)
-	fmt.Printf("  stalled client: evicted subscribers %d, removed from the broker: %v\n", evicted, stalledGone)
+	fmt.Printf("  stalled client: disconnected %v (evicted for a full buffer: %d; subscribers left %d of %d)\n",
+		stalledGone, evicted, e.broker.Subscribers(task.ID), *loadSubs)
 	if complete != len(healthy) {
 		t.Errorf("%d of %d healthy clients missed events", len(healthy)-complete, len(healthy))
 	}
+	// The stall is detected once the kernel buffers (tens of KB) and the
+	// broker buffer (DefaultBuffer events) are full: a few thousand events.
+	if total >= 3*events.DefaultBuffer && !stalledGone {
+		t.Errorf("the stalled client was not disconnected after %d events", total)
+	}
+}
+
+// sendBufferListener sets the kernel send buffer of every accepted connection.
+type sendBufferListener struct {
+	net.Listener
+	size int
+}
+
+func (l sendBufferListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(l.size)
+	}
+	return c, err
 }
 
 var timestampKey = []byte(`"timestamp":"`)
