@@ -71,6 +71,8 @@ type server struct {
 	log     *slog.Logger
 	version string
 
+	metrics *metrics
+
 	// streaming knobs; tests shorten them.
 	writeTimeout time.Duration // one WebSocket/SSE write
 	subBuffer    int           // broker buffer per stream subscriber
@@ -125,6 +127,7 @@ func newServer(opts Options) (*server, error) {
 		version:      version,
 		writeTimeout: 10 * time.Second,
 		subBuffer:    events.DefaultBuffer,
+		metrics:      newMetrics(),
 	}, nil
 }
 

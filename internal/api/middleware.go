@@ -109,6 +109,7 @@ func (s *server) accessLog(next http.Handler) http.Handler {
 					status = http.StatusOK
 				}
 			}
+			s.metrics.observe(r.Method, status, time.Since(start))
 			level := slog.LevelInfo
 			if status >= 500 {
 				level = slog.LevelError

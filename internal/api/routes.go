@@ -34,6 +34,9 @@ func (s *server) registerRaw(mux *http.ServeMux, oapi *huma.OpenAPI) {
 	assets, _ := fs.Sub(docsFS, "docs/assets")
 	mux.Handle("GET /docs/assets/", http.StripPrefix("/docs/assets/", cacheFor(24*time.Hour, http.FileServerFS(assets))))
 
+	if s.cfg.EnableMetrics {
+		mux.HandleFunc("GET /metrics", s.handleMetrics)
+	}
 	mux.HandleFunc("GET /", s.handleUI)
 }
 

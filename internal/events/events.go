@@ -148,6 +148,17 @@ func (b *Broker) Subscribers(taskID string) int {
 	return len(b.subs[taskID])
 }
 
+// TotalSubscribers returns the number of live subscribers of all tasks.
+func (b *Broker) TotalSubscribers() int {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	n := 0
+	for _, set := range b.subs {
+		n += len(set)
+	}
+	return n
+}
+
 // Stats reports dropped token deltas and evicted subscribers.
 func (b *Broker) Stats() (droppedDeltas, evictedSubscribers int64) {
 	return b.dropped.Load(), b.evicted.Load()

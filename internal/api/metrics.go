@@ -1,0 +1,123 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// metrics counts what an operator watches. It is served at /metrics in the
+// Prometheus text exposition format when ENABLE_METRICS is true (the guide's
+// default), so any Prometheus-compatible scraper can read it without a
+// client library in the binary.
+type metrics struct {
+	mu       sync.Mutex
+	requests map[requestKey]*requestStats
+}
+
+// requestKey labels requests by method and status only: paths carry ids and
+// would make one series per task.
+type requestKey struct {
+	method string
+	code   int
+}
+
+type requestStats struct {
+	count   uint64
+	seconds float64
+}
+
+func newMetrics() *metrics { return &metrics{requests: make(map[requestKey]*requestStats)} }
+
+func (m *metrics) observe(method string, code int, d time.Duration) {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+	default:
+		method = "other" // clients choose methods; keep the label set bounded
+	}
+	k := requestKey{method, code}
+	m.mu.Lock()
+	st := m.requests[k]
+	if st == nil {
+		st = &requestStats{}
+		m.requests[k] = st
+	}
+	st.count++
+	st.seconds += d.Seconds()
+	m.mu.Unlock()
+}
+
+// runningCounter is implemented by executors that know how many tasks run.
+type runningCounter interface{ Running() int }
+
+// handleMetrics serves GET /metrics.
+func (s *server) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	var b strings.Builder
+	metric := func(name, kind, help string) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, kind)
+	}
+
+	metric("catalyst_build_info", "gauge", "Version of the running binary.")
+	fmt.Fprintf(&b, "catalyst_build_info{version=%q} 1\n", s.version)
+
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	up := 1
+	if err := s.store.Ping(ctx); err != nil {
+		up = 0
+	}
+	cancel()
+	metric("catalyst_store_up", "gauge", "1 when the store answers a ping.")
+	fmt.Fprintf(&b, "catalyst_store_up %d\n", up)
+
+	if rc, ok := s.runner.(runningCounter); ok {
+		metric("catalyst_tasks_running", "gauge", "Tasks executing in this process.")
+		fmt.Fprintf(&b, "catalyst_tasks_running %d\n", rc.Running())
+	}
+
+	dropped, evicted := s.broker.Stats()
+	metric("catalyst_stream_subscribers", "gauge", "Live WebSocket and SSE subscribers.")
+	fmt.Fprintf(&b, "catalyst_stream_subscribers %d\n", s.broker.TotalSubscribers())
+	metric("catalyst_stream_token_deltas_dropped_total", "counter", "Token deltas dropped for subscribers whose buffer was full.")
+	fmt.Fprintf(&b, "catalyst_stream_token_deltas_dropped_total %d\n", dropped)
+	metric("catalyst_stream_subscribers_evicted_total", "counter", "Subscribers disconnected for being too slow.")
+	fmt.Fprintf(&b, "catalyst_stream_subscribers_evicted_total %d\n", evicted)
+
+	s.metrics.mu.Lock()
+	keys := make([]requestKey, 0, len(s.metrics.requests))
+	for k := range s.metrics.requests {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].method != keys[j].method {
+			return keys[i].method < keys[j].method
+		}
+		return keys[i].code < keys[j].code
+	})
+	metric("catalyst_http_requests_total", "counter", "HTTP requests by method and status.")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "catalyst_http_requests_total{method=%q,code=\"%d\"} %d\n", k.method, k.code, s.metrics.requests[k].count)
+	}
+	metric("catalyst_http_request_duration_seconds_total", "counter", "Time spent serving HTTP requests by method and status.")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "catalyst_http_request_duration_seconds_total{method=%q,code=\"%d\"} %s\n", k.method, k.code,
+			strconv.FormatFloat(s.metrics.requests[k].seconds, 'g', -1, 64))
+	}
+	s.metrics.mu.Unlock()
+
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	metric("go_goroutines", "gauge", "Goroutines that currently exist.")
+	fmt.Fprintf(&b, "go_goroutines %d\n", runtime.NumGoroutine())
+	metric("go_memstats_heap_inuse_bytes", "gauge", "Heap bytes in use.")
+	fmt.Fprintf(&b, "go_memstats_heap_inuse_bytes %d\n", ms.HeapInuse)
+
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write([]byte(b.String()))
+}
