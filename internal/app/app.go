@@ -118,11 +118,20 @@ func appendOnce(list []string, s string) []string {
 // NewRouter builds the model router: the configured providers, else a local
 // OpenAI-compatible server, else the offline provider.
 func NewRouter(cfg *config.Config, logger *slog.Logger) (*llm.Router, error) {
+	limits := make(map[string]llm.Limits, len(cfg.LLM.Limits))
+	for provider, l := range cfg.LLM.Limits {
+		tpm := l.TokensPerMinute
+		if tpm == 0 && provider != "ollama" { // 0 keeps the default of hosted providers
+			tpm = llm.DefaultTokensPerMinute
+		}
+		limits[provider] = llm.Limits{Concurrency: l.Concurrency, TokensPerMinute: tpm}
+	}
 	return llm.NewRouter(cfg.LLM, llm.RouterOptions{
 		Offline:      offline.New(cfg.LLM.OfflineLatency),
 		Providers:    providers.Factories(),
 		Logger:       logger,
 		AgentTimeout: cfg.AgentTimeout,
+		Limits:       limits,
 	})
 }
 

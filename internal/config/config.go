@@ -83,6 +83,19 @@ type LLMConfig struct {
 	Fallback []ModelChoice
 	// Pricing overrides the built-in table, keyed by model name (config.yaml llm.pricing).
 	Pricing map[string]Price
+	// Limits tunes each provider's pacing (config.yaml llm.limits), keyed by
+	// anthropic, openai, google, emergent or ollama; missing entries keep the
+	// built-in defaults.
+	Limits map[string]ProviderLimits
+}
+
+// ProviderLimits bounds the traffic sent to one provider, so that many
+// parallel tasks slow down instead of all hitting rate limits at once.
+type ProviderLimits struct {
+	// Concurrency is the number of calls in flight; 0 keeps the default.
+	Concurrency int `koanf:"concurrency"`
+	// TokensPerMinute paces calls; 0 keeps the default, -1 removes the limit.
+	TokensPerMinute int `koanf:"tokens_per_minute"`
 }
 
 // ModelChoice names a provider and a model.

@@ -77,6 +77,9 @@ llm:
     - {provider: openai, model: gpt-4o-mini}
   pricing:
     my-model: {input: 1.5, output: 2.5, cache_read: 0.1, cache_write: 2}
+  limits:
+    anthropic: {concurrency: 2, tokens_per_minute: 40000}
+    ollama: {tokens_per_minute: -1}
 `)
 	envPath := writeFile(t, ".env", "AGENT_TIMEOUT=\"200\"\nLOG_LEVEL='WARNING'\nUNRELATED=1\n")
 	c, err := Load(Sources{YAMLFile: yamlPath, DotEnvFile: envPath, Environ: environ("LOG_LEVEL=error", "PATH=/bin")})
@@ -104,6 +107,12 @@ llm:
 	if p := c.LLM.Pricing["my-model"]; p.Input != 1.5 || p.CacheWrite != 2 {
 		t.Errorf("pricing: %+v", p)
 	}
+	if l := c.LLM.Limits["anthropic"]; l.Concurrency != 2 || l.TokensPerMinute != 40000 {
+		t.Errorf("limits: %+v", c.LLM.Limits)
+	}
+	if l := c.LLM.Limits["ollama"]; l.TokensPerMinute != -1 {
+		t.Errorf("limits: %+v", c.LLM.Limits)
+	}
 }
 
 func TestInvalidValuesNameTheVariableAndAcceptedValues(t *testing.T) {
@@ -117,6 +126,11 @@ func TestInvalidValuesNameTheVariableAndAcceptedValues(t *testing.T) {
 		"OPENAI_BASE_URL=ftp://x":       {"OPENAI_BASE_URL", "http"},
 		"MAX_TASK_COST=-1":              {"MAX_TASK_COST"},
 		"CATALYST_OFFLINE_LATENCY=fast": {"CATALYST_OFFLINE_LATENCY", "duration"},
+	}
+	bad := writeFile(t, "config.yaml", "llm:\n  limits:\n    acme: {concurrency: 1}\n    openai: {concurrency: -3}\n")
+	if _, err := Load(Sources{YAMLFile: bad, DotEnvFile: os.DevNull, Environ: environ()}); err == nil ||
+		!strings.Contains(err.Error(), "llm.limits.acme") || !strings.Contains(err.Error(), "llm.limits.openai.concurrency") {
+		t.Errorf("bad llm.limits: %v", err)
 	}
 	for kv, want := range cases {
 		_, err := Load(isolated(t, kv))

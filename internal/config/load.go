@@ -362,6 +362,22 @@ func parse(k *koanf.Koanf) (*Config, error) {
 	if err := k.Unmarshal("llm.pricing", &c.LLM.Pricing); err != nil {
 		p.errs = append(p.errs, "config.yaml llm.pricing: "+err.Error())
 	}
+	if err := k.Unmarshal("llm.limits", &c.LLM.Limits); err != nil {
+		p.errs = append(p.errs, "config.yaml llm.limits: "+err.Error())
+	}
+	for provider, l := range c.LLM.Limits {
+		switch provider {
+		case "anthropic", "openai", "google", "emergent", "ollama":
+		default:
+			p.fail("llm.limits."+provider, provider, "anthropic, openai, google, emergent, ollama")
+		}
+		if l.Concurrency < 0 {
+			p.fail("llm.limits."+provider+".concurrency", strconv.Itoa(l.Concurrency), "0 (default) or more")
+		}
+		if l.TokensPerMinute < -1 {
+			p.fail("llm.limits."+provider+".tokens_per_minute", strconv.Itoa(l.TokensPerMinute), "-1 (no limit), 0 (default) or more")
+		}
+	}
 	for agent, mc := range c.LLM.Agents {
 		if mc.Provider != "" && mc.Provider != "anthropic" && mc.Provider != "openai" && mc.Provider != "google" {
 			p.fail("llm.agents."+agent+".provider", mc.Provider, "anthropic, openai, google")
