@@ -170,6 +170,29 @@ func TestRetryClassification(t *testing.T) {
 	}
 }
 
+func TestRetriedStreamSaysTheAnswerStartsOver(t *testing.T) {
+	f := &fakeModel{fn: func(_ context.Context, n int, req Request) (*Response, error) {
+		switch n {
+		case 1:
+			req.OnDelta("Hel")
+			return nil, &APIError{Provider: "anthropic", StatusCode: 529, Message: "Overloaded"}
+		case 2: // fails before streaming anything: no second notice
+			return nil, &APIError{Provider: "anthropic", StatusCode: 503, Message: "unavailable"}
+		}
+		req.OnDelta("Hello")
+		return &Response{Text: "Hello"}, nil
+	}}
+	r := testRouter(t, config.LLMConfig{AnthropicKey: "k-anthropic-123"}, map[string]*fakeModel{ProviderAnthropic: f}, nil)
+	var got []string
+	if _, err := r.For("").Generate(context.Background(), Request{OnDelta: func(d string) { got = append(got, d) }}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"Hel", RestartNotice, "Hello"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("deltas %q, want %q", got, want)
+	}
+}
+
 func TestRetryGivesUpAfterMaxAttempts(t *testing.T) {
 	f := &fakeModel{fn: func(context.Context, int, Request) (*Response, error) {
 		return nil, &APIError{Provider: "anthropic", StatusCode: 529, Message: "Overloaded"}

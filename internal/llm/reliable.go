@@ -220,9 +220,29 @@ func estimateTokens(req Request) int {
 	return n/4 + 1
 }
 
+// RestartNotice is streamed before the deltas of a retried attempt when the
+// failed attempt had already streamed text: deltas cannot be taken back, so
+// the reader is told that the answer starts over.
+const RestartNotice = "\n[retrying after an error: the answer starts over]\n"
+
 // Generate calls the provider, retrying transient failures.
 func (e *endpoint) Generate(ctx context.Context, req Request) (*Response, error) {
+	var streamed, restarted bool
+	if onDelta := req.OnDelta; onDelta != nil {
+		// Calls to OnDelta happen inside e.once, never beside this loop.
+		req.OnDelta = func(d string) {
+			if restarted {
+				restarted = false
+				onDelta(RestartNotice)
+			}
+			streamed = true
+			onDelta(d)
+		}
+	}
 	for attempt := 0; ; attempt++ {
+		if streamed {
+			restarted, streamed = true, false
+		}
 		resp, err := e.once(ctx, req)
 		if err == nil {
 			return resp, nil
