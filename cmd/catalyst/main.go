@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -147,10 +148,16 @@ func cmdLLM(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	logger := logging.New(stderr, cfg.LogLevel, cfg.Secrets())
+	logger := newLogger(stderr, cfg.LogLevel, cfg)
 	models, err := app.NewRouter(cfg, logger)
 	if err != nil {
 		return err
 	}
 	return pingModels(ctx, models, stdout)
+}
+
+// newLogger logs at level, scrubbing the configuration's secrets and, with
+// ENABLE_PII_REDACTION, personal data.
+func newLogger(w io.Writer, level string, cfg *config.Config) *slog.Logger {
+	return logging.NewWith(w, level, logging.NewRedactor(cfg.Secrets()).WithPII(cfg.EnablePIIRedaction))
 }

@@ -44,7 +44,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if logging.Level(level) < logging.Level("WARNING") {
 		level = "WARNING"
 	}
-	logger := logging.New(stderr, level, cfg.Secrets())
+	logger := newLogger(stderr, level, cfg)
 
 	a, err := app.New(ctx, cfg, logger)
 	if err != nil {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/catalyst/catalyst/internal/app"
 	"github.com/catalyst/catalyst/internal/config"
-	"github.com/catalyst/catalyst/internal/logging"
 )
 
 // shutdownGrace bounds how long in-flight requests may take after SIGTERM.
@@ -41,7 +40,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	logger := logging.New(stderr, cfg.LogLevel, cfg.Secrets())
+	logger := newLogger(stderr, cfg.LogLevel, cfg)
 
 	// Listen first: with BACKEND_PORT=0 the real port is known only now, and
 	// preview links must carry it.

@@ -70,7 +70,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		return nil, fmt.Errorf("opening store: %w", err)
 	}
 
-	redactor := logging.NewRedactor(cfg.Secrets())
+	redactor := logging.NewRedactor(cfg.Secrets()).WithPII(cfg.EnablePIIRedaction)
 	a.Broker = events.NewBroker()
 	a.Recorder = &events.Recorder{Store: a.Store, Broker: a.Broker, Redact: redactor.Redact}
 

@@ -24,8 +24,18 @@ func Level(name string) slog.Level {
 	}
 }
 
-// Redactor replaces secret values with "[redacted]".
-type Redactor struct{ r *strings.Replacer }
+// Redactor replaces secret values with "[redacted]" and, when asked, PII.
+type Redactor struct {
+	r   *strings.Replacer
+	pii bool
+}
+
+// WithPII returns a copy of r that also redacts PII (ENABLE_PII_REDACTION).
+func (r *Redactor) WithPII(on bool) *Redactor {
+	c := *r
+	c.pii = on
+	return &c
+}
 
 // NewRedactor returns a redactor for the given secrets; empty and very short
 // values are ignored (they would mangle ordinary text).
@@ -44,16 +54,29 @@ func NewRedactor(secrets []string) *Redactor {
 
 // Redact scrubs s.
 func (r *Redactor) Redact(s string) string {
-	if r == nil || r.r == nil {
+	if r == nil {
 		return s
 	}
-	return r.r.Replace(s)
+	if r.r != nil {
+		s = r.r.Replace(s)
+	}
+	if r.pii {
+		s = RedactPII(s)
+	}
+	return s
 }
+
+func (r *Redactor) active() bool { return r != nil && (r.r != nil || r.pii) }
 
 // New returns a text logger writing to w at level, scrubbing secrets.
 func New(w io.Writer, level string, secrets []string) *slog.Logger {
+	return NewWith(w, level, NewRedactor(secrets))
+}
+
+// NewWith returns a text logger writing to w at level, scrubbing what r does.
+func NewWith(w io.Writer, level string, r *Redactor) *slog.Logger {
 	h := slog.NewTextHandler(w, &slog.HandlerOptions{Level: Level(level)})
-	return slog.New(&redactingHandler{next: h, r: NewRedactor(secrets)})
+	return slog.New(&redactingHandler{next: h, r: r})
 }
 
 // Wrap returns l with the secrets scrubbed from every record it writes; a
@@ -79,7 +102,7 @@ func (h *redactingHandler) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 func (h *redactingHandler) Handle(ctx context.Context, rec slog.Record) error {
-	if h.r.r == nil {
+	if !h.r.active() {
 		return h.next.Handle(ctx, rec)
 	}
 	out := slog.NewRecord(rec.Time, rec.Level, h.r.Redact(rec.Message), rec.PC)
