@@ -147,8 +147,16 @@ func TestConcurrencyBound(t *testing.T) {
 	if g.max.Load() != 2 {
 		t.Fatalf("at most %d tasks ran at once, want exactly 2", g.max.Load())
 	}
-	if strings.Join(order, ",") != "t1,t2,t3,t4,t5" {
-		t.Fatalf("tasks started in order %v", order)
+	// Admission is FIFO, but the two tasks admitted together race to their
+	// first node, so a task may reach its planner at most max-1 places early.
+	if len(order) != 5 {
+		t.Fatalf("planners ran %d times: %v", len(order), order)
+	}
+	for k, p := range order {
+		submitted := int(p[1] - '1')
+		if submitted > k+1 {
+			t.Fatalf("tasks started in order %v: %s overtook a task queued before it", order, p)
+		}
 	}
 }
 
