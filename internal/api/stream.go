@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/events"
@@ -63,6 +64,9 @@ type follower struct {
 	// ended is the terminal status of the latest task_state sent, "" while
 	// the task is not (or no longer) terminal.
 	ended domain.TaskStatus
+	// over is the task's terminal status when the replay found it over
+	// before its terminal event was stored.
+	over domain.TaskStatus
 }
 
 func (f *follower) emit(e domain.AgentLog, raw []byte) error {
@@ -107,7 +111,14 @@ func (f *follower) catchUp(ctx context.Context, limit int64) error {
 	return nil
 }
 
-// replay sends the stored events and reports whether the task is already over.
+// terminalGrace is how long a stream of a task already over waits for its
+// terminal task_state event: the executor stores the status before it records
+// that event, so a client arriving in between would otherwise miss it.
+const terminalGrace = 2 * time.Second
+
+// replay sends the stored events. It returns errTaskEnded when the task is
+// over and its terminal event was sent; when the task is over but that event
+// is not stored yet, it sets f.over and the caller waits terminalGrace for it.
 func (f *follower) replay(ctx context.Context) error {
 	if err := f.catchUp(ctx, 0); err != nil {
 		return err
@@ -119,12 +130,26 @@ func (f *follower) replay(ctx context.Context) error {
 	if !t.Status.Terminal() {
 		return nil
 	}
-	// Terminal now: whatever it stored up to this point is final (a retry
-	// would start a new stream).
 	if err := f.catchUp(ctx, 0); err != nil {
 		return err
 	}
-	return errTaskEnded{status: t.Status}
+	if f.ended != "" {
+		return errTaskEnded{status: f.ended}
+	}
+	f.over = t.Status
+	return nil
+}
+
+// graceExpired ends a stream whose terminal event never came (documents of
+// the original backend have none): whatever is stored by now is final.
+func (f *follower) graceExpired(ctx context.Context) error {
+	if err := f.catchUp(ctx, 0); err != nil {
+		return err
+	}
+	if f.ended != "" {
+		return errTaskEnded{status: f.ended}
+	}
+	return errTaskEnded{status: f.over}
 }
 
 // live handles one event from the subscription.

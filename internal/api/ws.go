@@ -97,8 +97,16 @@ func (s *server) runFollower(ctx context.Context, f *follower, tick <-chan time.
 	if err := f.replay(ctx); err != nil {
 		return err
 	}
+	var grace <-chan time.Time
+	if f.over != "" {
+		timer := time.NewTimer(terminalGrace)
+		defer timer.Stop()
+		grace = timer.C
+	}
 	for {
 		select {
+		case <-grace:
+			return f.graceExpired(ctx)
 		case <-ctx.Done():
 			return ctx.Err()
 		case e, ok := <-f.sub.C():

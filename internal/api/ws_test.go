@@ -223,6 +223,31 @@ func TestWebSocketClosesAfterTerminalStatus(t *testing.T) {
 	}
 }
 
+// The executor stores a terminal status before it records the task_state
+// event that announces it; a client connecting in between must still get
+// that event before the normal close.
+func TestWebSocketWaitsForTheTerminalEvent(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	task := e.createTask(e.createProject("p").ID, "x")
+	e.record(task.ID, domain.EventLog, "hello", "")
+	e.setStatus(task.ID, domain.TaskCompleted)
+	c := e.dial(ctx, "/ws/"+task.ID, nil)
+	_, b, err := c.Read(ctx)
+	if err != nil || !strings.Contains(string(b), "hello") {
+		t.Fatalf("replay: %s %v", b, err)
+	}
+	e.record(task.ID, domain.EventTaskState, "Task completed", `{"status":"completed"}`)
+	got, err := readUntilClose(ctx, c)
+	if len(got) != 1 || got[0].Type != domain.EventTaskState || got[0].Seq != 2 {
+		t.Fatalf("after the replay got %+v, want the terminal task_state", got)
+	}
+	if websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+		t.Fatalf("close = %v, want 1000", err)
+	}
+}
+
 func TestWebSocketUnknownTaskAndOrigins(t *testing.T) {
 	e := newEnv(t, withConfig(func(c *config.Config) { c.CORSOrigins = []string{"https://good.example"} }))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
