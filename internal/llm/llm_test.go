@@ -193,6 +193,53 @@ func TestRetriedStreamSaysTheAnswerStartsOver(t *testing.T) {
 	}
 }
 
+func TestFallbackMidStreamSaysWhichModelStartsOver(t *testing.T) {
+	const key = "sk-openai-SECRET-0123456789"
+	primary := &fakeModel{fn: func(_ context.Context, _ int, req Request) (*Response, error) {
+		req.OnDelta("Hel")
+		return nil, &APIError{Provider: "anthropic", StatusCode: 503, Message: "unavailable"}
+	}}
+	silent := &fakeModel{fn: func(context.Context, int, Request) (*Response, error) { // fails before streaming
+		return nil, &APIError{Provider: "google", StatusCode: 500, Message: "internal"}
+	}}
+	backup := &fakeModel{fn: func(_ context.Context, _ int, req Request) (*Response, error) {
+		req.OnDelta("Hello")
+		req.OnDelta(" world")
+		return &Response{Text: "Hello world"}, nil
+	}}
+	cfg := config.LLMConfig{AnthropicKey: "k-anthropic-123", GoogleKey: "k-google-789", OpenAIKey: key,
+		Fallback: []config.ModelChoice{{Provider: "google", Model: "gemini-2.5-pro"}, {Provider: "openai", Model: "gpt-4.1"}}}
+	r := testRouter(t, cfg, map[string]*fakeModel{ProviderAnthropic: primary, ProviderGoogle: silent, ProviderOpenAI: backup},
+		func(o *RouterOptions) { o.Retry.MaxAttempts = 1 })
+	var got []string
+	resp, err := r.For("").Generate(context.Background(), Request{OnDelta: func(d string) { got = append(got, d) }})
+	if err != nil || resp.Provider != "openai" {
+		t.Fatalf("%+v, %v", resp, err)
+	}
+	// One notice, naming the model that really answers (not google, which
+	// failed before streaming), right before its first delta.
+	want := []string{"Hel", FallbackNotice("openai/gpt-4.1"), "Hello", " world"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("deltas %q, want %q", got, want)
+	}
+	if !strings.Contains(want[1], "openai/gpt-4.1") || strings.Contains(strings.Join(got, ""), key) {
+		t.Fatalf("notice %q", want[1])
+	}
+
+	// Nothing streamed before the fallback: nothing to take back, no notice.
+	quiet := &fakeModel{fn: func(context.Context, int, Request) (*Response, error) {
+		return nil, &APIError{Provider: "anthropic", StatusCode: 503, Message: "unavailable"}
+	}}
+	r = testRouter(t, cfg, map[string]*fakeModel{ProviderAnthropic: quiet, ProviderGoogle: silent, ProviderOpenAI: backup}, nil)
+	got = nil
+	if _, err := r.For("").Generate(context.Background(), Request{OnDelta: func(d string) { got = append(got, d) }}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, "|") != "Hello| world" {
+		t.Fatalf("deltas %q, want only the answer", got)
+	}
+}
+
 func TestRetryGivesUpAfterMaxAttempts(t *testing.T) {
 	f := &fakeModel{fn: func(context.Context, int, Request) (*Response, error) {
 		return nil, &APIError{Provider: "anthropic", StatusCode: 529, Message: "Overloaded"}

@@ -211,6 +211,11 @@ type endpoint struct {
 	log      *slog.Logger
 }
 
+// label names the endpoint as Selection.Label does.
+func (e *endpoint) label() string {
+	return Selection{Provider: e.provider, Model: e.model}.Label()
+}
+
 // estimateTokens guesses a request's input tokens (4 bytes a token).
 func estimateTokens(req Request) int {
 	n := len(req.System) + len(req.Context) + len(req.Schema)

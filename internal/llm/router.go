@@ -413,6 +413,14 @@ type routed struct {
 	agent string
 }
 
+// FallbackNotice is streamed before the first delta of the next model of
+// the fallback chain when a failed model had already streamed text: deltas
+// cannot be taken back, so the reader is told that the answer starts over
+// and which model ("provider/model", never a key or URL) gives it.
+func FallbackNotice(label string) string {
+	return "\n[falling back to " + label + " after an error: the answer starts over]\n"
+}
+
 // ErrAllProvidersDown is returned when every provider of the chain has an
 // open circuit.
 var ErrAllProvidersDown = errors.New("llm: every provider of the chain is failing (circuit open)")
@@ -426,6 +434,23 @@ func (m *routed) Generate(ctx context.Context, req Request) (*Response, error) {
 		ctx, cancel = context.WithTimeout(ctx, m.r.timeout)
 		defer cancel()
 	}
+	// A model of the chain that streamed text and failed leaves that text
+	// with the reader; the next model's answer starts over, so the reader is
+	// told before its first delta (like RestartNotice for a retry).
+	var streamed bool
+	var notice string
+	if onDelta := req.OnDelta; onDelta != nil {
+		// Calls to OnDelta happen inside generateStructured, never beside
+		// this loop.
+		req.OnDelta = func(d string) {
+			if notice != "" {
+				onDelta(notice)
+				notice = ""
+			}
+			streamed = true
+			onDelta(d)
+		}
+	}
 	var errs []error
 	tried := false
 	for i, ep := range m.rt.chain {
@@ -434,6 +459,9 @@ func (m *routed) Generate(ctx context.Context, req Request) (*Response, error) {
 			continue
 		}
 		tried = true
+		if streamed {
+			notice = FallbackNotice(m.r.red.String(ep.label()))
+		}
 		resp, err := generateStructured(ctx, ep, req)
 		if err == nil {
 			ep.gate.breaker.Success()
@@ -451,10 +479,9 @@ func (m *routed) Generate(ctx context.Context, req Request) (*Response, error) {
 		ep.gate.breaker.Failure()
 		errs = append(errs, err)
 		if i+1 < len(m.rt.chain) {
-			next := m.rt.chain[i+1]
 			m.r.log.LogAttrs(ctx, slog.LevelWarn, "llm: provider failed; falling back",
-				slog.String("agent", req.Agent), slog.String("from", ep.provider+"/"+ep.model),
-				slog.String("to", next.provider+"/"+next.model), slog.String("error", err.Error()))
+				slog.String("agent", req.Agent), slog.String("from", ep.label()),
+				slog.String("to", m.rt.chain[i+1].label()), slog.String("error", err.Error()))
 		}
 	}
 	if !tried {
