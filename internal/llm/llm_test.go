@@ -240,6 +240,58 @@ func TestFallbackMidStreamSaysWhichModelStartsOver(t *testing.T) {
 	}
 }
 
+// A model-specific error (404 model not found, 400 invalid model) must not
+// open the provider's circuit: the provider's other models keep serving.
+// Provider-wide failures still do.
+func TestOnlyProviderWideErrorsOpenTheCircuit(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		err      *APIError
+		wantOpen bool
+	}{
+		{"404 model not found", &APIError{Provider: "anthropic", StatusCode: 404, Message: "model: claude-nope"}, false},
+		{"400 invalid model", &APIError{Provider: "anthropic", StatusCode: 400, Message: "invalid model"}, false},
+		{"503 unavailable", &APIError{Provider: "anthropic", StatusCode: 503, Message: "unavailable"}, true},
+		{"529 overloaded", &APIError{Provider: "anthropic", StatusCode: 529, Message: "Overloaded"}, true},
+		{"429 rate limited", &APIError{Provider: "anthropic", StatusCode: 429, Message: "slow down"}, true},
+		{"401 bad key", &APIError{Provider: "anthropic", StatusCode: 401, Message: "invalid x-api-key"}, true},
+		{"connection refused", &APIError{Provider: "anthropic", Err: errors.New("dial tcp: connection refused")}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			broken := &fakeModel{fn: func(context.Context, int, Request) (*Response, error) { return nil, tc.err }}
+			sonnet := &fakeModel{fn: okText("from sonnet")}
+			backup := &fakeModel{fn: okText("from openai")}
+			// The reviewer's override uses the failing model; the coder uses the
+			// provider's default model; both fall back to openai.
+			cfg := config.LLMConfig{AnthropicKey: "k-anthropic-123", OpenAIKey: "k-openai-456",
+				Agents:   map[string]config.ModelChoice{"reviewer": {Provider: "anthropic", Model: "claude-nope"}},
+				Fallback: []config.ModelChoice{{Provider: "openai", Model: "gpt-4.1"}}}
+			r := testRouter(t, cfg, map[string]*fakeModel{"anthropic/claude-nope": broken,
+				"anthropic/" + DefaultAnthropicModel: sonnet, ProviderOpenAI: backup}, nil)
+			for i := 0; i < 3; i++ { // threshold 2 (testRouter)
+				resp, err := r.For("reviewer").Generate(context.Background(), Request{})
+				if err != nil || resp.Provider != "openai" {
+					t.Fatalf("reviewer call %d: %+v, %v", i, resp, err)
+				}
+			}
+			resp, err := r.For("coder").Generate(context.Background(), Request{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if open := resp.Provider == "openai"; open != tc.wantOpen {
+				t.Fatalf("coder answered by %s/%s; circuit open = %v, want %v", resp.Provider, resp.Model, open, tc.wantOpen)
+			}
+			if tc.wantOpen && sonnet.calls.Load() != 0 {
+				t.Fatalf("open circuit still called the provider's other model %d times", sonnet.calls.Load())
+			}
+			if !tc.wantOpen && (sonnet.calls.Load() != 1 || broken.calls.Load() != 3) {
+				t.Fatalf("calls: sonnet %d, claude-nope %d; want 1 and 3 (a 4xx is not retried, the model is still tried)",
+					sonnet.calls.Load(), broken.calls.Load())
+			}
+		})
+	}
+}
+
 func TestRetryGivesUpAfterMaxAttempts(t *testing.T) {
 	f := &fakeModel{fn: func(context.Context, int, Request) (*Response, error) {
 		return nil, &APIError{Provider: "anthropic", StatusCode: 529, Message: "Overloaded"}

@@ -421,6 +421,35 @@ func FallbackNotice(label string) string {
 	return "\n[falling back to " + label + " after an error: the answer starts over]\n"
 }
 
+// providerWide reports whether a failed call (after its retries) says
+// something about the whole provider, and so counts towards opening its
+// circuit breaker.
+//
+// The breaker is keyed by provider, not by model, on purpose: an outage,
+// overload (5xx, 529), rate limit (429), refused connection or rejected key
+// (401, 402, 403) hits every model of the provider alike, and skipping the
+// provider's other models then saves each call a futile round of retries.
+// The other 4xx answers (404 model not found, 400 invalid model or request,
+// 413, 422, ...) are about one model or one request: the provider answered
+// and serves its other models. Counting them would let one misconfigured
+// llm.agents override or fallback entry open the circuit and cut every other
+// agent off a healthy provider. They are not retried, so such a call costs
+// one quick request before the chain moves on; no per-model breaker is
+// needed for them. Failures without an APIError count as before (unknown
+// provider trouble, transport errors).
+func providerWide(err error) bool {
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.StatusCode < 400 || ae.StatusCode >= 500 {
+		return true
+	}
+	switch ae.StatusCode {
+	case http.StatusUnauthorized, http.StatusPaymentRequired, http.StatusForbidden,
+		http.StatusRequestTimeout, http.StatusConflict, http.StatusTooManyRequests:
+		return true
+	}
+	return false
+}
+
 // ErrAllProvidersDown is returned when every provider of the chain has an
 // open circuit.
 var ErrAllProvidersDown = errors.New("llm: every provider of the chain is failing (circuit open)")
@@ -476,7 +505,9 @@ func (m *routed) Generate(ctx context.Context, req Request) (*Response, error) {
 			ep.gate.breaker.Success() // the provider works; the answer did not
 			return nil, err
 		}
-		ep.gate.breaker.Failure()
+		if providerWide(err) {
+			ep.gate.breaker.Failure()
+		}
 		errs = append(errs, err)
 		if i+1 < len(m.rt.chain) {
 			m.r.log.LogAttrs(ctx, slog.LevelWarn, "llm: provider failed; falling back",
