@@ -51,9 +51,14 @@ func (s *server) handleSSE(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	write := func(frame string) error {
+	// put writes a frame into the response buffer; write also flushes it.
+	put := func(frame string) error {
 		_ = rc.SetWriteDeadline(time.Now().Add(s.writeTimeout))
-		if _, err := io.WriteString(w, frame); err != nil {
+		_, err := io.WriteString(w, frame)
+		return err
+	}
+	write := func(frame string) error {
+		if err := put(frame); err != nil {
 			return err
 		}
 		return rc.Flush()
@@ -73,8 +78,8 @@ func (s *server) handleSSE(w http.ResponseWriter, r *http.Request) {
 		if e.Seq > 0 {
 			frame = "id: " + strconv.FormatInt(e.Seq, 10) + "\n" + frame
 		}
-		return write(frame)
-	}}
+		return put(frame)
+	}, flush: rc.Flush}
 	tick := time.NewTicker(s.cfg.WebSocketPingInterval)
 	defer tick.Stop()
 	err = s.runFollower(ctx, f, tick.C, func() error { return write(": ping\n\n") })

@@ -60,7 +60,11 @@ type follower struct {
 	// send writes one event; raw is its JSON encoding when already known
 	// (live events are encoded once for all subscribers), else nil.
 	send func(e domain.AgentLog, raw []byte) error
-	last int64
+	// hold and flush bracket a burst of sends so that the transport can
+	// write them at once; either may be nil.
+	hold  func()
+	flush func() error
+	last  int64
 	// ended is the terminal status of the latest task_state sent, "" while
 	// the task is not (or no longer) terminal.
 	ended domain.TaskStatus
@@ -177,6 +181,45 @@ func (f *follower) live(ctx context.Context, ev *events.Event) error {
 	}
 	if f.ended != "" {
 		return errTaskEnded{status: f.ended}
+	}
+	return nil
+}
+
+// maxBurst bounds how many events one burst sends before flushing, so a
+// busy task cannot starve a client of partial progress.
+const maxBurst = 256
+
+// burst runs fn between hold and flush; fn's error wins over flush's.
+func (f *follower) burst(fn func() error) error {
+	if f.hold != nil {
+		f.hold()
+	}
+	err := fn()
+	if f.flush != nil {
+		if ferr := f.flush(); err == nil {
+			err = ferr
+		}
+	}
+	return err
+}
+
+// drain handles ev and then every event already waiting, up to maxBurst.
+func (f *follower) drain(ctx context.Context, ev *events.Event) error {
+	if err := f.live(ctx, ev); err != nil {
+		return err
+	}
+	for range maxBurst - 1 {
+		select {
+		case ev, ok := <-f.sub.C():
+			if !ok {
+				return f.closed()
+			}
+			if err := f.live(ctx, ev); err != nil {
+				return err
+			}
+		default:
+			return nil
+		}
 	}
 	return nil
 }

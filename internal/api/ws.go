@@ -49,7 +49,8 @@ func (s *server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	sub := s.broker.Subscribe(taskID, s.subBuffer)
 	defer sub.Close()
 
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	cw := &corkingWriter{ResponseWriter: w, timeout: s.writeTimeout}
+	c, err := websocket.Accept(cw, r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true, // the origin was checked above
 		CompressionMode:    websocket.CompressionDisabled,
 	})
@@ -74,6 +75,9 @@ func (s *server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		return c.Write(wctx, websocket.MessageText, b)
 	}}
+	if cw.conn != nil {
+		f.hold, f.flush = cw.conn.Cork, cw.conn.Uncork
+	}
 	err = s.runFollower(ctx, f, nil, nil)
 	var ended errTaskEnded
 	switch {
@@ -94,7 +98,7 @@ func (s *server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 // subscription is closed or ctx is done; onTick runs at every tick (nil
 // channel: never).
 func (s *server) runFollower(ctx context.Context, f *follower, tick <-chan time.Time, onTick func() error) error {
-	if err := f.replay(ctx); err != nil {
+	if err := f.burst(func() error { return f.replay(ctx) }); err != nil {
 		return err
 	}
 	var grace <-chan time.Time
@@ -113,7 +117,7 @@ func (s *server) runFollower(ctx context.Context, f *follower, tick <-chan time.
 			if !ok {
 				return f.closed()
 			}
-			if err := f.live(ctx, e); err != nil {
+			if err := f.burst(func() error { return f.drain(ctx, e) }); err != nil {
 				return err
 			}
 		case <-tick:
