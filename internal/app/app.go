@@ -132,6 +132,14 @@ func NewRouter(cfg *config.Config, logger *slog.Logger) (*llm.Router, error) {
 		Logger:       logger,
 		AgentTimeout: cfg.AgentTimeout,
 		Limits:       limits,
+		// Zero fields keep the llm package's defaults.
+		Retry: llm.RetryPolicy{
+			MaxAttempts:   cfg.LLM.Retry.MaxAttempts,
+			BaseDelay:     cfg.LLM.Retry.BaseDelay,
+			MaxDelay:      cfg.LLM.Retry.MaxDelay,
+			MaxRetryAfter: cfg.LLM.Retry.MaxRetryAfter,
+		},
+		Breaker: llm.BreakerPolicy{Threshold: cfg.LLM.Breaker.Failures, Cooldown: cfg.LLM.Breaker.Cooldown},
 	})
 }
 

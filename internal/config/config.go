@@ -87,6 +87,34 @@ type LLMConfig struct {
 	// anthropic, openai, google, emergent or ollama; missing entries keep the
 	// built-in defaults.
 	Limits map[string]ProviderLimits
+	// Retry tunes retries of one provider call (config.yaml llm.retry);
+	// zero fields keep the built-in defaults.
+	Retry RetryConfig
+	// Breaker tunes the per-provider circuit breaker (config.yaml
+	// llm.breaker); zero fields keep the built-in defaults.
+	Breaker BreakerConfig
+}
+
+// RetryConfig bounds the retries of one provider call. Every zero field
+// keeps the built-in default (in parentheses).
+type RetryConfig struct {
+	// MaxAttempts counts the first try (4); 1 turns retries off.
+	MaxAttempts int
+	// BaseDelay (500ms) and MaxDelay (20s) bound the exponential backoff.
+	BaseDelay time.Duration
+	MaxDelay  time.Duration
+	// MaxRetryAfter caps how long a server's Retry-After is honoured (60s).
+	MaxRetryAfter time.Duration
+}
+
+// BreakerConfig tunes the circuit breaker of each provider. Every zero field
+// keeps the built-in default (in parentheses).
+type BreakerConfig struct {
+	// Failures is how many consecutive failed calls open the circuit (3).
+	Failures int
+	// Cooldown is how long an open circuit skips the provider before one
+	// call is let through again (30s).
+	Cooldown time.Duration
 }
 
 // ProviderLimits bounds the traffic sent to one provider, so that many

@@ -257,3 +257,75 @@ func TestEveryVariableIsDocumentedInREADME(t *testing.T) {
 		}
 	}
 }
+
+func TestLLMRetryAndBreaker(t *testing.T) {
+	c, err := Load(isolated(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LLM.Retry != (RetryConfig{}) || c.LLM.Breaker != (BreakerConfig{}) {
+		t.Fatalf("absent llm.retry/llm.breaker must keep the defaults (zero): %+v %+v", c.LLM.Retry, c.LLM.Breaker)
+	}
+
+	yamlPath := writeFile(t, "config.yaml", `
+llm:
+  retry: {max_attempts: 2, base_delay: 250ms, max_delay: 5s, max_retry_after: 1m30s}
+  breaker: {failures: 5, cooldown: 2m}
+`)
+	c, err = Load(Sources{YAMLFile: yamlPath, DotEnvFile: os.DevNull, Environ: environ()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (RetryConfig{MaxAttempts: 2, BaseDelay: 250 * time.Millisecond, MaxDelay: 5 * time.Second, MaxRetryAfter: 90 * time.Second}); c.LLM.Retry != want {
+		t.Errorf("llm.retry = %+v, want %+v", c.LLM.Retry, want)
+	}
+	if want := (BreakerConfig{Failures: 5, Cooldown: 2 * time.Minute}); c.LLM.Breaker != want {
+		t.Errorf("llm.breaker = %+v, want %+v", c.LLM.Breaker, want)
+	}
+
+	// Zero means the default; a partial section keeps the other defaults.
+	c, err = Load(Sources{YAMLFile: writeFile(t, "config.yaml", "llm:\n  retry: {max_attempts: 0, max_delay: 0}\n  breaker: {cooldown: 10s}\n"),
+		DotEnvFile: os.DevNull, Environ: environ()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LLM.Retry != (RetryConfig{}) || c.LLM.Breaker != (BreakerConfig{Cooldown: 10 * time.Second}) {
+		t.Errorf("zeros: %+v %+v", c.LLM.Retry, c.LLM.Breaker)
+	}
+}
+
+func TestInvalidLLMRetryAndBreakerNameEveryBadValue(t *testing.T) {
+	bad := writeFile(t, "config.yaml", `
+llm:
+  retry: {max_attempts: -1, base_delay: soon, max_delay: 30, max_retry_after: 2h, max_attempt: 3}
+  breaker: {failures: lots, cooldown: -5s}
+`)
+	_, err := Load(Sources{YAMLFile: bad, DotEnvFile: os.DevNull, Environ: environ()})
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{
+		`llm.retry.max_attempts="-1" is invalid: accepted values are whole numbers from 0 (default) to 100`,
+		`llm.retry.base_delay="soon" is invalid: accepted values are 0 (default) or a Go duration`,
+		`llm.retry.max_delay="30" is invalid`, // a bare number is ambiguous
+		`llm.retry.max_retry_after="2h" is invalid: accepted values are 0 (default) or a Go duration up to 1h`,
+		`llm.retry.max_attempt="max_attempt" is invalid: accepted values are max_attempts, base_delay, max_delay, max_retry_after`,
+		`llm.breaker.failures="lots" is invalid: accepted values are whole numbers from 0 (default)`,
+		`llm.breaker.cooldown="-5s" is invalid`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not report %s:\n%v", want, err)
+		}
+	}
+
+	for yaml, want := range map[string]string{
+		"llm:\n  retry: {base_delay: 10s, max_delay: 1s}\n": `llm.retry.base_delay="10s" is invalid: accepted values are durations up to llm.retry.max_delay (1s)`,
+		"llm:\n  retry: 3\n":                `llm.retry="3" is invalid: accepted values are a mapping of max_attempts`,
+		"llm:\n  breaker: {threshold: 3}\n": `llm.breaker.threshold="threshold" is invalid: accepted values are failures, cooldown`,
+	} {
+		_, err := Load(Sources{YAMLFile: writeFile(t, "config.yaml", yaml), DotEnvFile: os.DevNull, Environ: environ()})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v does not report %s", yaml, err, want)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -268,6 +269,79 @@ func (p *parser) url(name string) string {
 	return s
 }
 
+// section checks that config.yaml's section (llm.retry) is a mapping whose
+// keys are all among keys; absent is fine.
+func (p *parser) section(section string, keys ...string) {
+	v := p.k.Get(section)
+	if v == nil {
+		return
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		p.fail(section, fmt.Sprint(v), "a mapping of "+strings.Join(keys, ", "))
+		return
+	}
+	for key := range m {
+		if !slices.Contains(keys, key) {
+			p.fail(section+"."+key, key, strings.Join(keys, ", "))
+		}
+	}
+}
+
+// count reads an optional whole number of config.yaml: absent or 0 keeps
+// the built-in default.
+func (p *parser) count(key string, max int) int {
+	s := p.str(key)
+	if s == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || n > max {
+		p.fail(key, s, fmt.Sprintf("whole numbers from 0 (default) to %d", max))
+		return 0
+	}
+	return n
+}
+
+// duration reads an optional Go duration of config.yaml: absent or 0 keeps
+// the built-in default. A bare number is refused (seconds or nanoseconds?).
+func (p *parser) duration(key string, max time.Duration, maxText string) time.Duration {
+	s := p.str(key)
+	if s == "" {
+		return 0
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 || d > max {
+		p.fail(key, s, "0 (default) or a Go duration up to "+maxText+", such as 500ms or 20s")
+		return 0
+	}
+	return d
+}
+
+// llmRetry reads config.yaml llm.retry.
+func (p *parser) llmRetry() RetryConfig {
+	p.section("llm.retry", "max_attempts", "base_delay", "max_delay", "max_retry_after")
+	r := RetryConfig{
+		MaxAttempts:   p.count("llm.retry.max_attempts", 100),
+		BaseDelay:     p.duration("llm.retry.base_delay", time.Hour, "1h"),
+		MaxDelay:      p.duration("llm.retry.max_delay", time.Hour, "1h"),
+		MaxRetryAfter: p.duration("llm.retry.max_retry_after", time.Hour, "1h"),
+	}
+	if r.BaseDelay > 0 && r.MaxDelay > 0 && r.BaseDelay > r.MaxDelay {
+		p.fail("llm.retry.base_delay", r.BaseDelay.String(), "durations up to llm.retry.max_delay ("+r.MaxDelay.String()+")")
+	}
+	return r
+}
+
+// llmBreaker reads config.yaml llm.breaker.
+func (p *parser) llmBreaker() BreakerConfig {
+	p.section("llm.breaker", "failures", "cooldown")
+	return BreakerConfig{
+		Failures: p.count("llm.breaker.failures", 1000),
+		Cooldown: p.duration("llm.breaker.cooldown", 24*time.Hour, "24h"),
+	}
+}
+
 func parse(k *koanf.Koanf) (*Config, error) {
 	p := &parser{k: k}
 	c := &Config{
@@ -378,6 +452,7 @@ func parse(k *koanf.Koanf) (*Config, error) {
 			p.fail("llm.limits."+provider+".tokens_per_minute", strconv.Itoa(l.TokensPerMinute), "-1 (no limit), 0 (default) or more")
 		}
 	}
+	c.LLM.Retry, c.LLM.Breaker = p.llmRetry(), p.llmBreaker()
 	for agent, mc := range c.LLM.Agents {
 		if mc.Provider != "" && mc.Provider != "anthropic" && mc.Provider != "openai" && mc.Provider != "google" {
 			p.fail("llm.agents."+agent+".provider", mc.Provider, "anthropic, openai, google")
