@@ -74,13 +74,31 @@ func TestCrashAndResume(t *testing.T) {
 		b, _ := os.ReadFile(filepath.Join(dir, "task-id"))
 		return string(b)
 	}
-	killWhen := func(what string, cond func(domain.Task) bool) domain.Task {
+	// nodeStarts counts the node_state "running" events of each node.
+	nodeStarts := func(logs []domain.AgentLog) map[string]int {
+		starts := map[string]int{}
+		for _, l := range logs {
+			if l.Type == domain.EventNodeState {
+				var d struct{ Node, State string }
+				json.Unmarshal(l.Data, &d)
+				if d.State == "running" {
+					starts[d.Node]++
+				}
+			}
+		}
+		return starts
+	}
+	// A node runs its step once its graph_state says running AND its start
+	// event is stored (the executor records the event right after the state
+	// change, then launches the step): kill only then, so that the count of
+	// starts below is deterministic.
+	killWhen := func(what string, cond func(domain.Task, map[string]int) bool) domain.Task {
 		t.Helper()
 		cmd := spawn()
 		deadline := time.Now().Add(60 * time.Second)
 		for time.Now().Before(deadline) {
 			if id := taskID(); id != "" {
-				if task, err := e.store.GetTask(context.Background(), id); err == nil && cond(task) {
+				if task, err := e.store.GetTask(context.Background(), id); err == nil && cond(task, nodeStarts(e.logs(id))) {
 					cmd.Process.Signal(syscall.SIGKILL)
 					cmd.Wait()
 					after, _ := e.store.GetTask(context.Background(), id)
@@ -97,12 +115,15 @@ func TestCrashAndResume(t *testing.T) {
 		return domain.Task{}
 	}
 
-	mid := killWhen("while the coder runs", func(t domain.Task) bool { return t.GraphState["coder"] == domain.NodeRunning })
+	mid := killWhen("while the coder runs", func(t domain.Task, starts map[string]int) bool {
+		return t.GraphState["coder"] == domain.NodeRunning && starts["coder"] == 1
+	})
 	if mid.Status != domain.TaskRunning || mid.GraphState["planner"] != domain.NodeCompleted || mid.GraphState["architect"] != domain.NodeCompleted {
 		t.Fatalf("after the first kill: %s %v", mid.Status, mid.GraphState)
 	}
-	killWhen("while tester/reviewer run", func(t domain.Task) bool {
-		return t.GraphState["tester"] == domain.NodeRunning || t.GraphState["reviewer"] == domain.NodeRunning
+	killWhen("while tester/reviewer run", func(t domain.Task, starts map[string]int) bool {
+		return t.GraphState["tester"] == domain.NodeRunning && starts["tester"] == 1 ||
+			t.GraphState["reviewer"] == domain.NodeRunning && starts["reviewer"] == 1
 	})
 
 	cmd := spawn()
@@ -133,16 +154,9 @@ func TestCrashAndResume(t *testing.T) {
 	}
 	logs := e.logs(id)
 	checkLogs(t, logs, domain.TaskCompleted)
-	starts := map[string]int{}
+	starts := nodeStarts(logs)
 	resumes := 0
 	for _, l := range logs {
-		if l.Type == domain.EventNodeState {
-			var d struct{ Node, State string }
-			json.Unmarshal(l.Data, &d)
-			if d.State == "running" {
-				starts[d.Node]++
-			}
-		}
 		if strings.HasPrefix(l.Message, "Resuming at") {
 			resumes++
 		}
