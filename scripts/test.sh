@@ -31,6 +31,9 @@ if ! git diff --quiet -- go.mod go.sum 2>/dev/null; then
   echo "go.mod/go.sum are not tidy"; exit 1
 fi
 
+step "test dependencies (pytest for the sandbox's /usr/bin/python3)"
+scripts/install-test-deps.sh
+
 step "go test -race"
 go test -race -timeout 15m ./...
 
