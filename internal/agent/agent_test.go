@@ -98,7 +98,8 @@ func TestBad(t *testing.T) { t.Errorf("want 3, got %d", 4) }
 		}
 	})
 	t.Run("pytest", func(t *testing.T) {
-		// pytest is not installed here: its documented summary lines.
+		// At default verbosity (a project's addopts = -v), the summary is
+		// framed by "="; tester_python_test.go runs the real pytest.
 		out := "F.\n=========================== short test summary info ============================\nFAILED test_a.py::test_bad - assert 1 == 2\n========================= 1 failed, 1 passed in 0.03s ==========================\n"
 		p, f, fs := parseResults("pytest", out)
 		if p != 1 || f != 1 || fs[0].Name != "test_a.py::test_bad" || fs[0].Message != "assert 1 == 2" {
@@ -115,22 +116,36 @@ func TestTestCommandChoice(t *testing.T) {
 		}
 		return fs
 	}
+	unittestFile := "import unittest\nclass T(unittest.TestCase):\n    def test_a(self): pass\n"
+	pytestCmd := "python3 -m pytest --verbosity=-1 -rfE"
+	unittestCmd := "python3 -m unittest discover -v -s . -p *test*.py"
 	cases := []struct {
-		files []string
-		lang  string
-		want  string
+		files   []string
+		lang    string
+		want    string
+		content map[string]string // of the files that have content
 	}{
-		{[]string{"index.html", "todo.js", "todo.test.js"}, "javascript", "node --test --test-reporter=tap todo.test.js"},
-		{[]string{"app.py", "test_app.py"}, "python", "python3 -m unittest discover -v -s . -p *test*.py"},
-		{[]string{"app.py", "tests/test_app.py", "conftest.py"}, "python", "python3 -m pytest -q -rfE"},
-		{[]string{"go.mod", "main.go", "main_test.go"}, "go", "go test -v ./..."},
-		{[]string{"main_test.go", "a.test.js"}, "go", "go test -v ./..."},
-		{[]string{"index.html", "app.js"}, "javascript", ""},
+		{[]string{"index.html", "todo.js", "todo.test.js"}, "javascript", "node --test --test-reporter=tap todo.test.js", nil},
+		{[]string{"app.py", "test_app.py"}, "python", unittestCmd, map[string]string{"test_app.py": unittestFile}},
+		{[]string{"app.py", "tests/test_app.py", "conftest.py"}, "python", pytestCmd, nil},
+		{[]string{"app.py", "pytest.ini", "test_app.py"}, "python", pytestCmd, map[string]string{"test_app.py": unittestFile}},
+		{[]string{"app.py", "pyproject.toml", "tests/test_app.py"}, "python", pytestCmd,
+			map[string]string{"pyproject.toml": "[project]\nname = 'x'\n\n[tool.pytest.ini_options]\ntestpaths = ['tests']\n", "tests/test_app.py": unittestFile}},
+		{[]string{"app.py", "pyproject.toml", "test_app.py"}, "python", unittestCmd,
+			map[string]string{"pyproject.toml": "[project]\nname = 'x'\n", "test_app.py": unittestFile}},
+		{[]string{"app.py", "setup.cfg", "test_app.py"}, "python", pytestCmd, map[string]string{"setup.cfg": "[tool:pytest]\naddopts = -ra\n", "test_app.py": unittestFile}},
+		{[]string{"app.py", "tox.ini", "test_app.py"}, "python", pytestCmd, map[string]string{"tox.ini": "[tox]\n[pytest]\n", "test_app.py": unittestFile}},
+		// Written for pytest without configuring it: unittest would find nothing.
+		{[]string{"app.py", "test_app.py"}, "python", pytestCmd, map[string]string{"test_app.py": "import pytest\nfrom app import add\n"}},
+		{[]string{"app.py", "test_app.py"}, "python", pytestCmd, map[string]string{"test_app.py": "from app import add\n\ndef test_add():\n    assert add(1, 2) == 3\n"}},
+		{[]string{"go.mod", "main.go", "main_test.go"}, "go", "go test -v ./...", nil},
+		{[]string{"main_test.go", "a.test.js"}, "go", "go test -v ./...", nil},
+		{[]string{"index.html", "app.js"}, "javascript", "", nil},
 	}
 	for _, c := range cases {
-		cmd, _ := testCommand(files(c.files...), c.lang)
+		cmd, _ := testCommand(files(c.files...), c.lang, func(p string) []byte { return []byte(c.content[p]) })
 		if got := strings.Join(cmd, " "); got != c.want {
-			t.Errorf("%v: %q, want %q", c.files, got, c.want)
+			t.Errorf("%v %q: %q, want %q", c.files, c.content, got, c.want)
 		}
 	}
 }

@@ -90,7 +90,10 @@ func (t *Tester) Run(ctx context.Context, in Input) (Output, error) {
 			return Output{}, err
 		}
 	}
-	cmd, kind := testCommand(files, design.Stack.Language)
+	cmd, kind := testCommand(files, design.Stack.Language, func(p string) []byte {
+		b, _ := ws.ReadFile(p)
+		return b
+	})
 	if cmd == nil {
 		out.Output = "no test files found"
 		out.Failures = append(out.Failures, TestFailure{Name: "tests", Message: "the project has no test files the tester can run"})
@@ -109,12 +112,15 @@ func (t *Tester) Run(ctx context.Context, in Input) (Output, error) {
 	}
 	out.Sandbox.Isolation = append(out.Sandbox.Isolation, res.Isolation...)
 	out.Sandbox.Warnings = append(out.Sandbox.Warnings, res.Warnings...)
-	if errors.Is(err, sandbox.ErrToolMissing) {
+	missing := func(tool, output string) (Output, error) {
 		out.ToolMissing = true
-		out.Output = err.Error()
-		out.Failures = append(out.Failures, TestFailure{Name: "toolchain", Message: cmd[0] + " is not installed where tests run"})
-		in.Log(Error, fmt.Sprintf("Cannot run the tests: %s is not installed (reported as a failure, not a pass)", cmd[0]))
+		out.Output = output
+		out.Failures = append(out.Failures, TestFailure{Name: "toolchain", Message: tool + " is not installed where tests run"})
+		in.Log(Error, fmt.Sprintf("Cannot run the tests: %s is not installed (reported as a failure, not a pass)", tool))
 		return k.result(out)
+	}
+	if errors.Is(err, sandbox.ErrToolMissing) {
+		return missing(cmd[0], err.Error())
 	}
 	if err != nil {
 		return Output{}, fmt.Errorf("tester: sandbox: %w", err)
@@ -125,12 +131,17 @@ func (t *Tester) Run(ctx context.Context, in Input) (Output, error) {
 	if res.Stderr != "" {
 		combined += "\n" + res.Stderr
 	}
+	if kind == "pytest" && res.ExitCode != 0 && pytestMissing.MatchString(combined) {
+		// python3 is there but not its pytest module: a toolchain gap, not a test failure.
+		return missing("pytest (for "+cmd[0]+")", trim(combined, 1000, 3000))
+	}
 	out.Passed, out.Failed, out.Failures = parseResults(kind, combined)
 	if res.TimedOut {
 		out.Failures = append(out.Failures, TestFailure{Name: "timeout", Message: "the test run timed out and was killed"})
 	}
-	if out.ExitCode != 0 && out.Failed == 0 {
-		// The runner failed without a test failing: a syntax error, a crash, a build failure.
+	if out.Failed == 0 && (out.ExitCode != 0 || len(out.Failures) > 0) {
+		// The runner failed without a test failing: a syntax error, a crash,
+		// a build failure; or nothing ran.
 		out.Failed = max(1, len(out.Failures))
 		if len(out.Failures) == 0 {
 			out.Failures = append(out.Failures, TestFailure{Name: "run", Message: fmt.Sprintf("%s exited with status %d: %s", cmd[0], out.ExitCode, firstError(combined))})
@@ -192,8 +203,13 @@ func hasTests(files []workspace.File) bool {
 }
 
 // testCommand chooses the runner from the test files present, preferring the
-// design's language when several stacks have tests.
-func testCommand(files []workspace.File, language string) ([]string, string) {
+// design's language when several stacks have tests. Python tests run under
+// pytest when the project is set up for it (conftest.py, pytest.ini, a
+// pytest section in pyproject.toml, setup.cfg or tox.ini) or its test files
+// are written for it (they import pytest or define module-level test_
+// functions, which unittest would not find); otherwise under unittest. read
+// returns a file's content (nil when unreadable).
+func testCommand(files []workspace.File, language string, read func(string) []byte) ([]string, string) {
 	var js, py []string
 	var goTests, pytestCfg bool
 	for _, f := range files {
@@ -201,11 +217,14 @@ func testCommand(files []workspace.File, language string) ([]string, string) {
 		switch {
 		case base == "conftest.py" || base == "pytest.ini":
 			pytestCfg = true
+		case pytestSections[f.Path] != "":
+			pytestCfg = pytestCfg || strings.Contains(string(read(f.Path)), pytestSections[f.Path])
 		case !IsTestFile(f.Path):
 		case strings.HasSuffix(base, "_test.go"):
 			goTests = true
 		case strings.HasSuffix(base, ".py"):
 			py = append(py, f.Path)
+			pytestCfg = pytestCfg || pytestStyle.Match(read(f.Path))
 		default:
 			js = append(js, f.Path)
 		}
@@ -223,7 +242,9 @@ func testCommand(files []workspace.File, language string) ([]string, string) {
 		case k == "node" && len(js) > 0:
 			return append([]string{"node", "--test", "--test-reporter=tap"}, js...), "node"
 		case k == "python" && len(py) > 0 && pytestCfg:
-			return []string{"python3", "-m", "pytest", "-q", "-rfE"}, "pytest"
+			// --verbosity=-1, not -q: -q adds to a project's addopts, and
+			// at -qq pytest prints no summary line to count from.
+			return []string{"python3", "-m", "pytest", "--verbosity=-1", "-rfE"}, "pytest"
 		case k == "python" && len(py) > 0:
 			return []string{"python3", "-m", "unittest", "discover", "-v", "-s", ".", "-p", "*test*.py"}, "unittest"
 		case k == "go" && goTests:
@@ -233,18 +254,44 @@ func testCommand(files []workspace.File, language string) ([]string, string) {
 	return nil, ""
 }
 
+// pytestSections are the root-level files that configure pytest when they
+// hold this section.
+var pytestSections = map[string]string{
+	"pyproject.toml": "[tool.pytest.ini_options]",
+	"setup.cfg":      "[tool:pytest]",
+	"tox.ini":        "[pytest]",
+}
+
 var (
-	tapCount     = regexp.MustCompile(`(?m)^# (pass|fail) (\d+)\s*$`)
-	tapNotOK     = regexp.MustCompile(`^\s*not ok \d+ - (.*?)(\s+#.*)?$`)
-	tapError     = regexp.MustCompile(`^\s*error: (.*)$`)
-	unitRan      = regexp.MustCompile(`(?m)^Ran (\d+) tests?`)
-	unitFailed   = regexp.MustCompile(`(?m)^FAILED \((.*)\)`)
-	unitKV       = regexp.MustCompile(`(failures|errors|skipped|expected failures)=(\d+)`)
-	unitHead     = regexp.MustCompile(`^(FAIL|ERROR): (\S+)`)
-	pytestCount  = regexp.MustCompile(`(\d+) (passed|failed|errors?)\b`)
-	pytestFailed = regexp.MustCompile(`^(FAILED|ERROR) (\S+)(?: - (.*))?$`)
-	goResult     = regexp.MustCompile(`^\s*--- (PASS|FAIL): (\S+)`)
-	goBuildFail  = regexp.MustCompile(`^FAIL\s+(\S+)\s+\[(build failed|setup failed)\]`)
+	tapCount    = regexp.MustCompile(`(?m)^# (pass|fail) (\d+)\s*$`)
+	tapNotOK    = regexp.MustCompile(`^\s*not ok \d+ - (.*?)(\s+#.*)?$`)
+	tapError    = regexp.MustCompile(`^\s*error: (.*)$`)
+	unitRan     = regexp.MustCompile(`(?m)^Ran (\d+) tests?`)
+	unitFailed  = regexp.MustCompile(`(?m)^FAILED \((.*)\)`)
+	unitKV      = regexp.MustCompile(`(failures|errors|skipped|unexpected successes|expected failures)=(\d+)`)
+	unitHead    = regexp.MustCompile(`^(FAIL|ERROR): (\S+)(?: \(([^)\s]*)\))?`)
+	unitUnexpOK = regexp.MustCompile(`^(\S+) \(([^)\s]*)\) \.\.\. unexpected success$`)
+	// pytest's last line: "1 failed, 2 passed, 1 warning in 0.03s", framed
+	// by "=" unless quiet, "(0:01:02)" added past a minute.
+	pytestSummary = regexp.MustCompile(`^=* ?((?:\d+ [a-z]+)(?:, \d+ [a-z]+)*|no tests ran) in [\d.]+s(?: \([\d:.]+\))? ?=*$`)
+	pytestCount   = regexp.MustCompile(`(\d+) ([a-z]+)`)
+	// A short-summary entry: "FAILED test_a.py::test_x[a - b] - message";
+	// a parametrize id in brackets may hold spaces and " - ".
+	pytestFailed  = regexp.MustCompile(`^(FAILED|ERROR) ((?:[^\s\[]|\[[^\]]*\])+)(?: - (.*))?$`)
+	pytestEntry   = regexp.MustCompile(`^(?:FAILED|ERROR|PASSED|SKIPPED|XFAIL|XPASS)\b|^[=!]{3}`)
+	pytestSection = regexp.MustCompile(`^_{3,} (.+?) _{3,}$`)
+	pytestELine   = regexp.MustCompile(`^E {1,}(.*)$`)
+	pytestFileAt  = regexp.MustCompile(`^File "([^"]+)", line (\d+)`)
+	pytestConfErr = regexp.MustCompile(`^ImportError while loading conftest '([^']+)'`)
+	pytestUsage   = regexp.MustCompile(`^\S+: error: (.+)$`)
+	// A test file written for pytest: it imports pytest or has module-level
+	// test functions.
+	pytestStyle   = regexp.MustCompile(`(?m)^(?:(?:import|from)\s+pytest\b|(?:async\s+)?def\s+test\w*\s*\()`)
+	pytestMissing = regexp.MustCompile(`(?m)^\S*python[\d.]*: No module named pytest\s*$`)
+	// sandboxPath is the private working copy's directory in tracebacks.
+	sandboxPath = regexp.MustCompile(`/\S*?/catalyst-sandbox-\d+-\d+/work/`)
+	goResult    = regexp.MustCompile(`^\s*--- (PASS|FAIL): (\S+)`)
+	goBuildFail = regexp.MustCompile(`^FAIL\s+(\S+)\s+\[(build failed|setup failed)\]`)
 )
 
 // parseResults counts passed and failed tests in a runner's output.
@@ -301,17 +348,24 @@ func parseResults(kind, out string) (passed, failed int, failures []TestFailure)
 			if f := unitFailed.FindStringSubmatch(out); f != nil {
 				for _, kv := range unitKV.FindAllStringSubmatch(f[1], -1) {
 					n, _ := strconv.Atoi(kv[2])
-					if kv[1] == "failures" || kv[1] == "errors" {
+					switch kv[1] {
+					case "failures", "errors", "unexpected successes":
 						bad += n
-					}
-					if kv[1] == "skipped" {
+					case "skipped":
 						total -= n
 					}
 				}
 			}
 			failed, passed = bad, max(0, total-bad)
+			if total <= 0 {
+				failures = appendFailure(failures, "tests", "no test ran: unittest found no unittest.TestCase test methods ("+strings.TrimSpace(m[0])+")")
+			}
 		}
 		for i, l := range lines {
+			if m := unitUnexpOK.FindStringSubmatch(l); m != nil {
+				failures = appendFailure(failures, unitName(m[1], m[2]), "unexpected success: marked expectedFailure but passed")
+				continue
+			}
 			m := unitHead.FindStringSubmatch(l)
 			if m == nil {
 				continue
@@ -325,24 +379,10 @@ func parseResults(kind, out string) (passed, failed int, failures []TestFailure)
 					msg = t
 				}
 			}
-			failures = appendFailure(failures, m[2], msg)
+			failures = appendFailure(failures, unitName(m[2], m[3]), msg)
 		}
 	case "pytest":
-		for _, l := range lines {
-			if strings.Contains(l, " in ") && (strings.Contains(l, "passed") || strings.Contains(l, "failed") || strings.Contains(l, "error")) {
-				for _, m := range pytestCount.FindAllStringSubmatch(l, -1) {
-					n, _ := strconv.Atoi(m[1])
-					if m[2] == "passed" {
-						passed = n
-					} else {
-						failed += n
-					}
-				}
-			}
-			if m := pytestFailed.FindStringSubmatch(l); m != nil {
-				failures = appendFailure(failures, m[2], m[3])
-			}
-		}
+		return parsePytest(lines)
 	case "go":
 		var pending []string
 		for _, l := range lines {
@@ -372,6 +412,151 @@ func parseResults(kind, out string) (passed, failed int, failures []TestFailure)
 	return passed, failed, failures
 }
 
+// unitName names a unittest test by its dotted id ("test_a.T.test_bad" from
+// "test_bad (test_a.T.test_bad)", or "test_a.T.test_bad" from Python < 3.11's
+// "test_bad (test_a.T)"); a module that failed to import by its name.
+func unitName(method, id string) string {
+	switch {
+	case id == "" || strings.HasPrefix(id, "unittest.loader."):
+		return method
+	case strings.HasSuffix(id, "."+method):
+		return id
+	}
+	return id + "." + method
+}
+
+// parsePytest reads `pytest -rfE` output: the counts from its last summary
+// line; one failure per short-summary entry (FAILED/ERROR nodeid - message,
+// the message possibly spread over several lines), the message taken from
+// the entry's traceback section when the entry has none (collection errors,
+// strict xpass); a broken conftest or command line, which stop pytest before
+// any summary, as failures of their own.
+func parsePytest(lines []string) (passed, failed int, failures []TestFailure) {
+	failures = []TestFailure{}
+	summary := -1
+	for i, l := range lines {
+		if pytestSummary.MatchString(strings.TrimSpace(l)) {
+			summary = i
+		}
+	}
+	if summary >= 0 {
+		// The last one: a test may print a line that looks like a summary.
+		line := strings.TrimSpace(lines[summary])
+		for _, m := range pytestCount.FindAllStringSubmatch(line, -1) {
+			n, _ := strconv.Atoi(m[1])
+			switch m[2] {
+			case "passed":
+				passed = n
+			case "failed", "error", "errors":
+				failed += n
+			}
+		}
+		if passed+failed == 0 {
+			failures = appendFailure(failures, "tests", "no test ran: "+strings.Trim(line, "= "))
+		}
+	}
+	// The traceback sections ("____ test_x ____", "____ ERROR collecting
+	// test_a.py ____"): their "E" lines, else their first line.
+	details := map[string]string{}
+	title, first, lastE, at := "", "", "", ""
+	flush := func() {
+		if title == "" {
+			return
+		}
+		d := first
+		if lastE != "" {
+			d = lastE
+			if at != "" {
+				d += " (" + at + ")"
+			}
+		}
+		details[title] = d
+	}
+	for i, l := range lines {
+		if i >= summary && summary >= 0 {
+			break
+		}
+		if m := pytestSection.FindStringSubmatch(l); m != nil {
+			flush()
+			title, first, lastE, at = m[1], "", "", ""
+			continue
+		}
+		if strings.HasPrefix(l, "====") {
+			flush()
+			title = ""
+			continue
+		}
+		if title == "" {
+			continue
+		}
+		if m := pytestELine.FindStringSubmatch(l); m != nil {
+			e := strings.TrimSpace(m[1])
+			if f := pytestFileAt.FindStringSubmatch(e); f != nil {
+				at = sandboxPath.ReplaceAllString(f[1], "") + ":" + f[2]
+			} else if e != "" && e != "^" {
+				lastE = e
+			}
+		} else if t := strings.TrimSpace(l); first == "" && t != "" {
+			first = t
+		}
+	}
+	flush()
+	for i, l := range lines {
+		m := pytestFailed.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		msg := m[3]
+		if msg != "" {
+			for _, next := range lines[i+1:] {
+				t := strings.TrimSpace(next)
+				if t == "" || pytestEntry.MatchString(next) || pytestSummary.MatchString(t) {
+					break
+				}
+				msg += "\n" + t
+			}
+		} else {
+			msg = pytestDetail(details, m[1], m[2])
+		}
+		failures = appendFailure(failures, m[2], msg)
+	}
+	if summary < 0 {
+		// Nothing ran: a conftest that does not import, a bad option in
+		// the project's addopts.
+		for i, l := range lines {
+			if m := pytestConfErr.FindStringSubmatch(l); m != nil {
+				msg := "ImportError while loading conftest"
+				for _, next := range lines[i+1:] {
+					if e := pytestELine.FindStringSubmatch(next); e != nil {
+						msg += ": " + strings.TrimSpace(e[1])
+						break
+					}
+				}
+				failures = appendFailure(failures, sandboxPath.ReplaceAllString(m[1], ""), msg)
+			} else if m := pytestUsage.FindStringSubmatch(l); m != nil {
+				failures = appendFailure(failures, "pytest", "usage error: "+m[1])
+			}
+		}
+	}
+	return passed, failed, failures
+}
+
+// pytestDetail finds the traceback section of a short-summary entry.
+func pytestDetail(details map[string]string, kind, nodeid string) string {
+	_, head, ok := strings.Cut(nodeid, "::")
+	if !ok {
+		return details["ERROR collecting "+nodeid]
+	}
+	head = strings.ReplaceAll(head, "::", ".")
+	if kind == "FAILED" {
+		return details[head]
+	}
+	if d := details["ERROR at setup of "+head]; d != "" {
+		return d
+	}
+	return details["ERROR at teardown of "+head]
+}
+
 func appendFailure(fs []TestFailure, name, msg string) []TestFailure {
 	if len(fs) >= 50 {
 		return fs
@@ -379,6 +564,8 @@ func appendFailure(fs []TestFailure, name, msg string) []TestFailure {
 	if strings.TrimSpace(msg) == "" {
 		msg = "failed"
 	}
+	// Tracebacks name files by their path in the sandbox's private copy.
+	msg = sandboxPath.ReplaceAllString(msg, "")
 	return append(fs, TestFailure{Name: strings.TrimSpace(name), Message: oneLine(msg, 500)})
 }
 
