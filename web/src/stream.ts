@@ -210,7 +210,8 @@ class TaskStream {
         if (!NODES.includes(node) || !state) break;
         const gs = { ...t.graph_state, [node]: state };
         let fix = t.fix_iteration;
-        if (node === 'coder' && typeof d.iteration === 'number') fix = Math.max(fix, d.iteration);
+        // iteration is the node's run number: the coder's first run is 1, fix round n is run n+1.
+        if (node === 'coder' && typeof d.iteration === 'number') fix = Math.max(fix, d.iteration - 1);
         this.s.task = { ...t, graph_state: gs, fix_iteration: fix };
         if (state !== 'running') {
           const agent = node.charAt(0).toUpperCase() + node.slice(1);

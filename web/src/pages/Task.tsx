@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
-import { api, Artifact, ArchitectOutput, CoderOutput, Deployment, NodeName, NODES, PlannerOutput, Project, ReviewerOutput, TesterOutput } from '../api';
+import { api, Artifact, ArchitectOutput, CoderOutput, Deployment, NodeName, NODES, PlannerOutput, Project, ReviewerOutput, Task, TesterOutput } from '../api';
 import { duration, fullDate, money } from '../format';
 import { href } from '../router';
 import { useTaskStream } from '../stream';
@@ -17,13 +17,30 @@ const TABS = [
   ['plan', 'Plan'],
 ] as const;
 
-function useNow(active: boolean) {
+// When the task's clock started: NaN while it waits to start.
+function startOf(task: Task | null): number {
+  if (!task) return NaN;
+  if (task.started_at) return Date.parse(task.started_at);
+  return task.status === 'pending' ? NaN : Date.parse(task.created_at);
+}
+
+// The current time while active, updated just after each whole second of the
+// elapsed time since start (ms since the epoch; 0: not known yet), so that the
+// shown seconds neither lag nor skip.
+function useNow(active: boolean, start: number) {
   const [now, setNow] = useState(Date.now());
   useEffect(() => {
     if (!active) return;
-    const t = setInterval(() => setNow(Date.now()), 1000);
-    return () => clearInterval(t);
-  }, [active]);
+    let t = 0;
+    const tick = () => {
+      const n = Date.now();
+      setNow(n);
+      const phase = (((n - start) % 1000) + 1000) % 1000;
+      t = window.setTimeout(tick, 1000 - phase + 15);
+    };
+    tick();
+    return () => clearTimeout(t);
+  }, [active, start]);
   return now;
 }
 
@@ -58,7 +75,8 @@ export function TaskPage({ id, tab, file }: { id: string; tab: string; file: str
   }, [task?.project_id]);
 
   const running = task?.status === 'running' || task?.status === 'pending';
-  const now = useNow(!!running);
+  const clockStart = startOf(task);
+  const now = useNow(!!running, isNaN(clockStart) ? 0 : clockStart); // NaN !== NaN would rerun its effect on every render
 
   if (s.error && !task) return <div class="page"><ErrorBox error={s.error} onRetry={() => location.reload()} /></div>;
   if (!task) return <div class="page"><Spinner label="Loading task…" /></div>;
@@ -70,9 +88,12 @@ export function TaskPage({ id, tab, file }: { id: string; tab: string; file: str
   const tests = byNode('tester') as Artifact<TesterOutput>[];
   const reviews = byNode('reviewer') as Artifact<ReviewerOutput>[];
 
-  const start = task.started_at ? Date.parse(task.started_at) : task.status === 'pending' ? NaN : Date.parse(task.created_at);
+  const start = startOf(task);
   const end = task.finished_at ? Date.parse(task.finished_at) : running ? now : Date.parse(task.updated_at);
   const elapsed = isNaN(start) ? 0 : Math.max(0, end - start);
+  // While running the clock ticks by whole seconds: no tenth that stays put for
+  // a second ("0.1s" at 0.9s); exact once finished.
+  const shownElapsed = running ? Math.floor(elapsed / 1000) * 1000 : elapsed;
 
   const act = async (what: 'cancel' | 'retry') => {
     setBusy(what);
@@ -124,7 +145,7 @@ export function TaskPage({ id, tab, file }: { id: string; tab: string; file: str
           <div class="metric">
             <span class="metric-label">Elapsed</span>
             <span class="metric-value" data-testid="task-elapsed">
-              {duration(elapsed)}
+              {duration(shownElapsed)}
             </span>
           </div>
           <div class="metric">
