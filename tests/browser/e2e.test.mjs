@@ -6,7 +6,9 @@
 //
 // Environment: CHROMIUM_PATH (default /usr/bin/chromium), TASK_TIMEOUT_S (default 300),
 // SCAN_TIMEOUT_S (default 5: scans are stored as pending until the explorer issue lands), REQUIRE_SCAN=1 (a scan that does not complete fails),
-// ARTIFACTS (default ./artifacts: screenshots, server.log, console.log).
+// LIVE_LATENCY (default 1s: CATALYST_OFFLINE_LATENCY of the second, slow server that the
+// live test starts even when CATALYST_URL is set; it needs CATALYST_BIN or go),
+// ARTIFACTS (default ./artifacts: screenshots, server.log, server-live.log, console.log).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
@@ -26,10 +28,14 @@ const SCAN_TIMEOUT = (Number(process.env.SCAN_TIMEOUT_S) || 5) * 1000;
 // REQUIRE_SCAN=1: fail unless the scan completes (the explorer agent runs it).
 const REQUIRE_SCAN = process.env.REQUIRE_SCAN === '1';
 const NODES = ['planner', 'architect', 'coder', 'tester', 'reviewer', 'deployer'];
+// Per model call of the offline provider on the live test's server; spread over
+// the streamed pieces, so agents visibly "type" and nodes stay running a while.
+const LIVE_LATENCY = process.env.LIVE_LATENCY || '1s';
 
 let base = process.env.CATALYST_URL?.replace(/\/$/, '');
-let server = null;
+const servers = [];
 let tmp = null;
+let bin = process.env.CATALYST_BIN;
 let browser = null;
 const consoleLines = [];
 const foreignRequests = [];
@@ -46,11 +52,11 @@ function freePort() {
   });
 }
 
-async function waitHealthy(url, ms) {
+async function waitHealthy(url, ms, server = null, logName = 'server.log') {
   const end = Date.now() + ms;
   let last = '';
   while (Date.now() < end) {
-    if (server && server.exitCode !== null) throw new Error(`catalyst serve exited with ${server.exitCode}; see ${ART}/server.log`);
+    if (server && server.exitCode !== null) throw new Error(`catalyst serve exited with ${server.exitCode}; see ${ART}/${logName}`);
     try {
       const r = await fetch(url + '/api/health');
       if (r.ok) return;
@@ -69,8 +75,13 @@ async function shot(page, name, opts = {}) {
   await page.screenshot({ path: path.join(ART, `${name}.png`), fullPage: true, ...opts });
 }
 
-function watch(page, label) {
-  const origin = new URL(base).origin;
+// The error a failed or cancelled task shows, or ''. It renders with the status,
+// so a short wait: a completed task has none, and waiting the page's default
+// timeout for it would only slow the test down.
+const taskError = (page) => page.getByTestId('task-error').textContent({ timeout: 1000 }).catch(() => '');
+
+function watch(page, label, url = base) {
+  const origin = new URL(url).origin;
   page.on('console', (m) => consoleLines.push(`[${label}] ${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => consoleLines.push(`[${label}] pageerror: ${e.message}`));
   page.on('request', (r) => {
@@ -80,32 +91,40 @@ function watch(page, label) {
   });
 }
 
-before(async () => {
-  fs.mkdirSync(ART, { recursive: true });
-  if (!base) {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'catalyst-e2e-'));
+// Starts `catalyst serve` on a free port with its own data directory; its
+// output goes to ARTIFACTS/<logName>. Stopped in after().
+async function startServer(name, env = {}) {
+  if (!bin) {
     // CATALYST_BIN: a binary built beforehand (scripts/test.sh builds one
     // with -race, reusing the compile cache of `go test -race`).
-    let bin = process.env.CATALYST_BIN;
-    if (!bin) {
-      bin = path.join(tmp, 'catalyst');
-      console.log(`# go build -o ${bin} ./cmd/catalyst`);
-      execFileSync('go', ['build', '-o', bin, './cmd/catalyst'], { cwd: repo, stdio: 'inherit' });
-    }
-    const port = await freePort();
-    base = `http://localhost:${port}`;
-    const data = path.join(tmp, 'data');
-    fs.mkdirSync(data);
-    const log = fs.openSync(path.join(ART, 'server.log'), 'w');
-    server = spawn(bin, ['serve'], {
-      // From the checkout, as `go run ./cmd/catalyst serve` would be.
-      cwd: repo,
-      env: { ...process.env, CATALYST_DATA_DIR: data, BACKEND_PORT: String(port), CATALYST_PUBLIC_URL: base, MOCK_DEPLOYMENT: 'true' },
-      stdio: ['ignore', log, log],
-    });
-    console.log(`# catalyst serve on ${base} (pid ${server.pid}, data ${data})`);
+    bin = path.join(tmp, 'catalyst');
+    console.log(`# go build -o ${bin} ./cmd/catalyst`);
+    execFileSync('go', ['build', '-o', bin, './cmd/catalyst'], { cwd: repo, stdio: 'inherit' });
   }
-  await waitHealthy(base, 90_000);
+  const port = await freePort();
+  const url = `http://localhost:${port}`;
+  const data = path.join(tmp, `data-${name}`);
+  fs.mkdirSync(data);
+  const logName = name === 'main' ? 'server.log' : `server-${name}.log`;
+  const log = fs.openSync(path.join(ART, logName), 'w');
+  const server = spawn(bin, ['serve'], {
+    // From the checkout, as `go run ./cmd/catalyst serve` would be.
+    cwd: repo,
+    env: { ...process.env, CATALYST_DATA_DIR: data, BACKEND_PORT: String(port), CATALYST_PUBLIC_URL: url, MOCK_DEPLOYMENT: 'true', ...env },
+    stdio: ['ignore', log, log],
+  });
+  fs.closeSync(log);
+  servers.push(server);
+  console.log(`# catalyst serve (${name}) on ${url} (pid ${server.pid}, data ${data})`);
+  await waitHealthy(url, 90_000, server, logName);
+  return url;
+}
+
+before(async () => {
+  fs.mkdirSync(ART, { recursive: true });
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'catalyst-e2e-'));
+  if (base) await waitHealthy(base, 90_000);
+  else base = await startServer('main');
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -120,13 +139,16 @@ before(async () => {
 
 after(async () => {
   await browser?.close().catch(() => {});
-  if (server && server.exitCode === null) {
-    server.kill('SIGTERM');
-    await new Promise((r) => {
-      const t = setTimeout(() => (server.kill('SIGKILL'), r()), 5000);
-      server.once('exit', () => (clearTimeout(t), r()));
-    });
-  }
+  await Promise.all(
+    servers.map(async (server) => {
+      if (server.exitCode !== null || server.signalCode !== null) return;
+      server.kill('SIGTERM');
+      await new Promise((r) => {
+        const t = setTimeout(() => (server.kill('SIGKILL'), r()), 5000);
+        server.once('exit', () => (clearTimeout(t), r()));
+      });
+    }),
+  );
   fs.writeFileSync(path.join(ART, 'console.log'), consoleLines.join('\n') + '\n');
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
@@ -169,7 +191,7 @@ test('a todo app goes from prompt to deployed preview', { timeout: TASK_TIMEOUT 
     if (states.every((s) => s === 'completed')) break;
     if (status === 'failed' || status === 'cancelled') {
       await shot(page, '02-task-failed');
-      const err = await page.getByTestId('task-error').textContent().catch(() => '');
+      const err = await taskError(page);
       assert.fail(`task ${status} before every node completed: ${JSON.stringify(states)} ${err}`);
     }
     if (Date.now() > deadline) {
@@ -268,6 +290,148 @@ test('a todo app goes from prompt to deployed preview', { timeout: TASK_TIMEOUT 
   await ctx.close();
 });
 
+// Runs in the task page from its first byte (context.addInitScript) and records
+// what the dashboard shows on every DOM change, so that short-lived states (a
+// node running for a second, a typing line growing) are seen however slow the
+// test's round trips to the browser are. The test waits on these records.
+function recordLive() {
+  const rec = {
+    doc: Math.random().toString(36).slice(2), // a reload would start a new record
+    status: '',
+    nodes: {}, // node -> states shown, in order
+    runningLook: {}, // node -> how it looked while running
+    typing: {}, // agent -> text length shown now
+    typingGrew: [], // { agent, from, to }
+    longestTyping: 0,
+    elapsedRunning: [], // elapsed texts shown while the task ran
+    logsRunning: [], // log line counts shown while the task ran
+    conn: [],
+    fixRounds: [], // fix rounds shown
+  };
+  const lastOf = (a) => a[a.length - 1];
+  // What the test waits for, by name (true once seen, except typingWhileRunning).
+  rec.seen = {
+    // Now: an agent types next to its running node, which has finished
+    // fading into its running look (a settled moment for a screenshot).
+    typingWhileRunning: () =>
+      [...document.querySelectorAll('[data-testid^="typing-"]')].some((t) => {
+        const g = document.querySelector(`[data-testid="graph-node-${t.getAttribute('data-testid').slice('typing-'.length)}"][data-state="running"]`);
+        const box = g?.querySelector('.node-box');
+        return box && t.textContent.length >= 40 && !box.getAnimations().some((a) => a instanceof CSSTransition);
+      }),
+    typingGrows: () => rec.typingGrew.length > 0,
+    runThenComplete: () => Object.values(rec.nodes).some((s) => s.indexOf('completed', s.indexOf('running')) > 0),
+    elapsedTicks: () => new Set(rec.elapsedRunning).size >= 2,
+    logsGrowLive: () => rec.logsRunning.length >= 3 && rec.conn.includes('Live'),
+  };
+  window.__live = rec;
+  const sample = () => {
+    if (!document.querySelector('[data-testid="task-page"]')) return;
+    const status = document.querySelector('[data-testid="task-status"]')?.getAttribute('data-status') ?? '';
+    rec.status = status;
+    const running = status === 'running';
+    for (const g of document.querySelectorAll('[data-testid^="graph-node-"]')) {
+      const n = g.getAttribute('data-testid').slice('graph-node-'.length);
+      const s = g.getAttribute('data-state');
+      const seq = (rec.nodes[n] ??= []);
+      if (lastOf(seq) !== s) seq.push(s);
+      if (s === 'running' && !rec.runningLook[n]) {
+        const box = g.querySelector('.node-box');
+        rec.runningLook[n] = { cls: g.getAttribute('class'), animation: box && getComputedStyle(box).animationName, sub: g.querySelector('.node-sub')?.textContent };
+      }
+    }
+    const typing = {};
+    for (const t of document.querySelectorAll('[data-testid^="typing-"]')) {
+      const a = t.getAttribute('data-testid').slice('typing-'.length);
+      const len = (t.querySelector('.typing-text')?.textContent ?? '').length;
+      typing[a] = len;
+      if (rec.typing[a] !== undefined && len > rec.typing[a]) rec.typingGrew.push({ agent: a, from: rec.typing[a], to: len });
+      rec.longestTyping = Math.max(rec.longestTyping, len);
+    }
+    rec.typing = typing;
+    const fix = document.querySelector('[data-testid="task-fix-iteration"]')?.textContent;
+    if (lastOf(rec.fixRounds) !== fix) rec.fixRounds.push(fix);
+    const conn = document.querySelector('[data-testid="conn"]')?.textContent ?? '';
+    if (lastOf(rec.conn) !== conn) rec.conn.push(conn);
+    if (!running) return;
+    const elapsed = document.querySelector('[data-testid="task-elapsed"]')?.textContent;
+    if (lastOf(rec.elapsedRunning) !== elapsed) rec.elapsedRunning.push(elapsed);
+    const logs = document.querySelectorAll('[data-testid="log-line"]').length;
+    if (lastOf(rec.logsRunning) !== logs) rec.logsRunning.push(logs);
+  };
+  new MutationObserver(sample).observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
+}
+
+test('live: agents type, nodes run and the clock ticks while a slow task runs', { timeout: TASK_TIMEOUT + 120_000 }, async () => {
+  const url = await startServer('live', { CATALYST_OFFLINE_LATENCY: LIVE_LATENCY });
+  const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  await ctx.addInitScript(recordLive);
+  const page = await ctx.newPage();
+  watch(page, 'live', url);
+  page.setDefaultTimeout(20_000);
+
+  await page.goto(url + '/#/projects');
+  await page.getByTestId('project-name').fill('Live todo');
+  await page.getByTestId('create-project').click();
+  await page.getByTestId('task-prompt').fill('Build a todo app');
+  await page.getByTestId('submit-task').click();
+  await page.getByTestId('task-page').waitFor();
+  const doc = await page.evaluate(() => window.__live.doc);
+  const record = () => page.evaluate(() => ({ ...window.__live, seen: undefined }));
+
+  // Waits until the record shows what (a check of rec.seen) or the task has
+  // ended, then asserts it: a UI that never shows something fails here with
+  // the record instead of hanging until the timeout.
+  const during = async (what, check) => {
+    const got = await page.waitForFunction(
+      (c) => (window.__live.seen[c]() ? 'seen' : /^(completed|failed|cancelled)$/.test(window.__live.status) && 'ended'),
+      check,
+      { timeout: TASK_TIMEOUT, polling: 'raf' },
+    );
+    if ((await got.jsonValue()) !== 'seen') {
+      await shot(page, '15-live-missed');
+      assert.fail(`${what} not seen while the task ran: ${JSON.stringify(await record())}`);
+    }
+  };
+
+  // An agent types (its token deltas shown as a growing line) while its node runs.
+  await during('a typing line next to a running node', 'typingWhileRunning');
+  await shot(page, '15-live-running');
+  await during('a typing line that grows', 'typingGrows');
+  await during('a node running, then completed', 'runThenComplete');
+  await during('the elapsed time ticking', 'elapsedTicks');
+  await during('log lines arriving live', 'logsGrowLive');
+
+  await page.locator('[data-testid="task-status"]:is([data-status="completed"], [data-status="failed"], [data-status="cancelled"])').waitFor({ timeout: TASK_TIMEOUT });
+  const status = await page.getByTestId('task-status').getAttribute('data-status');
+  assert.equal(status, 'completed', await taskError(page));
+  for (const n of NODES) await page.locator(`[data-testid="graph-node-${n}"][data-state="completed"]`).waitFor();
+  // Nobody types once the task has ended.
+  await page.locator('[data-testid^="typing-"]').first().waitFor({ state: 'detached', timeout: 10_000 });
+  await shot(page, '16-live-finished');
+
+  const r = await record();
+  console.log(`# live record: ${JSON.stringify({ nodes: r.nodes, running: r.runningLook, grew: r.typingGrew.length, longest: r.longestTyping, elapsed: r.elapsedRunning, logs: r.logsRunning, conn: r.conn, fix: r.fixRounds })}`);
+  assert.equal(r.doc, doc, 'the page was never reloaded');
+  // A running node stands out: marked, labelled and animated (a finished one is still).
+  for (const [n, look] of Object.entries(r.runningLook)) {
+    assert.match(look.cls, /\bnode-running\b/, `${n} marked running`);
+    assert.equal(look.sub, 'working…', `${n} says it is working`);
+    assert.notEqual(look.animation, 'none', `${n} animates while running`);
+  }
+  assert.equal(await page.getByTestId('graph-node-planner').evaluate((g) => getComputedStyle(g.querySelector('.node-box')).animationName), 'none', 'a completed node is still');
+  // The clock counts whole seconds up while running (no tenth that sits still).
+  const secs = r.elapsedRunning.map((t) => (/^(?:(\d+)m )?(\d+)s$/.exec(t) ?? []).slice(1).reduce((a, v) => a * 60 + Number(v ?? 0), 0));
+  assert.ok(r.elapsedRunning.every((t) => /^(\d+m )?\d+s$/.test(t)) && secs.every((v, i) => i === 0 || v > secs[i - 1]), `elapsed counts up by whole seconds: ${r.elapsedRunning}`);
+  // No more fix rounds shown along the way than the task had.
+  const stored = await (await fetch(`${url}/api/tasks/${await page.getByTestId('task-page').getAttribute('data-task-id')}`)).json();
+  assert.ok(r.fixRounds.every((f) => Number(f) <= stored.fix_iteration), `fix rounds shown ${r.fixRounds}, task had ${stored.fix_iteration}`);
+  // Every log line streamed in is still there: the stream only grew.
+  assert.ok(r.logsRunning.every((n, i) => i === 0 || n > r.logsRunning[i - 1]), `log lines only added: ${r.logsRunning}`);
+  assert.ok((await page.getByTestId('log-line').count()) >= r.logsRunning[r.logsRunning.length - 1], 'log lines kept after the end');
+  await ctx.close();
+});
+
 test('explorer: scan form and results', { timeout: SCAN_TIMEOUT + 60_000 }, async () => {
   const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
   const page = await ctx.newPage();
@@ -327,7 +491,7 @@ test('cancel a running task, then retry it to completion', { timeout: TASK_TIMEO
     for (const n of NODES) assert.equal(await page.getByTestId(`graph-node-${n}`).getAttribute('data-state'), 'completed', n);
     await page.getByTestId('deployment-card').waitFor({ timeout: 30_000 });
   } else {
-    assert.equal(status, 'completed', await page.getByTestId('task-error').textContent().catch(() => ''));
+    assert.equal(status, 'completed', await taskError(page));
     console.log('# the task finished before the cancel landed; retry not exercised');
   }
   await ctx.close();
