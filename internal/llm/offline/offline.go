@@ -10,6 +10,7 @@
 package offline
 
 import (
+	"bytes"
 	"context"
 	"embed"
 	"encoding/json"
@@ -54,11 +55,15 @@ func (m *Model) Generate(ctx context.Context, req llm.Request) (*llm.Response, e
 	if err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(doc)
-	if err != nil {
+	// Unescaped like a model's own JSON: json.Marshal's \u003c for "<" would
+	// show in the dashboard's typing line.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(doc); err != nil {
 		return nil, err
 	}
-	text := string(b)
+	text := strings.TrimSuffix(buf.String(), "\n")
 	pieces := split(text)
 	// Spread the latency over the streamed pieces so that "typing" is visible.
 	pause := m.latency / time.Duration(len(pieces))
@@ -81,7 +86,7 @@ func (m *Model) Generate(ctx context.Context, req llm.Request) (*llm.Response, e
 		StopReason: "end_turn",
 	}
 	if len(req.Schema) > 0 {
-		resp.JSON = json.RawMessage(b)
+		resp.JSON = json.RawMessage(text)
 	}
 	return resp, nil
 }

@@ -85,6 +85,10 @@ func TestTodoAppPassesItsOwnTests(t *testing.T) {
 		ask(t, m, agent, "Build a todo app")
 	}
 	resp := ask(t, m, "coder", "Build a todo app")
+	// The streamed JSON reads like a model's: "<html>", not "\u003chtml\u003e".
+	if strings.Contains(resp.Text, `\u003c`) || !strings.Contains(resp.Text, "<") {
+		t.Fatalf("the coder's JSON escapes HTML: %.200s", resp.Text)
+	}
 	dir, pass, fail := writeAndTest(t, resp)
 	if pass < 5 || fail != 0 {
 		t.Fatalf("pass %d fail %d", pass, fail)
