@@ -79,6 +79,10 @@ type Executor struct {
 	active  map[string]*run
 	waiters map[string]map[chan struct{}]struct{}
 	wg      sync.WaitGroup
+	// failures counts the consecutive runs of a task that ended in an
+	// error (the store went away); retries holds their pending re-runs.
+	failures map[string]int
+	retries  map[string]*time.Timer
 }
 
 type run struct {
@@ -127,6 +131,9 @@ func New(opt Options) *Executor {
 		queued:  map[string]bool{},
 		active:  map[string]*run{},
 		waiters: map[string]map[chan struct{}]struct{}{},
+
+		failures: map[string]int{},
+		retries:  map[string]*time.Timer{},
 	}
 	if e.max <= 0 {
 		e.max = 5
@@ -234,15 +241,53 @@ func (e *Executor) dispatchLocked() {
 		go func() {
 			defer e.wg.Done()
 			defer close(r.done)
-			e.execute(ctx, id)
+			err := e.execute(ctx, id)
 			cancel(nil)
 			e.mu.Lock()
 			delete(e.active, id)
+			if err != nil {
+				e.retryLocked(id, err)
+			} else {
+				delete(e.failures, id)
+			}
 			e.notifyLocked(id)
 			e.dispatchLocked()
 			e.mu.Unlock()
 		}()
 	}
+}
+
+// Backoff of a task whose run ended in an error.
+const (
+	retryFirst = time.Second
+	retryMax   = 30 * time.Second
+)
+
+// retryLocked runs a task again after its run failed with err, which is not
+// the task's own failure (that is a status) but the executor's: the store
+// went away, say. Left alone, the task would stay "running" with nobody
+// running it until the next restart; instead it resumes at its first
+// unfinished node once the store answers again, with a capped backoff.
+func (e *Executor) retryLocked(id string, err error) {
+	if e.closed {
+		return // Start resumes it
+	}
+	n := e.failures[id] + 1
+	e.failures[id] = n
+	delay := min(retryFirst<<min(n-1, 10), retryMax)
+	e.log.Error("task run stopped by an error; it resumes at its first unfinished node", "task", id, "err", err, "attempt", n, "retry_in", delay)
+	if t := e.retries[id]; t != nil {
+		t.Stop()
+	}
+	e.retries[id] = time.AfterFunc(delay, func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		delete(e.retries, id)
+		if !e.closed {
+			e.pushLocked(id)
+			e.dispatchLocked()
+		}
+	})
 }
 
 func (e *Executor) notifyLocked(id string) {
@@ -413,6 +458,10 @@ func (e *Executor) Shutdown(ctx context.Context) error {
 	e.closed = true
 	for _, r := range e.active {
 		r.cancel(errShutdown)
+	}
+	for id, t := range e.retries {
+		t.Stop()
+		delete(e.retries, id)
 	}
 	e.mu.Unlock()
 	done := make(chan struct{})

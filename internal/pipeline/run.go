@@ -36,11 +36,20 @@ type nodeResult struct {
 }
 
 // execute runs task id until it ends, is cancelled or the executor stops.
-func (e *Executor) execute(ctx context.Context, id string) {
+// execute runs task id until it ends, is cancelled or shut down; an error
+// means the run itself broke off (the store failed) and the task should be
+// run again.
+func (e *Executor) execute(ctx context.Context, id string) error {
 	r := &taskRun{e: e, p: e.plan, running: map[string]int{}, cancels: map[string]context.CancelFunc{}, started: time.Now()}
-	if err := r.run(ctx, id); err != nil && !errors.Is(err, errNotRunning) && ctx.Err() == nil {
-		e.log.Error("task run", "task", id, "err", err)
+	err := r.run(ctx, id)
+	switch {
+	case err == nil, errors.Is(err, errNotRunning), ctx.Err() != nil:
+		return nil
+	case errors.Is(err, domain.ErrNotFound):
+		e.log.Warn("task run: the task no longer exists", "task", id)
+		return nil
 	}
+	return err
 }
 
 func (r *taskRun) run(ctx context.Context, id string) error {

@@ -17,6 +17,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -43,6 +44,9 @@ func Start(t testing.TB) (uri string) {
 // Server is an embedded FerretDB.
 type Server struct {
 	URI  string
+	t    testing.TB
+	dir  string // its SQLite data, kept across Restart
+	addr string
 	stop func()
 }
 
@@ -50,25 +54,45 @@ type Server struct {
 // Tests of what happens when the database goes away use it.
 func (s *Server) Stop() { s.stop() }
 
+// Restart starts a stopped server again on the same address with the same
+// data, as a database that comes back after an outage; clients reconnect.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Stop()
+	s.run()
+}
+
 // StartFerretDB always starts an embedded FerretDB (never the external
 // server), so a test can Stop it. It is stopped on t.Cleanup as well.
 func StartFerretDB(t testing.TB) *Server {
 	t.Helper()
+	srv := &Server{t: t, dir: t.TempDir(), addr: "127.0.0.1:0"}
+	srv.run()
+	t.Cleanup(srv.Stop)
+	return srv
+}
+
+func (s *Server) run() {
+	s.t.Helper()
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
+		Listener:  ferretdb.ListenerConfig{TCP: s.addr},
 		Handler:   "sqlite",
-		SQLiteURL: "file:" + t.TempDir() + "/",
+		SQLiteURL: "file:" + s.dir + "/",
 		Logger:    slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
-		t.Fatalf("mongotest: start FerretDB: %v", err)
+		s.t.Fatalf("mongotest: start FerretDB: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx) }() // Run binds the listener that MongoDBURI reports
 
+	s.URI = f.MongoDBURI()
+	if u, err := url.Parse(s.URI); err == nil {
+		s.addr = u.Host // a restart binds the same port
+	}
 	stopped := false
-	srv := &Server{URI: f.MongoDBURI(), stop: func() {
+	s.stop = func() {
 		if stopped {
 			return
 		}
@@ -77,11 +101,9 @@ func StartFerretDB(t testing.TB) *Server {
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
-			t.Errorf("mongotest: FerretDB did not stop within 10s")
+			s.t.Errorf("mongotest: FerretDB did not stop within 10s")
 		}
-	}}
-	t.Cleanup(srv.Stop)
-	return srv
+	}
 }
 
 var unsafe = regexp.MustCompile(`[^A-Za-z0-9_]+`)

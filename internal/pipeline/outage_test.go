@@ -1,0 +1,128 @@
+package pipeline
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/catalyst/catalyst/internal/config"
+	"github.com/catalyst/catalyst/internal/domain"
+	"github.com/catalyst/catalyst/internal/events"
+	"github.com/catalyst/catalyst/internal/llm/offline"
+	"github.com/catalyst/catalyst/internal/store/mongo"
+	"github.com/catalyst/catalyst/internal/store/mongo/mongotest"
+)
+
+// The database goes away while a task runs: the run breaks off, and once
+// the database is back the task resumes at its first unfinished node and
+// completes, without a restart of Catalyst. Before, it stayed "running"
+// with nobody running it.
+func TestTaskResumesAfterADatabaseOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts, stops and restarts a MongoDB-wire server")
+	}
+	srv := mongotest.StartFerretDB(t)
+	ctx := context.Background()
+	// Fail store calls after 1 s instead of the driver's 30 s, so that the
+	// outage below surfaces as errors rather than a long wait.
+	st, err := mongo.Open(ctx, srv.URI+"?serverSelectionTimeoutMS=1000&heartbeatFrequencyMS=500", mongotest.DBName(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	now := time.Now().UTC()
+	if err := st.CreateProject(ctx, domain.Project{ID: "p1", Name: "p", Status: domain.ProjectActive, CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	b := events.NewBroker()
+	x := New(Options{
+		Store: st, Recorder: &events.Recorder{Store: st, Broker: b},
+		Models:       offlineModels{offline.New(2500 * time.Millisecond)},
+		Config:       &config.Config{MaxConcurrentTasks: 2, AgentTimeout: time.Minute, MaxFixIterations: 3, MockDeployment: true, PublicURL: "http://localhost:8001"},
+		WorkspaceDir: func(id string) string { return filepath.Join(dir, id) },
+		Logger:       slog.New(slog.DiscardHandler),
+	})
+	if err := x.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		x.Shutdown(c)
+	})
+	task := domain.Task{ID: uuid.NewString(), ProjectID: "p1", Prompt: "Build a todo app",
+		GraphState: domain.NewGraphState(domain.StandardNodes), Status: domain.TaskPending, CreatedAt: now, UpdatedAt: now}
+	if err := st.CreateTask(ctx, task); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Enqueue(ctx, task.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	poll := func(what string, d time.Duration, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(d); !cond(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("never: %s", what)
+			}
+		}
+	}
+	poll("the coder started", 60*time.Second, func() bool {
+		got, err := st.GetTask(ctx, task.ID)
+		return err == nil && got.GraphState["coder"] == domain.NodeRunning
+	})
+	// FerretDB serves open connections for a few seconds while it stops;
+	// the 3 s model calls keep the task running past that.
+	srv.Stop()
+	if x.Running() != 1 {
+		t.Fatal("the task finished before the database went away: the test needs slower model calls")
+	}
+	// The run breaks off at its next store call; nothing runs it meanwhile.
+	poll("the run broke off", 60*time.Second, func() bool { return x.Running() == 0 })
+	down, err := st.GetTask(ctx, task.ID)
+	if err == nil {
+		t.Fatalf("the store answered while stopped: %s", down.Status)
+	}
+	srv.Restart()
+
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	final, err := x.Wait(wctx, task.ID)
+	if err != nil {
+		t.Fatalf("waiting after the outage: %v", err)
+	}
+	if final.Status != domain.TaskCompleted {
+		t.Fatalf("status %s: %s (graph %v)", final.Status, final.Error, final.GraphState)
+	}
+	arts, err := st.ListArtifacts(ctx, task.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := map[string]int{}
+	for _, a := range arts {
+		per[a.Node]++
+	}
+	if per["planner"] != 1 || per["architect"] != 1 || per["deployer"] != 1 {
+		t.Fatalf("artifacts per node %v: completed nodes ran again", per)
+	}
+	logs, err := st.ListLogs(ctx, task.ID, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	for _, l := range logs {
+		resumed = resumed || strings.HasPrefix(l.Message, "Resuming at")
+	}
+	if !resumed {
+		for _, l := range logs {
+			t.Log(l.Seq, l.AgentName, l.Message)
+		}
+		t.Fatal("no \"Resuming at\" log line after the outage")
+	}
+}
