@@ -73,9 +73,10 @@ func TestLoadWebSocketFanout(t *testing.T) {
 
 	total := int(*loadRate) * int(*loadDur/time.Second)
 	type clientResult struct {
-		lat      []time.Duration
-		received int
-		err      error
+		lat        []time.Duration
+		received   int
+		reconnects int
+		err        error
 	}
 	results := make([]clientResult, len(healthy))
 	var wg sync.WaitGroup
@@ -85,21 +86,34 @@ func TestLoadWebSocketFanout(t *testing.T) {
 			defer wg.Done()
 			r := &results[i]
 			r.lat = make([]time.Duration, 0, total)
+			var last int64
 			for r.received < total {
 				_, b, err := c.Read(ctx)
+				if websocket.CloseStatus(err) == statusTooSlow && r.reconnects < 20 {
+					// As the dashboard does: resume after the last seq seen.
+					r.reconnects++
+					c = e.dial(ctx, fmt.Sprintf("/ws/%s?after=%d", task.ID, last), nil)
+					defer c.CloseNow()
+					continue
+				}
 				if err != nil {
 					r.err = err
 					return
 				}
 				now := time.Now()
 				// The clients share the server's two cores: read only the
-				// timestamp, so their JSON decoding does not count against
-				// the server (json.Unmarshal here was 15% of all CPU).
-				ts, err := timestampOf(b)
+				// seq and timestamp, so their JSON decoding does not count
+				// against the server (json.Unmarshal here was 15% of all CPU).
+				seq, ts, err := seqAndTimestampOf(b)
 				if err != nil {
 					r.err = err
 					return
 				}
+				if seq != last+1 {
+					r.err = fmt.Errorf("seq %d after %d", seq, last)
+					return
+				}
+				last = seq
 				r.lat = append(r.lat, now.Sub(ts))
 				r.received++
 			}
@@ -135,10 +149,14 @@ func TestLoadWebSocketFanout(t *testing.T) {
 	goroutines := runtime.NumGoroutine()
 
 	var all []time.Duration
-	complete := 0
+	complete, reconnects, reconnected := 0, 0, 0
 	var firstErr error
 	for _, r := range results {
 		all = append(all, r.lat...)
+		reconnects += r.reconnects
+		if r.reconnects > 0 {
+			reconnected++
+		}
 		if r.received == total {
 			complete++
 		} else if firstErr == nil {
@@ -161,6 +179,7 @@ func TestLoadWebSocketFanout(t *testing.T) {
 		*loadSubs, total, *loadRate)
 	fmt.Printf("  produced in %v (target %v); slowest Record call %v\n", produced.Round(time.Millisecond), *loadDur, slowestRecord.Round(time.Microsecond))
 	fmt.Printf("  deliveries: %d (%d healthy clients got all %d events in order of seq; first failure: %v)\n", len(all), complete, total, firstErr)
+	fmt.Printf("  healthy clients disconnected as too slow (4000) that resumed with ?after: %d, %d reconnects in all\n", reconnected, reconnects)
 	fmt.Printf("  delivery latency (Record -> client read): p50 %v  p99 %v  max %v\n",
 		pct(0.50).Round(time.Microsecond), pct(0.99).Round(time.Microsecond), pct(1).Round(time.Microsecond))
 	fmt.Printf("  memory (server and clients share this process): heap in use %.1f MiB at peak (%.1f MiB before connecting), sys %.1f MiB; goroutines %d\n",
@@ -191,18 +210,34 @@ func (l sendBufferListener) Accept() (net.Conn, error) {
 	return c, err
 }
 
-var timestampKey = []byte(`"timestamp":"`)
+var (
+	seqKey       = []byte(`"seq":`)
+	timestampKey = []byte(`"timestamp":"`)
+)
 
-// timestampOf extracts an event's timestamp without decoding the rest.
-func timestampOf(b []byte) (time.Time, error) {
-	i := bytes.Index(b, timestampKey)
+// seqAndTimestampOf extracts an event's seq and timestamp without decoding
+// the rest.
+func seqAndTimestampOf(b []byte) (int64, time.Time, error) {
+	i := bytes.Index(b, seqKey)
 	if i < 0 {
-		return time.Time{}, fmt.Errorf("no timestamp in %s", b)
+		return 0, time.Time{}, fmt.Errorf("no seq in %s", b)
+	}
+	var seq int64
+	for _, c := range b[i+len(seqKey):] {
+		if c < '0' || c > '9' {
+			break
+		}
+		seq = seq*10 + int64(c-'0')
+	}
+	i = bytes.Index(b, timestampKey)
+	if i < 0 {
+		return 0, time.Time{}, fmt.Errorf("no timestamp in %s", b)
 	}
 	rest := b[i+len(timestampKey):]
 	j := bytes.IndexByte(rest, '"')
 	if j < 0 {
-		return time.Time{}, fmt.Errorf("unterminated timestamp in %s", b)
+		return 0, time.Time{}, fmt.Errorf("unterminated timestamp in %s", b)
 	}
-	return time.Parse(time.RFC3339Nano, string(rest[:j]))
+	ts, err := time.Parse(time.RFC3339Nano, string(rest[:j]))
+	return seq, ts, err
 }

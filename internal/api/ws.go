@@ -71,6 +71,11 @@ func (s *server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 				return err
 			}
 		}
+		if cw.conn != nil {
+			// Sends happen in bursts, into the cork's buffer; its flush
+			// carries the write timeout, without a context per message.
+			return c.Write(ctx, websocket.MessageText, b)
+		}
 		wctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
 		defer cancel()
 		return c.Write(wctx, websocket.MessageText, b)
