@@ -23,9 +23,6 @@ import (
 // completes, without a restart of Catalyst. Before, it stayed "running"
 // with nobody running it.
 func TestTaskResumesAfterADatabaseOutage(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts, stops and restarts a MongoDB-wire server")
-	}
 	srv := mongotest.StartFerretDB(t)
 	ctx := context.Background()
 	// Fail store calls after 1 s instead of the driver's 30 s, so that the
