@@ -83,6 +83,9 @@ type Executor struct {
 	// error (the store went away); retries holds their pending re-runs.
 	failures map[string]int
 	retries  map[string]*time.Timer
+	// Tests shorten the backoff and the attempts; zero means the default.
+	retryFirst  time.Duration
+	runAttempts int
 }
 
 type run struct {
@@ -243,6 +246,9 @@ func (e *Executor) dispatchLocked() {
 			defer close(r.done)
 			err := e.execute(ctx, id)
 			cancel(nil)
+			if err != nil && e.failureCount(id)+1 >= e.maxRunAttempts() {
+				err = e.giveUp(id, err)
+			}
 			e.mu.Lock()
 			delete(e.active, id)
 			if err != nil {
@@ -257,11 +263,61 @@ func (e *Executor) dispatchLocked() {
 	}
 }
 
-// Backoff of a task whose run ended in an error.
+// Backoff of a task whose run ended in an error, and how many runs in a
+// row may break off before the task is failed with the error.
 const (
-	retryFirst = time.Second
-	retryMax   = 30 * time.Second
+	retryFirst     = time.Second
+	retryMax       = 30 * time.Second
+	maxRunAttempts = 12 // about 4 minutes of backoff
 )
+
+func (e *Executor) failureCount(id string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.failures[id]
+}
+
+func (e *Executor) maxRunAttempts() int {
+	if e.runAttempts > 0 {
+		return e.runAttempts
+	}
+	return maxRunAttempts
+}
+
+// giveUp fails a task whose runs keep breaking off although the store
+// answers (a persistent error, not an outage), so that it does not stay
+// "running" for ever. It returns nil once the task is failed, or the error
+// that stopped that too (the store is down: keep retrying).
+func (e *Executor) giveUp(id string, cause error) error {
+	ctx := context.Background()
+	now := time.Now().UTC()
+	reason := fmt.Sprintf("stopped after %d attempts: the run kept breaking off: %v", e.maxRunAttempts(), cause)
+	t, err := e.opt.Store.UpdateTask(ctx, id, func(t *domain.Task) error {
+		if t.Status != domain.TaskPending && t.Status != domain.TaskRunning {
+			return errNotRunning
+		}
+		t.Status = domain.TaskFailed
+		t.Error = reason
+		t.FinishedAt = &now
+		for n, s := range t.GraphState {
+			if s == domain.NodeRunning {
+				t.GraphState[n] = domain.NodeFailed
+			}
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errNotRunning):
+		return nil
+	case err != nil:
+		return cause
+	}
+	e.log.Error("task failed: its run kept breaking off", "task", id, "err", cause)
+	em := e.emitter(t)
+	em.log(ctx, "System", agent.Error, "Task failed: "+reason)
+	em.taskState(ctx, t)
+	return nil
+}
 
 // retryLocked runs a task again after its run failed with err, which is not
 // the task's own failure (that is a status) but the executor's: the store
@@ -274,7 +330,11 @@ func (e *Executor) retryLocked(id string, err error) {
 	}
 	n := e.failures[id] + 1
 	e.failures[id] = n
-	delay := min(retryFirst<<min(n-1, 10), retryMax)
+	first := retryFirst
+	if e.retryFirst > 0 {
+		first = e.retryFirst
+	}
+	delay := min(first<<min(n-1, 10), retryMax)
 	e.log.Error("task run stopped by an error; it resumes at its first unfinished node", "task", id, "err", err, "attempt", n, "retry_in", delay)
 	if t := e.retries[id]; t != nil {
 		t.Stop()

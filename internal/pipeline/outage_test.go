@@ -2,9 +2,11 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/events"
 	"github.com/catalyst/catalyst/internal/llm/offline"
+	"github.com/catalyst/catalyst/internal/store"
 	"github.com/catalyst/catalyst/internal/store/mongo"
 	"github.com/catalyst/catalyst/internal/store/mongo/mongotest"
 )
@@ -121,5 +124,46 @@ func TestTaskResumesAfterADatabaseOutage(t *testing.T) {
 			t.Log(l.Seq, l.AgentName, l.Message)
 		}
 		t.Fatal("no \"Resuming at\" log line after the outage")
+	}
+}
+
+// brokenArtifacts is a store whose artifact listing always fails while
+// everything else works: a persistent error, not an outage.
+type brokenArtifacts struct {
+	store.Store
+	calls atomic.Int32
+}
+
+func (b *brokenArtifacts) ListArtifacts(context.Context, string) ([]domain.Artifact, error) {
+	b.calls.Add(1)
+	return nil, errors.New("artifact index corrupt")
+}
+
+// A run that keeps breaking off although the store answers is not retried
+// for ever: after the attempts run out the task fails with the error, so it
+// does not stay "running" with nothing happening.
+func TestPersistentRunErrorFailsTheTask(t *testing.T) {
+	e := newEnv(t, "")
+	st := &brokenArtifacts{Store: e.store}
+	cfg := e.cfg
+	x := New(Options{Store: st, Recorder: e.rec, Models: offlineModels{offline.New(0)}, Config: &cfg,
+		WorkspaceDir: e.workspaceDir, Logger: slog.New(slog.DiscardHandler)})
+	x.retryFirst, x.runAttempts = time.Millisecond, 3
+	if err := x.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { x.Shutdown(context.Background()) })
+	e.exec = x
+	task := e.submit("Build a todo app")
+	final := e.wait(task.ID, 30*time.Second)
+	if final.Status != domain.TaskFailed || !strings.Contains(final.Error, "kept breaking off") || !strings.Contains(final.Error, "artifact index corrupt") {
+		t.Fatalf("%s: %q", final.Status, final.Error)
+	}
+	if n := st.calls.Load(); n != 3 {
+		t.Fatalf("the run was attempted %d times, want 3", n)
+	}
+	logs := e.logs(task.ID)
+	if last := logs[len(logs)-1]; last.Type != domain.EventTaskState || !strings.Contains(string(last.Data), "failed") {
+		t.Fatalf("last event %+v, want the failed task_state", last)
 	}
 }
