@@ -7,12 +7,13 @@
 // Environment: CHROMIUM_PATH (default /usr/bin/chromium), TASK_TIMEOUT_S (default 300),
 // SCAN_TIMEOUT_S (default 5: scans are stored as pending until the explorer issue lands), REQUIRE_SCAN=1 (a scan that does not complete fails),
 // LIVE_LATENCY (default 1s: CATALYST_OFFLINE_LATENCY of the second, slow server that the
-// live test starts even when CATALYST_URL is set; it needs CATALYST_BIN or go),
+// live tests start even when CATALYST_URL is set; it needs CATALYST_BIN or go),
 // ARTIFACTS (default ./artifacts: screenshots, server.log, server-live.log, console.log).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,6 +35,7 @@ const LIVE_LATENCY = process.env.LIVE_LATENCY || '1s';
 
 let base = process.env.CATALYST_URL?.replace(/\/$/, '');
 const servers = [];
+let live = null; // the slow server of the live tests, started by the first of them
 let tmp = null;
 let bin = process.env.CATALYST_BIN;
 let browser = null;
@@ -118,6 +120,42 @@ async function startServer(name, env = {}) {
   console.log(`# catalyst serve (${name}) on ${url} (pid ${server.pid}, data ${data})`);
   await waitHealthy(url, 90_000, server, logName);
   return url;
+}
+
+// The slow server that the live tests watch tasks on (one for all of them).
+const liveServer = () => (live ??= startServer('live', { CATALYST_OFFLINE_LATENCY: LIVE_LATENCY }));
+
+// A proxy in front of target that forwards plain HTTP, streamed responses
+// included, but refuses every WebSocket upgrade with 403: what many corporate
+// proxies do. It records the refused upgrades and the event streams it passed.
+async function wsRefusingProxy(target) {
+  const to = new URL(target);
+  const hop = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection']);
+  const pass = (h) => Object.fromEntries(Object.entries(h).filter(([k]) => !hop.has(k.toLowerCase())));
+  const refused = [];
+  const streams = [];
+  const server = http.createServer((req, res) => {
+    if (/^\/api\/tasks\/[^/]+\/events/.test(req.url)) streams.push(req.url);
+    const up = http.request({ hostname: to.hostname, port: to.port, method: req.method, path: req.url, headers: { ...pass(req.headers), host: to.host } }, (r) => {
+      res.writeHead(r.statusCode, pass(r.headers));
+      r.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    res.on('close', () => up.destroy());
+    req.pipe(up);
+  });
+  server.on('upgrade', (req, socket) => {
+    refused.push(req.url);
+    const body = 'WebSockets are not allowed';
+    socket.end(`HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+  });
+  await new Promise((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    refused,
+    streams,
+    close: () => new Promise((resolve) => (server.close(resolve), server.closeAllConnections())),
+  };
 }
 
 before(async () => {
@@ -306,6 +344,8 @@ function recordLive() {
     elapsedRunning: [], // elapsed texts shown while the task ran
     logsRunning: [], // log line counts shown while the task ran
     conn: [],
+    transport: [], // the indicator's data-transport values
+    sse: { logs: [], nodeChanges: 0 }, // log line counts and node state changes shown while "Live (SSE)"
     fixRounds: [], // fix rounds shown
   };
   const lastOf = (a) => a[a.length - 1];
@@ -323,6 +363,8 @@ function recordLive() {
     runThenComplete: () => Object.values(rec.nodes).some((s) => s.indexOf('completed', s.indexOf('running')) > 0),
     elapsedTicks: () => new Set(rec.elapsedRunning).size >= 2,
     logsGrowLive: () => rec.logsRunning.length >= 3 && rec.conn.includes('Live'),
+    // Over Server-Sent Events: log lines arrive and nodes change state while it says so.
+    sseStreams: () => rec.sse.logs.length >= 3 && rec.sse.nodeChanges >= 1,
   };
   window.__live = rec;
   const sample = () => {
@@ -330,11 +372,17 @@ function recordLive() {
     const status = document.querySelector('[data-testid="task-status"]')?.getAttribute('data-status') ?? '';
     rec.status = status;
     const running = status === 'running';
+    const connEl = document.querySelector('[data-testid="conn"]');
+    const conn = connEl?.textContent ?? '';
+    const sse = running && conn === 'Live (SSE)';
     for (const g of document.querySelectorAll('[data-testid^="graph-node-"]')) {
       const n = g.getAttribute('data-testid').slice('graph-node-'.length);
       const s = g.getAttribute('data-state');
       const seq = (rec.nodes[n] ??= []);
-      if (lastOf(seq) !== s) seq.push(s);
+      if (lastOf(seq) !== s) {
+        if (sse && seq.length) rec.sse.nodeChanges++;
+        seq.push(s);
+      }
       if (s === 'running' && !rec.runningLook[n]) {
         const box = g.querySelector('.node-box');
         rec.runningLook[n] = { cls: g.getAttribute('class'), animation: box && getComputedStyle(box).animationName, sub: g.querySelector('.node-sub')?.textContent };
@@ -351,48 +399,69 @@ function recordLive() {
     rec.typing = typing;
     const fix = document.querySelector('[data-testid="task-fix-iteration"]')?.textContent;
     if (lastOf(rec.fixRounds) !== fix) rec.fixRounds.push(fix);
-    const conn = document.querySelector('[data-testid="conn"]')?.textContent ?? '';
     if (lastOf(rec.conn) !== conn) rec.conn.push(conn);
+    const transport = connEl?.getAttribute('data-transport') ?? '';
+    if (transport && lastOf(rec.transport) !== transport) rec.transport.push(transport);
     if (!running) return;
     const elapsed = document.querySelector('[data-testid="task-elapsed"]')?.textContent;
     if (lastOf(rec.elapsedRunning) !== elapsed) rec.elapsedRunning.push(elapsed);
     const logs = document.querySelectorAll('[data-testid="log-line"]').length;
     if (lastOf(rec.logsRunning) !== logs) rec.logsRunning.push(logs);
+    if (sse && lastOf(rec.sse.logs) !== logs) rec.sse.logs.push(logs);
   };
   new MutationObserver(sample).observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
 }
 
-test('live: agents type, nodes run and the clock ticks while a slow task runs', { timeout: TASK_TIMEOUT + 120_000 }, async () => {
-  const url = await startServer('live', { CATALYST_OFFLINE_LATENCY: LIVE_LATENCY });
+// Opens a page on url with the live recorder, submits a todo task in a new
+// project and returns the page on that task with helpers to wait on the record.
+async function watchLiveTask(url, label, projectName) {
   const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
   await ctx.addInitScript(recordLive);
   const page = await ctx.newPage();
-  watch(page, 'live', url);
+  watch(page, label, url);
   page.setDefaultTimeout(20_000);
 
   await page.goto(url + '/#/projects');
-  await page.getByTestId('project-name').fill('Live todo');
+  await page.getByTestId('project-name').fill(projectName);
   await page.getByTestId('create-project').click();
   await page.getByTestId('task-prompt').fill('Build a todo app');
   await page.getByTestId('submit-task').click();
   await page.getByTestId('task-page').waitFor();
   const doc = await page.evaluate(() => window.__live.doc);
+  const taskId = await page.getByTestId('task-page').getAttribute('data-task-id');
   const record = () => page.evaluate(() => ({ ...window.__live, seen: undefined }));
 
   // Waits until the record shows what (a check of rec.seen) or the task has
   // ended, then asserts it: a UI that never shows something fails here with
-  // the record instead of hanging until the timeout.
-  const during = async (what, check) => {
+  // the record (and the screenshot missedShot) instead of hanging until the timeout.
+  const during = async (what, check, missedShot) => {
     const got = await page.waitForFunction(
       (c) => (window.__live.seen[c]() ? 'seen' : /^(completed|failed|cancelled)$/.test(window.__live.status) && 'ended'),
       check,
       { timeout: TASK_TIMEOUT, polling: 'raf' },
     );
     if ((await got.jsonValue()) !== 'seen') {
-      await shot(page, '15-live-missed');
+      await shot(page, missedShot);
       assert.fail(`${what} not seen while the task ran: ${JSON.stringify(await record())}`);
     }
   };
+
+  // Waits for the task to end and asserts it completed with every node.
+  const completes = async () => {
+    await page.locator('[data-testid="task-status"]:is([data-status="completed"], [data-status="failed"], [data-status="cancelled"])').waitFor({ timeout: TASK_TIMEOUT });
+    const status = await page.getByTestId('task-status').getAttribute('data-status');
+    assert.equal(status, 'completed', await taskError(page));
+    for (const n of NODES) await page.locator(`[data-testid="graph-node-${n}"][data-state="completed"]`).waitFor();
+    // Nobody types once the task has ended.
+    await page.locator('[data-testid^="typing-"]').first().waitFor({ state: 'detached', timeout: 10_000 });
+  };
+  return { ctx, page, doc, taskId, record, during, completes };
+}
+
+test('live: agents type, nodes run and the clock ticks while a slow task runs', { timeout: TASK_TIMEOUT + 120_000 }, async () => {
+  const url = await liveServer();
+  const { ctx, page, doc, taskId, record, during: seen, completes } = await watchLiveTask(url, 'live', 'Live todo');
+  const during = (what, check) => seen(what, check, '15-live-missed');
 
   // An agent types (its token deltas shown as a growing line) while its node runs.
   await during('a typing line next to a running node', 'typingWhileRunning');
@@ -402,17 +471,13 @@ test('live: agents type, nodes run and the clock ticks while a slow task runs', 
   await during('the elapsed time ticking', 'elapsedTicks');
   await during('log lines arriving live', 'logsGrowLive');
 
-  await page.locator('[data-testid="task-status"]:is([data-status="completed"], [data-status="failed"], [data-status="cancelled"])').waitFor({ timeout: TASK_TIMEOUT });
-  const status = await page.getByTestId('task-status').getAttribute('data-status');
-  assert.equal(status, 'completed', await taskError(page));
-  for (const n of NODES) await page.locator(`[data-testid="graph-node-${n}"][data-state="completed"]`).waitFor();
-  // Nobody types once the task has ended.
-  await page.locator('[data-testid^="typing-"]').first().waitFor({ state: 'detached', timeout: 10_000 });
+  await completes();
   await shot(page, '16-live-finished');
 
   const r = await record();
   console.log(`# live record: ${JSON.stringify({ nodes: r.nodes, running: r.runningLook, grew: r.typingGrew.length, longest: r.longestTyping, elapsed: r.elapsedRunning, logs: r.logsRunning, conn: r.conn, fix: r.fixRounds })}`);
   assert.equal(r.doc, doc, 'the page was never reloaded');
+  assert.deepEqual(r.transport, ['ws'], 'followed over the WebSocket, no fallback');
   // A running node stands out: marked, labelled and animated (a finished one is still).
   for (const [n, look] of Object.entries(r.runningLook)) {
     assert.match(look.cls, /\bnode-running\b/, `${n} marked running`);
@@ -424,12 +489,44 @@ test('live: agents type, nodes run and the clock ticks while a slow task runs', 
   const secs = r.elapsedRunning.map((t) => (/^(?:(\d+)m )?(\d+)s$/.exec(t) ?? []).slice(1).reduce((a, v) => a * 60 + Number(v ?? 0), 0));
   assert.ok(r.elapsedRunning.every((t) => /^(\d+m )?\d+s$/.test(t)) && secs.every((v, i) => i === 0 || v > secs[i - 1]), `elapsed counts up by whole seconds: ${r.elapsedRunning}`);
   // No more fix rounds shown along the way than the task had.
-  const stored = await (await fetch(`${url}/api/tasks/${await page.getByTestId('task-page').getAttribute('data-task-id')}`)).json();
+  const stored = await (await fetch(`${url}/api/tasks/${taskId}`)).json();
   assert.ok(r.fixRounds.every((f) => Number(f) <= stored.fix_iteration), `fix rounds shown ${r.fixRounds}, task had ${stored.fix_iteration}`);
   // Every log line streamed in is still there: the stream only grew.
   assert.ok(r.logsRunning.every((n, i) => i === 0 || n > r.logsRunning[i - 1]), `log lines only added: ${r.logsRunning}`);
   assert.ok((await page.getByTestId('log-line').count()) >= r.logsRunning[r.logsRunning.length - 1], 'log lines kept after the end');
   await ctx.close();
+});
+
+// Behind a proxy that refuses WebSocket upgrades (plain HTTP streaming gets
+// through), the page follows the task over Server-Sent Events instead of polling.
+test('live over SSE when a proxy refuses WebSockets', { timeout: TASK_TIMEOUT + 120_000 }, async () => {
+  const proxy = await wsRefusingProxy(await liveServer());
+  try {
+    const { ctx, page, doc, taskId, record, during, completes } = await watchLiveTask(proxy.url, 'sse', 'SSE todo');
+    await during('log lines and node states arriving over SSE', 'sseStreams', '17-sse-missed');
+    await page.locator('[data-testid="conn"][data-transport="sse"]').waitFor();
+    await shot(page, '17-sse-live');
+
+    await completes();
+    // The stream ended with the task: the indicator is gone, not reconnecting or polling.
+    await page.getByTestId('conn').waitFor({ state: 'detached', timeout: 10_000 });
+    const r = await record();
+    console.log(`# sse record: ${JSON.stringify({ nodes: r.nodes, conn: r.conn, transport: r.transport, sse: r.sse, logs: r.logsRunning, refused: proxy.refused.length, streams: proxy.streams })}`);
+    assert.equal(r.doc, doc, 'the page was never reloaded');
+    assert.ok(proxy.refused.length >= 2 && proxy.refused.every((u) => u.startsWith(`/ws/${taskId}`)), `WebSocket tried and refused: ${proxy.refused}`);
+    assert.ok(proxy.streams.length >= 1 && proxy.streams.every((u) => u.startsWith(`/api/tasks/${taskId}/events?after=`)), `event stream opened: ${proxy.streams}`);
+    assert.deepEqual(r.transport, ['ws', 'sse'], 'WebSocket, then SSE, never polling');
+    assert.ok(r.conn.includes('Live (SSE)') && !r.conn.includes('Live'), `indicator said SSE, never plain Live: ${r.conn}`);
+    // No gap and no duplicate across the switch: every stored event (but cost
+    // updates, which the log does not show) is a line, once.
+    const stored = await (await fetch(`${proxy.url}/api/logs/${taskId}?after=0&limit=1000`)).json();
+    const shown = stored.filter((e) => e.type !== 'cost').length;
+    assert.equal(await page.getByTestId('log-line').count(), shown, 'one log line per stored event');
+    assert.ok(r.logsRunning.every((n, i) => i === 0 || n > r.logsRunning[i - 1]), `log lines only added: ${r.logsRunning}`);
+    await ctx.close();
+  } finally {
+    await proxy.close();
+  }
 });
 
 test('explorer: scan form and results', { timeout: SCAN_TIMEOUT + 60_000 }, async () => {

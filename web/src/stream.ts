@@ -1,11 +1,18 @@
 // Live task state: the stored history from REST, then /ws/{task_id}?after=SEQ
 // for live events, reconnecting with the last seq seen on an unexpected close
-// (no gap, no duplicate: events with seq <= last are dropped). Falls back to
-// polling REST when WebSockets cannot be opened at all.
+// (no gap, no duplicate: events with seq <= last are dropped).
+//
+// Proxies that refuse WebSocket upgrades often pass plain HTTP streaming, so
+// when the WebSocket fails before opening REFUSED_MAX (2) times in a row (or
+// fails FAILS_MAX times in a row at all), the stream switches to Server-Sent
+// Events on /api/tasks/{id}/events?after=SEQ, the same events over a long GET.
+// Only when that fails as well does it poll REST.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, AgentEvent, ApiError, NodeName, NodeState, NODES, Task } from './api';
 
 export type Conn = 'loading' | 'connecting' | 'live' | 'reconnecting' | 'polling' | 'idle';
+/** How live events arrive: WebSocket, Server-Sent Events or REST polling. */
+export type Transport = 'ws' | 'sse' | 'poll';
 
 export interface StreamState {
   task: Task | null;
@@ -13,24 +20,38 @@ export interface StreamState {
   /** Text an agent is "typing" right now (token deltas), by agent name. */
   typing: Record<string, string>;
   conn: Conn;
+  transport: Transport;
   error: ApiError | null;
   /** Bumps whenever a node finishes or the task changes state: time to refetch artifacts. */
   tick: number;
 }
 
+const initialState = (): StreamState => ({ task: null, events: [], typing: {}, conn: 'loading', transport: 'ws', error: null, tick: 0 });
+
 const terminal = (s?: string) => s === 'completed' || s === 'failed' || s === 'cancelled';
 const TYPING_MAX = 1200;
+/** Attempts in a row that never open before a transport is given up (a proxy refusing it). */
+const REFUSED_MAX = 2;
+/** Failed attempts in a row, opened or not, before a transport is given up. */
+const FAILS_MAX = 4;
+/** An event stream that has not opened by then counts as failed (a proxy buffering it). */
+const SSE_OPEN_TIMEOUT = 10_000;
 
 class TaskStream {
   private id: string;
   private lastSeq = 0;
   private ws: WebSocket | null = null;
+  private es: EventSource | null = null;
+  private esTimer = 0;
   private retryTimer = 0;
   private pollTimer = 0;
+  /** Failed attempts in a row on the current transport. */
   private failures = 0;
+  /** Of those, attempts that failed before the connection opened. */
+  private refused = 0;
   private disposed = false;
   private flushQueued = false;
-  s: StreamState = { task: null, events: [], typing: {}, conn: 'loading', error: null, tick: 0 };
+  s: StreamState = initialState();
   onChange: (s: StreamState) => void = () => {};
 
   constructor(id: string) {
@@ -59,7 +80,7 @@ class TaskStream {
       this.s.error = null;
       this.s.tick++;
       if (terminal(task.status)) this.s.conn = 'idle';
-      else this.connect();
+      else this.open();
       this.emit();
     } catch (e) {
       this.s.error = e instanceof ApiError ? e : new ApiError(0, 'Error', String(e));
@@ -72,11 +93,19 @@ class TaskStream {
   resume(task: Task) {
     this.s.task = task;
     this.s.tick++;
-    if (!terminal(task.status) && !this.ws && !this.pollTimer) {
+    if (!terminal(task.status) && !this.ws && !this.es && !this.pollTimer) {
       this.failures = 0;
-      this.connect();
+      this.refused = 0;
+      this.open();
     }
     this.emit();
+  }
+
+  /** Connects with the transport in use (the WebSocket until it was given up). */
+  private open() {
+    if (this.s.transport === 'sse') this.connectSSE();
+    else if (this.s.transport === 'poll') this.startPolling();
+    else this.connect();
   }
 
   private connect() {
@@ -90,6 +119,7 @@ class TaskStream {
     try {
       ws = new WebSocket(url);
     } catch {
+      this.refused++;
       this.fail();
       return;
     }
@@ -97,28 +127,18 @@ class TaskStream {
     ws.onopen = () => {
       opened = true;
       this.failures = 0;
+      this.refused = 0;
       this.s.conn = 'live';
       this.emit();
     };
-    ws.onmessage = (m) => {
-      try {
-        const ev = JSON.parse(typeof m.data === 'string' ? m.data : '') as AgentEvent;
-        this.apply(ev, true);
-        this.emit();
-      } catch {
-        /* ignore malformed frames */
-      }
-    };
+    ws.onmessage = (m) => this.receive(m.data);
     ws.onclose = (c) => {
       if (this.ws !== ws) return;
       this.ws = null;
       if (this.disposed) return;
-      if (!opened) this.failures++;
+      if (!opened) this.refused++;
       if (terminal(this.s.task?.status)) {
-        this.s.conn = 'idle';
-        this.s.typing = {};
-        this.refreshTask();
-        this.emit();
+        this.ended();
         return;
       }
       if (c.code === 1000 || c.code === 1001) {
@@ -133,13 +153,107 @@ class TaskStream {
     this.emit();
   }
 
+  /** Follows the task over Server-Sent Events, the stream for when WebSockets do not get through. */
+  private connectSSE() {
+    if (this.disposed) return;
+    clearTimeout(this.retryTimer);
+    this.s.conn = this.failures > 0 ? 'reconnecting' : 'connecting';
+    let es: EventSource;
+    try {
+      es = new EventSource(`/api/tasks/${encodeURIComponent(this.id)}/events?after=${this.lastSeq}`);
+    } catch {
+      this.refused++;
+      this.fail();
+      return;
+    }
+    this.es = es;
+    let opened = false;
+    // Any error ends this EventSource; we reconnect ourselves with ?after=lastSeq
+    // (what Last-Event-ID would carry), under the same backoff and limits as the WebSocket.
+    const broken = () => {
+      if (this.es !== es) return;
+      this.dropSSE();
+      if (this.disposed) return;
+      if (!opened) this.refused++;
+      if (terminal(this.s.task?.status)) {
+        this.ended();
+        return;
+      }
+      // A task that is over with nothing new answers 204, which also lands here.
+      this.refreshTask().then(() => {
+        if (this.disposed || this.es || this.ws || this.pollTimer) return;
+        if (terminal(this.s.task?.status)) this.ended();
+        else this.fail();
+      });
+    };
+    this.esTimer = window.setTimeout(() => opened || broken(), SSE_OPEN_TIMEOUT);
+    es.onopen = () => {
+      if (this.es !== es) return;
+      opened = true;
+      clearTimeout(this.esTimer);
+      this.failures = 0;
+      this.refused = 0;
+      this.s.conn = 'live';
+      this.emit();
+    };
+    es.onmessage = (m) => this.receive(m.data);
+    // The server sends `event: end` once the task is over and every event of it was sent.
+    es.addEventListener('end', () => {
+      if (this.es !== es) return;
+      this.dropSSE();
+      this.ended();
+    });
+    es.onerror = broken;
+    this.emit();
+  }
+
+  private dropSSE() {
+    clearTimeout(this.esTimer);
+    if (!this.es) return;
+    const es = this.es;
+    this.es = null;
+    es.onopen = es.onmessage = es.onerror = null;
+    es.close();
+  }
+
+  /** One event from a WebSocket frame or an SSE message. */
+  private receive(data: unknown) {
+    try {
+      const ev = JSON.parse(typeof data === 'string' ? data : '') as AgentEvent;
+      this.apply(ev, true);
+      this.emit();
+    } catch {
+      /* ignore malformed frames */
+    }
+  }
+
+  /** The stream ended with the task: nobody types any more; take the final task from the server. */
+  private ended() {
+    this.s.conn = 'idle';
+    this.s.typing = {};
+    this.refreshTask();
+    this.emit();
+  }
+
   private fail() {
     this.failures++;
-    if (this.failures >= 4) {
-      this.startPolling();
+    if (this.refused >= REFUSED_MAX || this.failures >= FAILS_MAX) {
+      this.fallBack();
       return;
     }
     this.scheduleReconnect();
+  }
+
+  /** Gives the current transport up: WebSocket, then Server-Sent Events, then polling. */
+  private fallBack() {
+    this.failures = 0;
+    this.refused = 0;
+    if (this.s.transport === 'ws' && typeof EventSource !== 'undefined') {
+      this.s.transport = 'sse';
+      this.connectSSE();
+      return;
+    }
+    this.startPolling();
   }
 
   private scheduleReconnect() {
@@ -147,11 +261,12 @@ class TaskStream {
     this.s.conn = 'reconnecting';
     this.emit();
     const delay = Math.min(8000, 500 * 2 ** Math.min(this.failures, 4));
-    this.retryTimer = window.setTimeout(() => this.connect(), delay);
+    this.retryTimer = window.setTimeout(() => this.open(), delay);
   }
 
   private startPolling() {
     if (this.pollTimer || this.disposed) return;
+    this.s.transport = 'poll';
     this.s.conn = 'polling';
     this.emit();
     const poll = async () => {
@@ -252,6 +367,7 @@ class TaskStream {
     this.disposed = true;
     clearTimeout(this.retryTimer);
     clearInterval(this.pollTimer);
+    this.dropSSE();
     if (this.ws) {
       const ws = this.ws;
       this.ws = null;
@@ -261,7 +377,7 @@ class TaskStream {
 }
 
 export function useTaskStream(id: string) {
-  const [state, setState] = useState<StreamState>({ task: null, events: [], typing: {}, conn: 'loading', error: null, tick: 0 });
+  const [state, setState] = useState<StreamState>(initialState());
   const ref = useRef<TaskStream | null>(null);
   useEffect(() => {
     const s = new TaskStream(id);

@@ -117,6 +117,11 @@ export function TaskPage({ id, tab, file }: { id: string; tab: string; file: str
     review: lastReview?.findings?.length ? String(lastReview.findings.length) : '',
   };
   const connLabel: Record<string, string> = { loading: 'Loading', connecting: 'Connecting', live: 'Live', reconnecting: 'Reconnecting…', polling: 'Polling', idle: '' };
+  const transportTitle: Record<string, string> = {
+    ws: 'Live events over a WebSocket',
+    sse: 'Live events over Server-Sent Events: a WebSocket could not be opened (a proxy may block it)',
+    poll: 'Neither a WebSocket nor an event stream got through: asking the server every 2 s',
+  };
 
   return (
     <div class="page page-wide" data-testid="task-page" data-task-id={task.id} data-status={task.status}>
@@ -164,9 +169,9 @@ export function TaskPage({ id, tab, file }: { id: string; tab: string; file: str
           ) : null}
           <div class="task-actions">
             {connLabel[s.conn] ? (
-              <span class={`conn conn-${s.conn}`} data-testid="conn" role="status">
+              <span class={`conn conn-${s.conn}`} data-testid="conn" data-transport={s.transport} role="status" title={transportTitle[s.transport]}>
                 <span class="dot" aria-hidden="true" />
-                {connLabel[s.conn]}
+                {s.conn === 'live' && s.transport === 'sse' ? 'Live (SSE)' : connLabel[s.conn]}
               </span>
             ) : null}
             {running ? (
