@@ -1,5 +1,6 @@
 #!/bin/sh
-# Fails when the committed web/dist is not what the sources build to.
+# Fails when the committed web/dist is not what the sources build to, or when
+# the sources' unit tests (npm test: vitest, src/**/*.test.ts) fail.
 # CI runs it; after changing web/src run `npm run build` and commit web/dist.
 # Set SKIP_NPM_CI=1 to reuse an existing node_modules.
 set -eu
@@ -9,6 +10,7 @@ if [ "${SKIP_NPM_CI:-}" != "1" ] || [ ! -d node_modules ]; then
 fi
 rm -rf .dist-check
 npx tsc --noEmit
+npx vitest run --reporter=dot
 npx vite build --outDir .dist-check --emptyOutDir --logLevel warn
 if diff -r dist .dist-check >/dev/null; then
   rm -rf .dist-check

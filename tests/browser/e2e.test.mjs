@@ -341,6 +341,10 @@ function recordLive() {
     typing: {}, // agent -> text length shown now
     typingGrew: [], // { agent, from, to }
     longestTyping: 0,
+    // The typing line reads the model's partial JSON (web/src/partialjson.ts);
+    // its raw text is in the title, and in the line itself after the raw toggle.
+    typingRead: { samples: 0, rawLooking: [], decoded: 0, escaped: 0, example: null },
+    typingRaw: { samples: 0, json: 0, example: null },
     elapsedRunning: [], // elapsed texts shown while the task ran
     logsRunning: [], // log line counts shown while the task ran
     conn: [],
@@ -360,6 +364,7 @@ function recordLive() {
         return box && t.textContent.length >= 40 && !box.getAnimations().some((a) => a instanceof CSSTransition);
       }),
     typingGrows: () => rec.typingGrew.length > 0,
+    typingRawShown: () => rec.typingRaw.json > 0,
     runThenComplete: () => Object.values(rec.nodes).some((s) => s.indexOf('completed', s.indexOf('running')) > 0),
     elapsedTicks: () => new Set(rec.elapsedRunning).size >= 2,
     logsGrowLive: () => rec.logsRunning.length >= 3 && rec.conn.includes('Live'),
@@ -367,6 +372,35 @@ function recordLive() {
     sseStreams: () => rec.sse.logs.length >= 3 && rec.sse.nodeChanges >= 1,
   };
   window.__live = rec;
+  // One sample of a typing line: raw is the model's text (the title), null in raw mode.
+  const readTyping = (text, raw) => {
+    if (raw === null) {
+      rec.typingRaw.samples++;
+      if (/^[{[]"|":/.test(text)) {
+        rec.typingRaw.json++;
+        rec.typingRaw.example ??= text.slice(0, 120);
+      }
+      return;
+    }
+    if (!text) return;
+    rec.typingRead.samples++;
+    if (text.startsWith('{"') && rec.typingRead.rawLooking.length < 5) rec.typingRead.rawLooking.push(text.slice(0, 120));
+    // Complete string values of the raw text (a string followed by , } or ], so
+    // not a key), decoded: the readable line shows some of them as they are.
+    for (const m of raw.matchAll(/"((?:[^"\\]|\\.){8,})"(?=\s*[,}\]])/g)) {
+      let v;
+      try {
+        v = JSON.parse(`"${m[1]}"`).replace(/\s+/g, ' ').trim();
+      } catch {
+        continue;
+      }
+      if (!/[A-Za-z]{3}/.test(v) || !text.includes(v)) continue;
+      rec.typingRead.decoded++;
+      rec.typingRead.example ??= { value: v, text: text.slice(0, 200) };
+      if (m[1].includes('\\')) rec.typingRead.escaped++;
+      break;
+    }
+  };
   const sample = () => {
     if (!document.querySelector('[data-testid="task-page"]')) return;
     const status = document.querySelector('[data-testid="task-status"]')?.getAttribute('data-status') ?? '';
@@ -391,8 +425,11 @@ function recordLive() {
     const typing = {};
     for (const t of document.querySelectorAll('[data-testid^="typing-"]')) {
       const a = t.getAttribute('data-testid').slice('typing-'.length);
-      const len = (t.querySelector('.typing-text')?.textContent ?? '').length;
+      const el = t.querySelector('.typing-text');
+      const text = el?.textContent ?? '';
+      const len = text.length;
       typing[a] = len;
+      readTyping(text, el?.getAttribute('data-raw') === 'true' ? null : el?.getAttribute('title') ?? '');
       if (rec.typing[a] !== undefined && len > rec.typing[a]) rec.typingGrew.push({ agent: a, from: rec.typing[a], to: len });
       rec.longestTyping = Math.max(rec.longestTyping, len);
     }
@@ -466,6 +503,20 @@ test('live: agents type, nodes run and the clock ticks while a slow task runs', 
   // An agent types (its token deltas shown as a growing line) while its node runs.
   await during('a typing line next to a running node', 'typingWhileRunning');
   await shot(page, '15-live-running');
+  // The raw toggle shows exactly what the model sent (JSON), then back to the readable line.
+  const toggle = (pressed) =>
+    page.waitForFunction(
+      (p) => {
+        const b = document.querySelector(`[data-testid="typing-raw-toggle"][aria-pressed="${p}"]`);
+        b?.click();
+        return !!b || /^(completed|failed|cancelled)$/.test(window.__live.status);
+      },
+      String(pressed),
+      { timeout: TASK_TIMEOUT, polling: 'raf' },
+    );
+  await toggle(false);
+  await during('the raw text of a typing line after the raw toggle', 'typingRawShown');
+  await toggle(true);
   await during('a typing line that grows', 'typingGrows');
   await during('a node running, then completed', 'runThenComplete');
   await during('the elapsed time ticking', 'elapsedTicks');
@@ -475,7 +526,7 @@ test('live: agents type, nodes run and the clock ticks while a slow task runs', 
   await shot(page, '16-live-finished');
 
   const r = await record();
-  console.log(`# live record: ${JSON.stringify({ nodes: r.nodes, running: r.runningLook, grew: r.typingGrew.length, longest: r.longestTyping, elapsed: r.elapsedRunning, logs: r.logsRunning, conn: r.conn, fix: r.fixRounds })}`);
+  console.log(`# live record: ${JSON.stringify({ nodes: r.nodes, running: r.runningLook, grew: r.typingGrew.length, longest: r.longestTyping, read: r.typingRead, raw: r.typingRaw, elapsed: r.elapsedRunning, logs: r.logsRunning, conn: r.conn, fix: r.fixRounds })}`);
   assert.equal(r.doc, doc, 'the page was never reloaded');
   assert.deepEqual(r.transport, ['ws'], 'followed over the WebSocket, no fallback');
   // A running node stands out: marked, labelled and animated (a finished one is still).
@@ -484,6 +535,9 @@ test('live: agents type, nodes run and the clock ticks while a slow task runs', 
     assert.equal(look.sub, 'working…', `${n} says it is working`);
     assert.notEqual(look.animation, 'none', `${n} animates while running`);
   }
+  // The typing line is read for people: never the model's raw JSON, and it shows decoded values.
+  assert.deepEqual(r.typingRead.rawLooking, [], 'the readable typing line never starts with {"');
+  assert.ok(r.typingRead.decoded > 0, `the typing line shows decoded string values: ${JSON.stringify(r.typingRead)}`);
   assert.equal(await page.getByTestId('graph-node-planner').evaluate((g) => getComputedStyle(g.querySelector('.node-box')).animationName), 'none', 'a completed node is still');
   // The clock counts whole seconds up while running (no tenth that sits still).
   const secs = r.elapsedRunning.map((t) => (/^(?:(\d+)m )?(\d+)s$/.exec(t) ?? []).slice(1).reduce((a, v) => a * 60 + Number(v ?? 0), 0));

@@ -9,16 +9,25 @@
 // Only when that fails as well does it poll REST.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, AgentEvent, ApiError, NodeName, NodeState, NODES, Task } from './api';
+import { TypingReader } from './partialjson';
 
 export type Conn = 'loading' | 'connecting' | 'live' | 'reconnecting' | 'polling' | 'idle';
 /** How live events arrive: WebSocket, Server-Sent Events or REST polling. */
 export type Transport = 'ws' | 'sse' | 'poll';
 
+/** What an agent is "typing" right now. */
+export interface Typing {
+  /** The tail of the text the model sent (token deltas), as it came. */
+  raw: string;
+  /** The same read for people: decoded values of the partial JSON (see partialjson.ts). */
+  text: string;
+}
+
 export interface StreamState {
   task: Task | null;
   events: AgentEvent[];
-  /** Text an agent is "typing" right now (token deltas), by agent name. */
-  typing: Record<string, string>;
+  /** What each agent is "typing" right now, by agent name. */
+  typing: Record<string, Typing>;
   conn: Conn;
   transport: Transport;
   error: ApiError | null;
@@ -51,6 +60,10 @@ class TaskStream {
   private refused = 0;
   private disposed = false;
   private flushQueued = false;
+  /** Readers of the typing agents' deltas: each delta is read once, as it arrives. */
+  private readers = new Map<string, TypingReader>();
+  /** Agents whose node started while connected: their deltas are seen from an answer's start. */
+  private startSeen = new Set<string>();
   s: StreamState = initialState();
   onChange: (s: StreamState) => void = () => {};
 
@@ -126,6 +139,7 @@ class TaskStream {
     this.ws = ws;
     ws.onopen = () => {
       opened = true;
+      this.joined();
       this.failures = 0;
       this.refused = 0;
       this.s.conn = 'live';
@@ -191,6 +205,7 @@ class TaskStream {
       if (this.es !== es) return;
       opened = true;
       clearTimeout(this.esTimer);
+      this.joined();
       this.failures = 0;
       this.refused = 0;
       this.s.conn = 'live';
@@ -205,6 +220,12 @@ class TaskStream {
     });
     es.onerror = broken;
     this.emit();
+  }
+
+  /** A connection opened: deltas sent while there was none are lost, so typing is read anew, maybe mid-answer. */
+  private joined() {
+    this.readers.clear();
+    this.startSeen.clear();
   }
 
   private dropSSE() {
@@ -306,8 +327,15 @@ class TaskStream {
     if (ev.type === 'token_delta') {
       if (!live) return;
       const who = ev.agent_name || 'System';
-      const text = ((this.s.typing[who] ?? '') + (ev.message ?? '')).slice(-TYPING_MAX);
-      this.s.typing = { ...this.s.typing, [who]: text };
+      const prev = this.s.typing[who];
+      let reader = this.readers.get(who);
+      // A line that was cleared (its node finished, the task ended) starts a new answer;
+      // unless its node started while we watched, the first delta may be mid-answer.
+      if (!prev || !reader) this.readers.set(who, (reader = new TypingReader({ midway: !this.startSeen.has(who) })));
+      const delta = ev.message ?? '';
+      reader.push(delta);
+      const raw = ((prev?.raw ?? '') + delta).slice(-TYPING_MAX);
+      this.s.typing = { ...this.s.typing, [who]: { raw, text: reader.text() } };
       return;
     }
     if (typeof ev.seq === 'number' && ev.seq > 0) {
@@ -328,16 +356,21 @@ class TaskStream {
         // iteration is the node's run number: the coder's first run is 1, fix round n is run n+1.
         if (node === 'coder' && typeof d.iteration === 'number') fix = Math.max(fix, d.iteration - 1);
         this.s.task = { ...t, graph_state: gs, fix_iteration: fix };
+        const agent = node.charAt(0).toUpperCase() + node.slice(1);
         if (state !== 'running') {
-          const agent = node.charAt(0).toUpperCase() + node.slice(1);
           if (this.s.typing[agent] !== undefined) {
             const { [agent]: _gone, ...rest } = this.s.typing;
             this.s.typing = rest;
           }
           this.s.tick++;
-        } else if (t.status === 'pending') {
-          this.s.task.status = 'running';
-          this.s.task.started_at ??= ev.timestamp;
+        } else {
+          // Started while we watch: its answers are seen from their first delta
+          // (but for one replayed on connecting, whose first deltas went by unseen).
+          if (live) this.startSeen.add(agent);
+          if (t.status === 'pending') {
+            this.s.task.status = 'running';
+            this.s.task.started_at ??= ev.timestamp;
+          }
         }
         break;
       }

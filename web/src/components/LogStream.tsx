@@ -1,6 +1,7 @@
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { AgentEvent } from '../api';
 import { clock } from '../format';
+import { Typing } from '../stream';
 import { AGENTS, agentClass } from './ui';
 
 const MAX_LINES = 3000;
@@ -30,7 +31,7 @@ export function LogStream({
   live,
 }: {
   events: AgentEvent[];
-  typing: Record<string, string>;
+  typing: Record<string, Typing>;
   agent: string;
   setAgent: (a: string) => void;
   live: boolean;
@@ -38,6 +39,8 @@ export function LogStream({
   const [level, setLevel] = useState('all');
   const [q, setQ] = useState('');
   const [showState, setShowState] = useState(true);
+  // The typing line reads the model's partial JSON for people; raw shows exactly what it sent.
+  const [rawTyping, setRawTyping] = useState(false);
   const box = useRef<HTMLDivElement>(null);
   const stick = useRef(true);
 
@@ -63,12 +66,14 @@ export function LogStream({
     return out.length > MAX_LINES ? out.slice(-MAX_LINES) : out;
   }, [events, agent, level, q, showState]);
 
-  const typingShown = Object.entries(typing).filter(([a, t]) => t && (agent === 'all' || agent === a));
+  const typingShown = Object.entries(typing)
+    .filter(([a, t]) => t?.raw && (agent === 'all' || agent === a))
+    .map(([a, t]) => [a, rawTyping ? t.raw : t.text, t.raw] as const);
 
   useLayoutEffect(() => {
     const el = box.current;
     if (el && stick.current) el.scrollTop = el.scrollHeight;
-  }, [shown.length, typingShown.map(([, t]) => t.length).join(',')]);
+  }, [shown.length, typingShown.map(([, t]) => t.length).join(','), rawTyping]);
 
   useEffect(() => {
     stick.current = true;
@@ -145,7 +150,7 @@ export function LogStream({
             </div>
           );
         })}
-        {typingShown.map(([a, t]) => (
+        {typingShown.map(([a, t, raw]) => (
           <div key={`typing-${a}`} class="log-line typing" data-testid={`typing-${a.toLowerCase()}`} aria-live="off">
             <span class="log-time">
               <span class="typing-dots" aria-label="typing">
@@ -155,9 +160,21 @@ export function LogStream({
               </span>
             </span>
             <span class={`log-agent ${agentClass(a)}`}>{a}</span>
-            <span class="log-msg typing-text">
-              {t}
-              <span class="caret" aria-hidden="true" />
+            <span class="log-msg typing-line-body">
+              <span class="typing-text" title={rawTyping ? undefined : raw} data-raw={rawTyping ? 'true' : 'false'}>
+                {t}
+                <span class="caret" aria-hidden="true" />
+              </span>
+              <button
+                type="button"
+                class="typing-toggle"
+                aria-pressed={rawTyping}
+                title={rawTyping ? 'Show the text read from the model’s JSON' : 'Show exactly what the model sent'}
+                onClick={() => setRawTyping(!rawTyping)}
+                data-testid="typing-raw-toggle"
+              >
+                {rawTyping ? 'readable' : 'raw'}
+              </button>
             </span>
           </div>
         ))}
