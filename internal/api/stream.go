@@ -145,7 +145,8 @@ func (f *follower) replay(ctx context.Context) error {
 }
 
 // graceExpired ends a stream whose terminal event never came (documents of
-// the original backend have none): whatever is stored by now is final.
+// the original backend have none): whatever is stored by now is final. A
+// task retried meanwhile is running again, and its stream goes on.
 func (f *follower) graceExpired(ctx context.Context) error {
 	if err := f.catchUp(ctx, 0); err != nil {
 		return err
@@ -153,7 +154,15 @@ func (f *follower) graceExpired(ctx context.Context) error {
 	if f.ended != "" {
 		return errTaskEnded{status: f.ended}
 	}
-	return errTaskEnded{status: f.over}
+	t, err := f.s.store.GetTask(ctx, f.taskID)
+	if err != nil {
+		return err
+	}
+	if !t.Status.Terminal() {
+		f.over = ""
+		return nil
+	}
+	return errTaskEnded{status: t.Status}
 }
 
 // live handles one event from the subscription.

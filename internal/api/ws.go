@@ -115,7 +115,10 @@ func (s *server) runFollower(ctx context.Context, f *follower, tick <-chan time.
 	for {
 		select {
 		case <-grace:
-			return f.graceExpired(ctx)
+			grace = nil
+			if err := f.graceExpired(ctx); err != nil {
+				return err
+			}
 		case <-ctx.Done():
 			return ctx.Err()
 		case e, ok := <-f.sub.C():

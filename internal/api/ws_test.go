@@ -248,6 +248,38 @@ func TestWebSocketWaitsForTheTerminalEvent(t *testing.T) {
 	}
 }
 
+// A task over without its terminal event (the original backend's tasks)
+// closes after the grace period, unless it was retried meanwhile: then the
+// stream follows the new run to its end.
+func TestWebSocketGraceEndsOrFollowsARetry(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	task := e.createTask(e.createProject("p").ID, "x")
+	e.record(task.ID, domain.EventLog, "hello", "")
+	e.setStatus(task.ID, domain.TaskFailed)
+
+	quiet := e.dial(ctx, "/ws/"+task.ID, nil)
+	got, err := readUntilClose(ctx, quiet)
+	if len(got) != 1 || websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+		t.Fatalf("no terminal event: got %d events, close %v; want the replay, then 1000", len(got), err)
+	}
+
+	retried := e.dial(ctx, "/ws/"+task.ID, nil)
+	if _, _, err := retried.Read(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.setStatus(task.ID, domain.TaskRunning) // a retry within the grace period
+	e.record(task.ID, domain.EventLog, "running again", "")
+	time.Sleep(terminalGrace + 500*time.Millisecond) // past the grace period: still open
+	e.setStatus(task.ID, domain.TaskCompleted)
+	e.record(task.ID, domain.EventTaskState, "Task completed", `{"status":"completed"}`)
+	got, err = readUntilClose(ctx, retried)
+	if len(got) != 2 || got[1].Type != domain.EventTaskState || websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+		t.Fatalf("after the retry got %+v, close %v; want the new run's events, then 1000", got, err)
+	}
+}
+
 func TestWebSocketUnknownTaskAndOrigins(t *testing.T) {
 	e := newEnv(t, withConfig(func(c *config.Config) { c.CORSOrigins = []string{"https://good.example"} }))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -35,7 +35,6 @@ type nodeResult struct {
 	startedAt time.Time
 }
 
-// execute runs task id until it ends, is cancelled or the executor stops.
 // execute runs task id until it ends, is cancelled or shut down; an error
 // means the run itself broke off (the store failed) and the task should be
 // run again.
