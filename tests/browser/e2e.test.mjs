@@ -19,6 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { fakeOpenAI } from './fake-openai.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '../..');
@@ -35,6 +36,7 @@ const LIVE_LATENCY = process.env.LIVE_LATENCY || '1s';
 
 let base = process.env.CATALYST_URL?.replace(/\/$/, '');
 const servers = [];
+const closers = []; // other servers the tests started (fake model servers), closed in after()
 let live = null; // the slow server of the live tests, started by the first of them
 let tmp = null;
 let bin = process.env.CATALYST_BIN;
@@ -177,6 +179,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close().catch(() => {});
+  await Promise.all(closers.map((close) => close().catch(() => {})));
   await Promise.all(
     servers.map(async (server) => {
       if (server.exitCode !== null || server.signalCode !== null) return;
@@ -332,7 +335,8 @@ test('a todo app goes from prompt to deployed preview', { timeout: TASK_TIMEOUT 
 // what the dashboard shows on every DOM change, so that short-lived states (a
 // node running for a second, a typing line growing) are seen however slow the
 // test's round trips to the browser are. The test waits on these records.
-function recordLive() {
+// secret: a string that must never be shown (document.body.innerText is checked on every change).
+function recordLive({ secret = '' } = {}) {
   const rec = {
     doc: Math.random().toString(36).slice(2), // a reload would start a new record
     status: '',
@@ -351,6 +355,8 @@ function recordLive() {
     transport: [], // the indicator's data-transport values
     sse: { logs: [], nodeChanges: 0 }, // log line counts and node state changes shown while "Live (SSE)"
     fixRounds: [], // fix rounds shown
+    fixShown: null, // when a fix round was first shown: the tester's and coder's states seen until then
+    secret: { samples: 0, shown: [] }, // checks of the page's text for the secret, and where it was seen
   };
   const lastOf = (a) => a[a.length - 1];
   // What the test waits for, by name (true once seen, except typingWhileRunning).
@@ -370,6 +376,17 @@ function recordLive() {
     logsGrowLive: () => rec.logsRunning.length >= 3 && rec.conn.includes('Live'),
     // Over Server-Sent Events: log lines arrive and nodes change state while it says so.
     sseStreams: () => rec.sse.logs.length >= 3 && rec.sse.nodeChanges >= 1,
+    // Now: the coder runs again in fix round 1, the tester's loop edge (which sent
+    // the work back) lit and labelled, not the reviewer's (it approved); the
+    // tester waits for the new code instead of showing the round before.
+    coderRunsInFixRound: () =>
+      document.querySelector('[data-testid="task-fix-iteration"]')?.textContent === '1' &&
+      !!document.querySelector('[data-testid="graph-node-coder"][data-state="running"]') &&
+      !!document.querySelector('[data-testid="graph-node-tester"][data-state="pending"]') &&
+      !!document.querySelector('[data-testid="fix-loop"][data-active="true"].fixloop-on') &&
+      !!document.querySelector('[data-testid="fix-edge-tester"][data-active="true"].edge-fix-on') &&
+      !!document.querySelector('[data-testid="fix-edge-reviewer"][data-active="false"]:not(.edge-fix-on)') &&
+      document.querySelector('[data-testid="fix-loop"] .fix-label')?.textContent === 'fix round 1',
   };
   window.__live = rec;
   // One sample of a typing line: raw is the model's text (the title), null in raw mode.
@@ -402,6 +419,10 @@ function recordLive() {
     }
   };
   const sample = () => {
+    if (secret && document.body) {
+      rec.secret.samples++;
+      if (document.body.innerText.includes(secret) && rec.secret.shown.length < 5) rec.secret.shown.push(location.hash);
+    }
     if (!document.querySelector('[data-testid="task-page"]')) return;
     const status = document.querySelector('[data-testid="task-status"]')?.getAttribute('data-status') ?? '';
     rec.status = status;
@@ -436,6 +457,7 @@ function recordLive() {
     rec.typing = typing;
     const fix = document.querySelector('[data-testid="task-fix-iteration"]')?.textContent;
     if (lastOf(rec.fixRounds) !== fix) rec.fixRounds.push(fix);
+    if (fix && fix !== '0' && !rec.fixShown) rec.fixShown = { fix, tester: [...(rec.nodes.tester ?? [])], coder: [...(rec.nodes.coder ?? [])] };
     if (lastOf(rec.conn) !== conn) rec.conn.push(conn);
     const transport = connEl?.getAttribute('data-transport') ?? '';
     if (transport && lastOf(rec.transport) !== transport) rec.transport.push(transport);
@@ -451,9 +473,9 @@ function recordLive() {
 
 // Opens a page on url with the live recorder, submits a todo task in a new
 // project and returns the page on that task with helpers to wait on the record.
-async function watchLiveTask(url, label, projectName) {
+async function watchLiveTask(url, label, projectName, { prompt = 'Build a todo app', secret = '' } = {}) {
   const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
-  await ctx.addInitScript(recordLive);
+  await ctx.addInitScript(recordLive, { secret });
   const page = await ctx.newPage();
   watch(page, label, url);
   page.setDefaultTimeout(20_000);
@@ -461,7 +483,7 @@ async function watchLiveTask(url, label, projectName) {
   await page.goto(url + '/#/projects');
   await page.getByTestId('project-name').fill(projectName);
   await page.getByTestId('create-project').click();
-  await page.getByTestId('task-prompt').fill('Build a todo app');
+  await page.getByTestId('task-prompt').fill(prompt);
   await page.getByTestId('submit-task').click();
   await page.getByTestId('task-page').waitFor();
   const doc = await page.evaluate(() => window.__live.doc);
@@ -580,6 +602,99 @@ test('live over SSE when a proxy refuses WebSockets', { timeout: TASK_TIMEOUT + 
     await ctx.close();
   } finally {
     await proxy.close();
+  }
+});
+
+// The fix loop, live, through the real OpenAI provider path (not the offline
+// one, whose app passes first time): a fake model server speaking the Chat
+// Completions wire format writes buggy code, `node --test` really fails in the
+// sandbox, the work goes back to the coder, who fixes it. The fake coder's
+// second answer is held halfway until the page has been checked and shot, so
+// the fix round is seen however slow the machine is.
+test('live fix loop: failing tests send the work back to the coder (OpenAI wire format)', { timeout: TASK_TIMEOUT + 120_000 }, async () => {
+  const KEY = 'sk-fake-e2e-7d3b9e51c0a4';
+  let release;
+  const held = new Promise((r) => (release = r));
+  const model = await fakeOpenAI({ callMs: 400, hold: (agent, call) => (agent === 'coder' && call === 2 ? held : null) });
+  closers.push(model.close);
+  try {
+    const url = await startServer('openai', {
+      OPENAI_API_KEY: KEY,
+      OPENAI_BASE_URL: `${model.url}/v1/`,
+      DEFAULT_LLM_PROVIDER: 'openai',
+      DEFAULT_LLM_MODEL: 'gpt-4o',
+    });
+    const { ctx, page, doc, taskId, record, during, completes } = await watchLiveTask(url, 'fix', 'Fix loop', {
+      prompt: 'Build a sum function for a calculator',
+      secret: KEY,
+    });
+    const noKey = async (where) => assert.ok(!(await page.evaluate((k) => document.body.innerText.includes(k), KEY)), `the API key is shown (${where})`);
+
+    // Fix round 1: the tests failed, the coder runs again, the loop edges are lit.
+    await during('the coder running again in fix round 1 with the fix loop lit', 'coderRunsInFixRound', '18-fix-missed');
+    await page.getByTestId('log-line').filter({ hasText: 'sum(2, 3) should be 5' }).first().waitFor({ timeout: 30_000 });
+    await page.locator('[data-testid="quick-tests"] .bad', { hasText: '1 failed' }).waitFor({ timeout: 30_000 });
+    await page.locator('[data-testid="typing-coder"]').waitFor({ timeout: 30_000 });
+    await noKey('fix round, activity');
+    await shot(page, '18-fix-round');
+    // The Tests tab shows the failing run while the coder fixes it.
+    await page.getByTestId('tab-tests').click();
+    await page.getByTestId('test-report').waitFor();
+    assert.equal(await page.getByTestId('test-verdict').textContent(), 'Tests failed');
+    assert.equal(await page.getByTestId('tests-failed').textContent(), '1');
+    assert.equal(await page.getByTestId('tests-passed').textContent(), '1');
+    assert.match(await page.getByTestId('test-report').innerText(), /sum\(2, 3\) should be 5/, 'the failing assertion in the report');
+    await noKey('fix round, tests');
+    await shot(page, '19-fix-round-tests');
+    release();
+
+    // The fixed code passes: the report is replaced by the passing run.
+    await completes();
+    await page.locator('[data-testid="test-verdict"]', { hasText: 'Tests passed' }).waitFor({ timeout: 30_000 });
+    assert.equal(await page.getByTestId('tests-passed').textContent(), '2');
+    assert.equal(await page.getByTestId('tests-failed').textContent(), '0');
+    const runs = await page.locator('[data-testid="test-report"] .chip').evaluateAll((cs) => cs.map((c) => `${c.textContent}${c.getAttribute('aria-pressed') === 'true' ? '*' : ''}`));
+    assert.deepEqual(runs, ['First run', 'Fix round 1*'], 'both runs listed, the fix round shown');
+    await noKey('finished, tests');
+    await shot(page, '20-fix-finished-tests');
+    await page.getByTestId('tab-activity').click();
+    await page.getByTestId('log-line').first().waitFor();
+    await noKey('finished, activity');
+    await shot(page, '21-fix-finished');
+
+    const r = await record();
+    console.log(`# fix record: ${JSON.stringify({ nodes: r.nodes, fix: r.fixRounds, fixShown: r.fixShown, secret: r.secret, calls: model.calls })}`);
+    assert.equal(r.doc, doc, 'the page was never reloaded');
+    // The counter went 0 → 1 once, and only after the tester's first run completed (failing).
+    assert.deepEqual(r.fixRounds.filter((f) => f !== undefined), ['0', '1'], 'fix rounds shown');
+    const t = r.fixShown.tester;
+    assert.ok(t.indexOf('completed') > t.indexOf('running') && t.includes('running'), `fix round shown before the tester had run: ${JSON.stringify(r.fixShown)}`);
+    // The coder ran twice; every node ended completed.
+    assert.equal(r.nodes.coder.filter((s) => s === 'running').length, 2, `coder states ${r.nodes.coder}`);
+    assert.deepEqual(r.nodes.tester.slice(-4), ['completed', 'pending', 'running', 'completed'], `tester states ${r.nodes.tester}: it waits for the fix`);
+    for (const n of NODES) assert.equal(await page.getByTestId(`graph-node-${n}`).getAttribute('data-state'), 'completed', n);
+    assert.equal(await page.getByTestId('task-fix-iteration').textContent(), '1');
+    assert.equal(await page.getByTestId('fix-loop').getAttribute('data-active'), 'true', 'the fix loop stays marked once a round ran');
+    assert.equal(await page.getByTestId('fix-edge-tester').getAttribute('data-active'), 'true', "the tester's loop edge stays lit");
+    assert.equal(await page.getByTestId('fix-edge-reviewer').getAttribute('data-active'), 'false', "the reviewer's loop edge is not: it approved");
+    // Priced from the usage the server reported, by the configured model.
+    const cost = await page.getByTestId('task-cost').textContent();
+    assert.ok(Number(cost.replace(/^\$/, '')) > 0, `cost ${cost}`);
+    const provider = await page.getByTestId('task-provider').textContent();
+    assert.match(provider, /gpt-4o/);
+    assert.doesNotMatch(provider, /offline/i);
+    // The fake model saw the key and the model on every call; the page never showed the key.
+    const { planner, architect, coder, reviewer } = model.calls;
+    assert.ok(planner === 1 && architect === 1 && coder === 2 && reviewer >= 1, `calls per agent ${JSON.stringify(model.calls)}: one plan, one design, two coder rounds`);
+    assert.ok(model.auth.every((a) => a === `Bearer ${KEY}`) && model.models.every((m) => m === 'gpt-4o'), 'key and model sent on every call');
+    assert.ok(model.coder[1].includes('sum(2, 3) should be 5') && !model.coder[0].includes('should be 5'), 'the fix round got the failing output');
+    assert.ok(r.secret.samples > 0 && r.secret.shown.length === 0, `the API key was shown: ${JSON.stringify(r.secret)}`);
+    assert.ok(!(await page.content()).includes(KEY), 'the API key is in the page');
+    const logs = await (await fetch(`${url}/api/logs/${taskId}?limit=1000`)).text();
+    assert.ok(!logs.includes(KEY), 'the API key is in the logs');
+    await ctx.close();
+  } finally {
+    release();
   }
 });
 

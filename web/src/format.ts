@@ -46,3 +46,9 @@ export function fullDate(iso: string | undefined): string {
   const t = new Date(iso);
   return isNaN(t.getTime()) ? iso : t.toLocaleString();
 }
+
+// The run an artifact's iteration names: the server counts a node's runs from
+// 1 (the first run), so fix round n is run n+1.
+export function runLabel(iteration: number): string {
+  return iteration > 1 ? `Fix round ${iteration - 1}` : 'First run';
+}

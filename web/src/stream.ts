@@ -37,6 +37,25 @@ export interface StreamState {
 
 const initialState = (): StreamState => ({ task: null, events: [], typing: {}, conn: 'loading', transport: 'ws', error: null, tick: 0 });
 
+// The nodes that run again in a fix round: the coder and the checks that send work back to it.
+const FIX_BODY: NodeName[] = ['coder', 'tester', 'reviewer'];
+
+/**
+ * The task after a node_state event. iteration is the node's run number: the
+ * coder's first run is 1, fix round n is run n+1. When the coder starts a new
+ * fix round the server has set the round's checks back to pending, without an
+ * event each, so they no longer show the completed state of the round before.
+ */
+export function withNodeState(t: Task, node: NodeName, state: NodeState, iteration?: unknown): Task {
+  const gs = { ...t.graph_state, [node]: state };
+  let fix = t.fix_iteration;
+  if (node === 'coder' && typeof iteration === 'number' && iteration - 1 > fix) {
+    fix = iteration - 1;
+    for (const n of FIX_BODY) if (n !== node) gs[n] = 'pending';
+  }
+  return { ...t, graph_state: gs, fix_iteration: fix };
+}
+
 const terminal = (s?: string) => s === 'completed' || s === 'failed' || s === 'cancelled';
 const TYPING_MAX = 1200;
 /** Attempts in a row that never open before a transport is given up (a proxy refusing it). */
@@ -351,11 +370,7 @@ class TaskStream {
         const node = String(d.node ?? '').toLowerCase() as NodeName;
         const state = d.state as NodeState;
         if (!NODES.includes(node) || !state) break;
-        const gs = { ...t.graph_state, [node]: state };
-        let fix = t.fix_iteration;
-        // iteration is the node's run number: the coder's first run is 1, fix round n is run n+1.
-        if (node === 'coder' && typeof d.iteration === 'number') fix = Math.max(fix, d.iteration - 1);
-        this.s.task = { ...t, graph_state: gs, fix_iteration: fix };
+        this.s.task = withNodeState(t, node, state, d.iteration);
         const agent = node.charAt(0).toUpperCase() + node.slice(1);
         if (state !== 'running') {
           if (this.s.typing[agent] !== undefined) {

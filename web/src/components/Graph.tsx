@@ -106,11 +106,37 @@ const GLYPH: Record<NodeState, string> = {
   skipped: '–',
 };
 
-export function Graph({ task, selected, onSelect }: { task: Task; selected?: string; onSelect?: (agent: string) => void }) {
+type Check = 'tester' | 'reviewer';
+
+export function Graph({
+  task,
+  loops = {},
+  selected,
+  onSelect,
+}: {
+  task: Task;
+  /** The checks known to have sent the work back to the coder; while none is known, a fix round lights both loop edges. */
+  loops?: Partial<Record<Check, boolean>>;
+  selected?: string;
+  onSelect?: (agent: string) => void;
+}) {
   const tall = useNarrow();
   const L = tall ? TALL : WIDE;
   const st = (n: NodeName): NodeState => (task.graph_state?.[n] ?? 'pending') as NodeState;
   const fix = task.fix_iteration > 0;
+  const known = !!(loops.tester || loops.reviewer);
+  const lit = (c: Check) => fix && (!known || !!loops[c]);
+  // Wide, the label sits by a lit edge: the tester's (above) unless only the reviewer's (below) is lit.
+  const labelBy: Check = lit('tester') ? 'tester' : 'reviewer';
+  const fixEdge = (c: Check, side: 'a' | 'b') => (
+    <path
+      d={loop(L.pos[c], L.pos.coder, tall, side)}
+      class={lit(c) ? 'edge-fix edge-fix-on' : 'edge-fix'}
+      marker-end={lit(c) ? 'url(#arrow-fix)' : 'url(#arrow-fix-off)'}
+      data-testid={`fix-edge-${c}`}
+      data-active={lit(c) ? 'true' : 'false'}
+    />
+  );
   const edgeClass = (a: NodeName, b: NodeName) => {
     const sa = st(a), sb = st(b);
     if (sb === 'running') return 'edge edge-active';
@@ -143,12 +169,12 @@ export function Graph({ task, selected, onSelect }: { task: Task; selected?: str
           <path key={`${a}-${b}`} d={forward(L.pos[a], L.pos[b], tall)} class={edgeClass(a, b)} marker-end="url(#arrow)" />
         ))}
         <g class={fix ? 'fixloop fixloop-on' : 'fixloop'} data-testid="fix-loop" data-active={fix ? 'true' : 'false'}>
-          <path d={loop(L.pos.tester, L.pos.coder, tall, 'a')} class="edge-fix" marker-end={fix ? 'url(#arrow-fix)' : 'url(#arrow-fix-off)'} />
-          <path d={loop(L.pos.reviewer, L.pos.coder, tall, 'b')} class="edge-fix" marker-end={fix ? 'url(#arrow-fix)' : 'url(#arrow-fix-off)'} />
+          {fixEdge('tester', 'a')}
+          {fixEdge('reviewer', 'b')}
           {fix ? (
             <text
               x={tall ? L.pos.coder.x + W + 10 : L.pos.coder.x + W / 2 - 12}
-              y={tall ? L.pos.coder.y + H + 24 : L.pos.coder.y - 30}
+              y={tall ? L.pos.coder.y + H + 24 : labelBy === 'tester' ? L.pos.coder.y - 30 : L.pos.coder.y + H + 40}
               class="fix-label"
               text-anchor={tall ? 'start' : 'end'}
             >

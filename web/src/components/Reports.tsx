@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { Artifact, ArchitectOutput, Deployment, NodeState, PlannerOutput, ReviewerOutput, Severity, TesterOutput } from '../api';
-import { duration, fullDate, money } from '../format';
+import { duration, fullDate, money, runLabel } from '../format';
 import { href } from '../router';
 import { CopyButton, Empty } from './ui';
 
@@ -10,7 +10,7 @@ function IterationPicker<T>({ list, cur, set }: { list: Artifact<T>[]; cur: numb
     <div class="chips" role="group" aria-label="Run">
       {list.map((a, i) => (
         <button type="button" key={i} class={`chip ${i === cur ? 'chip-on' : ''}`} aria-pressed={i === cur} onClick={() => set(i)}>
-          {a.iteration === 0 ? 'First run' : `Fix round ${a.iteration}`}
+          {runLabel(a.iteration)}
         </button>
       ))}
     </div>
@@ -30,17 +30,22 @@ function pending(state: NodeState | undefined, who: string, what: string) {
   return <Empty title={`No ${what.toLowerCase()} yet`}>{who} has not run yet.</Empty>;
 }
 
+/** Whether a test run passed: it ran, and exited 0 (or, without an exit code, had no failures). */
+export function testsPassed(t: TesterOutput): boolean {
+  return !t.tool_missing && (t.exit_code === 0 || (t.failed === 0 && t.exit_code == null));
+}
+
 export function TestReport({ list, state }: { list: Artifact<TesterOutput>[]; state?: NodeState }) {
   const [cur, set] = useLatest(list);
   if (!list.length) return pending(state, 'Tester', 'Test report');
   const t = list[cur].output ?? {};
   const cmd = Array.isArray(t.command) ? t.command.join(' ') : t.command;
-  const ok = !t.tool_missing && (t.exit_code === 0 || (t.failed === 0 && t.exit_code == null));
+  const ok = testsPassed(t);
   return (
     <div class="report" data-testid="test-report">
       <IterationPicker list={list} cur={cur} set={set} />
       <div class={`verdict ${t.tool_missing ? 'verdict-warn' : ok ? 'verdict-ok' : 'verdict-bad'}`}>
-        <strong>{t.tool_missing ? 'Test tool missing' : ok ? 'Tests passed' : 'Tests failed'}</strong>
+        <strong data-testid="test-verdict">{t.tool_missing ? 'Test tool missing' : ok ? 'Tests passed' : 'Tests failed'}</strong>
         <span>exit code {t.exit_code ?? '—'}</span>
       </div>
       <div class="stats">

@@ -6,7 +6,7 @@ import { useTaskStream } from '../stream';
 import { Graph } from '../components/Graph';
 import { LogStream } from '../components/LogStream';
 import { Files } from '../components/Files';
-import { DeploymentCard, Plan, Review, TestReport } from '../components/Reports';
+import { DeploymentCard, Plan, Review, TestReport, testsPassed } from '../components/Reports';
 import { ErrorBox, Spinner, StatusBadge } from '../components/ui';
 
 const TABS = [
@@ -109,6 +109,13 @@ export function TaskPage({ id, tab, file }: { id: string; tab: string; file: str
     }
   };
 
+  // The checks that sent the work back: a run of a round that was followed by a fix round
+  // (the run numbers of round n are n+1) that failed its tests or requested changes.
+  const sentBack = (list: Artifact[], failed: (o: any) => boolean) => list.some((a) => a.iteration <= task.fix_iteration && a.output && failed(a.output));
+  const loops = {
+    tester: sentBack(tests, (o: TesterOutput) => !testsPassed(o)),
+    reviewer: sentBack(reviews, (o: ReviewerOutput) => o.approved === false),
+  };
   const lastTest = tests[tests.length - 1]?.output;
   const lastReview = reviews[reviews.length - 1]?.output;
   const tabCount: Record<string, string> = {
@@ -204,7 +211,7 @@ export function TaskPage({ id, tab, file }: { id: string; tab: string; file: str
                 {NODES.filter((n) => task.graph_state?.[n] === 'completed').length}/6 done · started {task.started_at ? fullDate(task.started_at) : '—'}
               </span>
             </header>
-            <Graph task={task} selected={agent} onSelect={(a) => setAgent(agent === a ? 'all' : a)} />
+            <Graph task={task} loops={loops} selected={agent} onSelect={(a) => setAgent(agent === a ? 'all' : a)} />
           </section>
 
           <section class="card tabs-card">
@@ -253,7 +260,7 @@ export function TaskPage({ id, tab, file }: { id: string; tab: string; file: str
           {lastTest || lastReview ? (
             <section class="card quick">
               {lastTest ? (
-                <a class="quick-row" href={href('tasks', id, 'tests')}>
+                <a class="quick-row" href={href('tasks', id, 'tests')} data-testid="quick-tests">
                   <span>Tests</span>
                   <span class={lastTest.failed || lastTest.tool_missing ? 'bad' : 'ok'}>
                     {lastTest.tool_missing ? 'tool missing' : `${lastTest.passed ?? 0} passed · ${lastTest.failed ?? 0} failed`}
