@@ -667,11 +667,19 @@ test('live fix loop: failing tests send the work back to the coder (OpenAI wire 
     assert.equal(r.doc, doc, 'the page was never reloaded');
     // The counter went 0 → 1 once, and only after the tester's first run completed (failing).
     assert.deepEqual(r.fixRounds.filter((f) => f !== undefined), ['0', '1'], 'fix rounds shown');
+    // Events that arrive in one burst render in one frame, so the tester's
+    // "completed" may share its frame with the fix round's start: require
+    // only that the tester had been shown running before the round.
     const t = r.fixShown.tester;
-    assert.ok(t.indexOf('completed') > t.indexOf('running') && t.includes('running'), `fix round shown before the tester had run: ${JSON.stringify(r.fixShown)}`);
+    assert.ok(t.includes('running'), `fix round shown before the tester had run: ${JSON.stringify(r.fixShown)}`);
     // The coder ran twice; every node ended completed.
     assert.equal(r.nodes.coder.filter((s) => s === 'running').length, 2, `coder states ${r.nodes.coder}`);
-    assert.deepEqual(r.nodes.tester.slice(-4), ['completed', 'pending', 'running', 'completed'], `tester states ${r.nodes.tester}: it waits for the fix`);
+    // The tester ran, then waited (pending) for the fix, ran again and ended completed.
+    const ts = r.nodes.tester;
+    const ran = ts.indexOf('running');
+    const waited = ts.indexOf('pending', ran + 1);
+    assert.ok(ran >= 0 && waited > ran && ts.indexOf('running', waited + 1) > waited && ts.at(-1) === 'completed',
+      `tester states ${ts}: it waits for the fix`);
     for (const n of NODES) assert.equal(await page.getByTestId(`graph-node-${n}`).getAttribute('data-state'), 'completed', n);
     assert.equal(await page.getByTestId('task-fix-iteration').textContent(), '1');
     assert.equal(await page.getByTestId('fix-loop').getAttribute('data-active'), 'true', 'the fix loop stays marked once a round ran');
