@@ -129,15 +129,24 @@ const liveServer = () => (live ??= startServer('live', { CATALYST_OFFLINE_LATENC
 
 // A proxy in front of target that forwards plain HTTP, streamed responses
 // included, but refuses every WebSocket upgrade with 403: what many corporate
-// proxies do. It records the refused upgrades and the event streams it passed.
-async function wsRefusingProxy(target) {
+// proxies do. It records the refused upgrades and the event streams asked for.
+// refuseEvents: the event streams (SSE) are refused too, with 502, and recorded in refusedEvents.
+async function wsRefusingProxy(target, { refuseEvents = false } = {}) {
   const to = new URL(target);
   const hop = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection']);
   const pass = (h) => Object.fromEntries(Object.entries(h).filter(([k]) => !hop.has(k.toLowerCase())));
   const refused = [];
   const streams = [];
+  const refusedEvents = [];
   const server = http.createServer((req, res) => {
-    if (/^\/api\/tasks\/[^/]+\/events/.test(req.url)) streams.push(req.url);
+    if (/^\/api\/tasks\/[^/]+\/events/.test(req.url)) {
+      streams.push(req.url);
+      if (refuseEvents) {
+        refusedEvents.push(req.url);
+        res.writeHead(502, { 'Content-Type': 'text/plain' }).end('Streaming responses are not allowed');
+        return;
+      }
+    }
     const up = http.request({ hostname: to.hostname, port: to.port, method: req.method, path: req.url, headers: { ...pass(req.headers), host: to.host } }, (r) => {
       res.writeHead(r.statusCode, pass(r.headers));
       r.pipe(res);
@@ -156,6 +165,7 @@ async function wsRefusingProxy(target) {
     url: `http://127.0.0.1:${server.address().port}`,
     refused,
     streams,
+    refusedEvents,
     close: () => new Promise((resolve) => (server.close(resolve), server.closeAllConnections())),
   };
 }
@@ -354,6 +364,7 @@ function recordLive({ secret = '' } = {}) {
     conn: [],
     transport: [], // the indicator's data-transport values
     sse: { logs: [], nodeChanges: 0 }, // log line counts and node state changes shown while "Live (SSE)"
+    poll: { logs: [], nodeChanges: 0 }, // the same while "Polling"
     fixRounds: [], // fix rounds shown
     fixShown: null, // when a fix round was first shown: the tester's and coder's states seen until then
     secret: { samples: 0, shown: [] }, // checks of the page's text for the secret, and where it was seen
@@ -376,6 +387,9 @@ function recordLive({ secret = '' } = {}) {
     logsGrowLive: () => rec.logsRunning.length >= 3 && rec.conn.includes('Live'),
     // Over Server-Sent Events: log lines arrive and nodes change state while it says so.
     sseStreams: () => rec.sse.logs.length >= 3 && rec.sse.nodeChanges >= 1,
+    // By REST polling (every 2 s, so fewer samples): the log grows past the count
+    // it had when the indicator turned to "Polling", and a node changes state.
+    pollUpdates: () => rec.poll.logs.length >= 2 && rec.poll.nodeChanges >= 1,
     // Now: the coder runs again in fix round 1, the tester's loop edge (which sent
     // the work back) lit and labelled, not the reviewer's (it approved); the
     // tester waits for the new code instead of showing the round before.
@@ -429,13 +443,14 @@ function recordLive({ secret = '' } = {}) {
     const running = status === 'running';
     const connEl = document.querySelector('[data-testid="conn"]');
     const conn = connEl?.textContent ?? '';
-    const sse = running && conn === 'Live (SSE)';
+    // Where changes shown now count as arriving over a fallback transport.
+    const via = !running ? null : conn === 'Live (SSE)' ? rec.sse : conn === 'Polling' ? rec.poll : null;
     for (const g of document.querySelectorAll('[data-testid^="graph-node-"]')) {
       const n = g.getAttribute('data-testid').slice('graph-node-'.length);
       const s = g.getAttribute('data-state');
       const seq = (rec.nodes[n] ??= []);
       if (lastOf(seq) !== s) {
-        if (sse && seq.length) rec.sse.nodeChanges++;
+        if (via && seq.length) via.nodeChanges++;
         seq.push(s);
       }
       if (s === 'running' && !rec.runningLook[n]) {
@@ -466,7 +481,7 @@ function recordLive({ secret = '' } = {}) {
     if (lastOf(rec.elapsedRunning) !== elapsed) rec.elapsedRunning.push(elapsed);
     const logs = document.querySelectorAll('[data-testid="log-line"]').length;
     if (lastOf(rec.logsRunning) !== logs) rec.logsRunning.push(logs);
-    if (sse && lastOf(rec.sse.logs) !== logs) rec.sse.logs.push(logs);
+    if (via && lastOf(via.logs) !== logs) via.logs.push(logs);
   };
   new MutationObserver(sample).observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
 }
@@ -515,6 +530,16 @@ async function watchLiveTask(url, label, projectName, { prompt = 'Build a todo a
     await page.locator('[data-testid^="typing-"]').first().waitFor({ state: 'detached', timeout: 10_000 });
   };
   return { ctx, page, doc, taskId, record, during, completes };
+}
+
+// After the task: no gap and no duplicate across transport switches, as every
+// stored event (but cost updates, which the log does not show) is a log line,
+// once; and the lines shown while it ran (record r) were only ever added.
+async function everyEventOnce(page, url, taskId, r) {
+  const stored = await (await fetch(`${url}/api/logs/${taskId}?after=0&limit=1000`)).json();
+  const shown = stored.filter((e) => e.type !== 'cost').length;
+  assert.equal(await page.getByTestId('log-line').count(), shown, 'one log line per stored event');
+  assert.ok(r.logsRunning.every((n, i) => i === 0 || n > r.logsRunning[i - 1]), `log lines only added: ${r.logsRunning}`);
 }
 
 test('live: agents type, nodes run and the clock ticks while a slow task runs', { timeout: TASK_TIMEOUT + 120_000 }, async () => {
@@ -593,12 +618,35 @@ test('live over SSE when a proxy refuses WebSockets', { timeout: TASK_TIMEOUT + 
     assert.ok(proxy.streams.length >= 1 && proxy.streams.every((u) => u.startsWith(`/api/tasks/${taskId}/events?after=`)), `event stream opened: ${proxy.streams}`);
     assert.deepEqual(r.transport, ['ws', 'sse'], 'WebSocket, then SSE, never polling');
     assert.ok(r.conn.includes('Live (SSE)') && !r.conn.includes('Live'), `indicator said SSE, never plain Live: ${r.conn}`);
-    // No gap and no duplicate across the switch: every stored event (but cost
-    // updates, which the log does not show) is a line, once.
-    const stored = await (await fetch(`${proxy.url}/api/logs/${taskId}?after=0&limit=1000`)).json();
-    const shown = stored.filter((e) => e.type !== 'cost').length;
-    assert.equal(await page.getByTestId('log-line').count(), shown, 'one log line per stored event');
-    assert.ok(r.logsRunning.every((n, i) => i === 0 || n > r.logsRunning[i - 1]), `log lines only added: ${r.logsRunning}`);
+    await everyEventOnce(page, proxy.url, taskId, r);
+    await ctx.close();
+  } finally {
+    await proxy.close();
+  }
+});
+
+// Behind a proxy that refuses WebSocket upgrades and event streams alike, the
+// page gives both up and follows the task by polling REST, to its end.
+test('live by polling when a proxy refuses WebSockets and event streams', { timeout: TASK_TIMEOUT + 120_000 }, async () => {
+  const proxy = await wsRefusingProxy(await liveServer(), { refuseEvents: true });
+  try {
+    const started = Date.now();
+    const { ctx, page, doc, taskId, record, during, completes } = await watchLiveTask(proxy.url, 'poll', 'Polled todo');
+    await during('log lines and node states arriving by polling', 'pollUpdates', '17b-poll-missed');
+    const polling = Date.now() - started;
+    await shot(page, '17b-poll-live');
+
+    await completes();
+    // Polling stops with the task: the indicator is gone.
+    await page.getByTestId('conn').waitFor({ state: 'detached', timeout: 10_000 });
+    const r = await record();
+    console.log(`# poll record (updates by polling after ${polling} ms, done after ${Date.now() - started} ms): ${JSON.stringify({ nodes: r.nodes, conn: r.conn, transport: r.transport, poll: r.poll, logs: r.logsRunning, refused: proxy.refused.length, refusedEvents: proxy.refusedEvents })}`);
+    assert.equal(r.doc, doc, 'the page was never reloaded');
+    assert.ok(proxy.refused.length >= 2 && proxy.refused.every((u) => u.startsWith(`/ws/${taskId}`)), `WebSocket tried and refused: ${proxy.refused}`);
+    assert.ok(proxy.refusedEvents.length >= 2 && proxy.refusedEvents.every((u) => u.startsWith(`/api/tasks/${taskId}/events?after=`)), `event stream tried and refused: ${proxy.refusedEvents}`);
+    assert.deepEqual(r.transport, ['ws', 'sse', 'poll'], 'WebSocket, then SSE, then polling');
+    assert.ok(r.conn.includes('Polling') && !r.conn.includes('Live') && !r.conn.includes('Live (SSE)'), `indicator said Polling, never Live: ${r.conn}`);
+    await everyEventOnce(page, proxy.url, taskId, r);
     await ctx.close();
   } finally {
     await proxy.close();
