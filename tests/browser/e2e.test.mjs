@@ -127,6 +127,12 @@ async function startServer(name, env = {}) {
 // The slow server that the live tests watch tasks on (one for all of them).
 const liveServer = () => (live ??= startServer('live', { CATALYST_OFFLINE_LATENCY: LIVE_LATENCY }));
 
+// Slower still for the polling test: the page starts polling only after its
+// WebSocket and SSE attempts failed (about 3 s), then polls every 2 s, so
+// the task must run well past that for polls to see it change.
+let slow;
+const slowServer = () => (slow ??= startServer('slow', { CATALYST_OFFLINE_LATENCY: '2s' }));
+
 // A proxy in front of target that forwards plain HTTP, streamed responses
 // included, but refuses every WebSocket upgrade with 403: what many corporate
 // proxies do. It records the refused upgrades and the event streams asked for.
@@ -628,7 +634,7 @@ test('live over SSE when a proxy refuses WebSockets', { timeout: TASK_TIMEOUT + 
 // Behind a proxy that refuses WebSocket upgrades and event streams alike, the
 // page gives both up and follows the task by polling REST, to its end.
 test('live by polling when a proxy refuses WebSockets and event streams', { timeout: TASK_TIMEOUT + 120_000 }, async () => {
-  const proxy = await wsRefusingProxy(await liveServer(), { refuseEvents: true });
+  const proxy = await wsRefusingProxy(await slowServer(), { refuseEvents: true });
   try {
     const started = Date.now();
     const { ctx, page, doc, taskId, record, during, completes } = await watchLiveTask(proxy.url, 'poll', 'Polled todo');
