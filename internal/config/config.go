@@ -24,6 +24,14 @@ type Config struct {
 	MongoURL string // MONGO_URL; empty selects the embedded SQLite store
 	DBName   string // DB_NAME, default catalyst_db
 
+	// Scale-out
+	// NATSURL selects the NATS JetStream work queue and event bus; it needs
+	// MongoURL (processes on other machines share nothing else).
+	NATSURL string // NATS_URL
+	// LeaseTTL is how long a task's lease outlives its owner's last
+	// heartbeat; another process takes the task over after that.
+	LeaseTTL time.Duration // CATALYST_LEASE_TTL, default 15s
+
 	// LLM
 	LLM LLMConfig
 

@@ -36,6 +36,8 @@ type Variable struct {
 var Variables = []Variable{
 	{Name: "MONGO_URL", Secret: true, Group: "Database", Help: "MongoDB connection URL; empty uses the embedded SQLite store"},
 	{Name: "DB_NAME", Default: "catalyst_db", Group: "Database", Help: "MongoDB database name"},
+	{Name: "NATS_URL", Secret: true, Group: "Database", Help: "NATS server with JetStream (nats://host:4222); set with MONGO_URL to scale out over workers; empty runs tasks in this process"},
+	{Name: "CATALYST_LEASE_TTL", Default: "15s", Group: "Performance", Help: "how long a task's lease outlives its owner's last heartbeat before another process takes the task over (Go duration, 1s to 10m)"},
 	{Name: "EMERGENT_LLM_KEY", Secret: true, Group: "LLM", Help: "universal key for an OpenAI-compatible LLM gateway"},
 	{Name: "EMERGENT_BASE_URL", Group: "LLM", Help: "base URL of the gateway EMERGENT_LLM_KEY is sent to"},
 	{Name: "DEFAULT_LLM_PROVIDER", Default: "anthropic", Group: "LLM", Help: "anthropic, openai or google"},
@@ -355,6 +357,7 @@ func parse(k *koanf.Koanf) (*Config, error) {
 
 		MongoURL: p.str("MONGO_URL"),
 		DBName:   p.str("DB_NAME"),
+		NATSURL:  p.str("NATS_URL"),
 
 		GitHubToken:        p.str("GITHUB_TOKEN"),
 		JiraURL:            p.url("JIRA_URL"),
@@ -424,6 +427,20 @@ func parse(k *koanf.Koanf) (*Config, error) {
 		}
 		c.LLM.OfflineLatency = d
 	}
+	if s := p.str("CATALYST_LEASE_TTL"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < time.Second || d > 10*time.Minute {
+			p.fail("CATALYST_LEASE_TTL", s, "a Go duration from 1s to 10m, such as 15s")
+		}
+		c.LeaseTTL = d
+	}
+	if c.NATSURL != "" {
+		if !strings.HasPrefix(c.NATSURL, "nats://") && !strings.HasPrefix(c.NATSURL, "tls://") {
+			p.fail("NATS_URL", "<redacted>", "a nats:// or tls:// URL, or empty to run tasks in this process")
+		} else if c.MongoURL == "" {
+			p.fail("NATS_URL", "<redacted>", "only together with MONGO_URL: workers on other machines cannot share the embedded SQLite file, so scaling out needs MongoDB")
+		}
+	}
 	if c.LLM.DefaultModel == "" {
 		p.fail("DEFAULT_LLM_MODEL", "", "a model name")
 	}
@@ -491,7 +508,7 @@ func Redacted(src Sources) ([][2]string, error) {
 // loggers and event recorders can scrub them from any text.
 func (c *Config) Secrets() []string {
 	var out []string
-	for _, s := range []string{c.MongoURL, c.LLM.EmergentKey, c.LLM.AnthropicKey, c.LLM.OpenAIKey, c.LLM.GoogleKey,
+	for _, s := range []string{c.MongoURL, c.NATSURL, c.LLM.EmergentKey, c.LLM.AnthropicKey, c.LLM.OpenAIKey, c.LLM.GoogleKey,
 		c.GitHubToken, c.JiraAPIToken, c.ServiceNowPassword, c.SentryDSN} {
 		if len(s) >= 4 {
 			out = append(out, s)
