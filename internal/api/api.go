@@ -72,6 +72,9 @@ type server struct {
 	version string
 
 	metrics *metrics
+	auth    *authenticator
+	// hosts are the Host names both origins answer to.
+	hosts []string
 
 	// streaming knobs; tests shorten them.
 	writeTimeout time.Duration // one WebSocket/SSE write
@@ -97,6 +100,9 @@ func newServer(opts Options) (*server, error) {
 	}
 	if len(cfg.CORSOrigins) == 0 {
 		cfg.CORSOrigins = []string{"*"}
+	}
+	if cfg.APIToken == "" {
+		return nil, errors.New("api: Config.APIToken is required: every API request needs the server token")
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = defaultMaxBodyBytes
@@ -128,6 +134,8 @@ func newServer(opts Options) (*server, error) {
 		writeTimeout: 10 * time.Second,
 		subBuffer:    events.DefaultBuffer,
 		metrics:      newMetrics(),
+		auth:         newAuthenticator(cfg.APIToken, cfg.SessionTimeout, strings.HasPrefix(cfg.PublicURL, "https://")),
+		hosts:        allowedHosts(cfg.AllowedHosts, cfg.BindAddress, cfg.PublicURL, cfg.PreviewURL),
 	}, nil
 }
 
@@ -139,8 +147,11 @@ func (s *server) handler() http.Handler {
 	s.registerRaw(mux, api.OpenAPI())
 
 	var h http.Handler = apiSubtreeGuard(mux)
-	h = s.recoverPanics(h)
+	h = s.guard(h)
 	h = s.cors(h)
+	h = securityHeaders(h)
+	h = hostGuard(s.hosts, h)
+	h = s.recoverPanics(h)
 	h = s.accessLog(h)
 	return h
 }
@@ -204,4 +215,14 @@ func (h *headerOnly) WriteHeader(code int) {
 func (h *headerOnly) Write(b []byte) (int, error) {
 	h.WriteHeader(http.StatusOK)
 	return len(b), nil
+}
+
+// NewPreview returns the handler of the previews' own origin
+// (CATALYST_PREVIEW_URL): generated apps, sandboxed, and nothing else.
+func NewPreview(opts Options) (http.Handler, error) {
+	s, err := newServer(opts)
+	if err != nil {
+		return nil, err
+	}
+	return s.previewHandler(), nil
 }

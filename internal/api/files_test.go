@@ -188,7 +188,7 @@ func TestPreview(t *testing.T) {
 	} {
 		r := e.must(200, "GET", "/apps/"+task.ID+c.path, nil)
 		h := r.Header
-		if h.Get("Content-Security-Policy") != "sandbox allow-scripts allow-forms" || h.Get("X-Content-Type-Options") != "nosniff" {
+		if h.Get("Content-Security-Policy") != previewCSP || h.Get("X-Content-Type-Options") != "nosniff" {
 			t.Errorf("%s: security headers %v", c.path, h)
 		}
 		if strings.Contains(h.Get("Content-Security-Policy"), "allow-same-origin") {

@@ -22,10 +22,19 @@ import (
 	"github.com/catalyst/catalyst/internal/store/sqlite"
 )
 
-// env is a really listening server on a real SQLite store in t.TempDir().
+// testToken is the API token of every test server; requests of the
+// helpers carry it, as every real client must.
+const testToken = "test-token-0123456789abcdef"
+
+// bearer is the Authorization header value of testToken.
+const bearer = "Bearer " + testToken
+
+// env is a really listening server on a real SQLite store in t.TempDir(),
+// with its previews on a second listener (their own origin).
 type env struct {
-	t      *testing.T
-	srv    *httptest.Server
+	t       *testing.T
+	srv     *httptest.Server
+	preview *httptest.Server
 	store  store.Store
 	broker *events.Broker
 	runner *fakeRunner
@@ -82,6 +91,21 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if o.Runner == nil {
 		e.runner = nil
 	}
+	// The preview origin's address must be known to the API (redirects,
+	// refused origin) before either serves.
+	e.preview = httptest.NewUnstartedServer(nil)
+	t.Cleanup(e.preview.Close)
+	cfg := config.Config{}
+	if o.Config != nil {
+		cfg = *o.Config
+	}
+	if cfg.APIToken == "" {
+		cfg.APIToken = testToken
+	}
+	if cfg.PreviewURL == "" {
+		cfg.PreviewURL = "http://" + e.preview.Listener.Addr().String()
+	}
+	o.Config = &cfg
 	s, err := newServer(o)
 	if err != nil {
 		t.Fatal(err)
@@ -93,6 +117,8 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	e.api = s
 	e.srv = httptest.NewServer(s.handler())
 	t.Cleanup(e.srv.Close)
+	e.preview.Config.Handler = s.previewHandler()
+	e.preview.Start()
 	return e
 }
 
@@ -123,6 +149,11 @@ func (r response) problem(t *testing.T) map[string]any {
 	return p
 }
 
+// do sends a request as a script would: with the API token as a Bearer
+// header and, on requests that change something, Content-Type:
+// application/json. Paths below /apps/ go to the preview origin. headers
+// override (an empty value removes the header: do(..., "Authorization", "")
+// is an anonymous request).
 func (e *env) do(method, path string, body any, headers ...string) response {
 	e.t.Helper()
 	var rd io.Reader
@@ -140,17 +171,25 @@ func (e *env) do(method, path string, body any, headers ...string) response {
 		rd = bytes.NewReader(buf)
 	}
 	url := path
-	if !strings.HasPrefix(path, "http") {
+	switch {
+	case strings.HasPrefix(path, "/apps/"):
+		url = e.preview.URL + path
+	case !strings.HasPrefix(path, "http"):
 		url = e.srv.URL + path
 	}
 	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if rd != nil {
+	req.Header.Set("Authorization", bearer)
+	if rd != nil || mutating(method) {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i+1] == "" {
+			req.Header.Del(headers[i])
+			continue
+		}
 		req.Header.Set(headers[i], headers[i+1])
 	}
 	client := &http.Client{Timeout: 20 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {

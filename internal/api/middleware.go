@@ -11,11 +11,51 @@ import (
 	"time"
 )
 
-// corsAllowed reports whether a browser page from origin may call the API:
-// CORS_ORIGINS "*" allows every origin, otherwise the origin must be listed
-// exactly (scheme, host and port).
+// corsAllowed reports whether a browser page from origin may call the API
+// (with the token: see guard): CORS_ORIGINS "*" allows every origin,
+// otherwise the origin must be listed exactly (scheme, host and port).
+// Opaque origins and the previews' origin are never allowed, "*" or not.
 func (s *server) corsAllowed(origin string) bool {
+	if origin == "null" || s.cfg.PreviewURL != "" && sameOrigin(origin, s.cfg.PreviewURL) {
+		return false
+	}
 	return slices.Contains(s.cfg.CORSOrigins, "*") || slices.Contains(s.cfg.CORSOrigins, origin)
+}
+
+// Content-Security-Policies of the API's origin. JSON, files and streams
+// get the strictest (a response opened as a document can do nothing); the
+// dashboard loads only its own files; the docs pages' bundles inject styles.
+const (
+	apiCSP       = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; sandbox"
+	dashboardCSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; " +
+		"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+	docsCSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; " +
+		"connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+// securityHeaders sets the API origin's headers: no framing anywhere (no
+// clickjacking of the dashboard), no sniffing, no referrer, and responses
+// that other origins cannot embed.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		p := r.URL.Path
+		switch {
+		case p == "/docs" || p == "/redoc" || strings.HasPrefix(p, "/docs/"):
+			h.Set("Content-Security-Policy", docsCSP)
+		case p == "/api" || strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/ws/") ||
+			p == "/metrics" || strings.HasPrefix(p, "/openapi") || strings.HasPrefix(p, "/apps/"):
+			h.Set("Content-Security-Policy", apiCSP)
+		default:
+			h.Set("Content-Security-Policy", dashboardCSP)
+		}
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		h.Set("Cross-Origin-Resource-Policy", "same-origin")
+		next.ServeHTTP(w, r)
+	})
 }
 
 // cors implements CORS per CORS_ORIGINS, answering preflight requests itself.

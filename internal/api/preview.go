@@ -6,10 +6,18 @@ import (
 	"strings"
 )
 
+// Generated apps are served from their own origin (CATALYST_PREVIEW_URL, a
+// listener of its own), never from the API's: a script there is not
+// same-origin with the dashboard, so the browser never counts it as the
+// dashboard, and the API refuses its origin outright. On top, every preview
+// response is sandboxed (an opaque origin: Origin: null on whatever it
+// sends) and may connect nowhere but its own origin.
+
 // previewCSP sandboxes every preview response: scripts and forms run, but in
 // an opaque origin (no allow-same-origin), so generated code cannot read
-// Catalyst's storage or call its API as the user who opened the preview.
-const previewCSP = "sandbox allow-scripts allow-forms"
+// Catalyst's storage, and it may load and send nothing outside its origin.
+const previewCSP = "sandbox allow-scripts allow-forms; default-src 'self' 'unsafe-inline' 'unsafe-eval' data: blob:; " +
+	"connect-src 'self'; form-action 'self'; base-uri 'self'; object-src 'none'; frame-ancestors 'none'"
 
 // setPreviewHeaders applies the preview's security headers.
 func setPreviewHeaders(h http.Header) {
@@ -19,16 +27,51 @@ func setPreviewHeaders(h http.Header) {
 	h.Set("Cache-Control", "no-cache")
 }
 
-// handlePreviewRoot redirects /apps/{task_id} to /apps/{task_id}/ so that the
+// previewHandler is the preview origin's whole server: previews and nothing
+// else, behind the same Host check as the API.
+func (s *server) previewHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /apps/{task_id}", s.servePreviewRoot)
+	mux.HandleFunc("GET /apps/{task_id}/{path...}", s.servePreview)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		setPreviewHeaders(w.Header())
+		writeProblem(w, http.StatusNotFound, "this origin serves only the previews of generated apps, at /apps/{task_id}/")
+	})
+	var h http.Handler = mux
+	h = hostGuard(s.hosts, h)
+	h = s.recoverPanics(h)
+	h = s.accessLog(h)
+	return h
+}
+
+// handlePreviewRoot and handlePreview answer /apps/... on the API's origin:
+// a redirect to the preview origin, so links stored before previews moved
+// keep working, while the API's origin never serves generated content.
+func (s *server) handlePreviewRoot(w http.ResponseWriter, r *http.Request) { s.redirectToPreview(w, r) }
+func (s *server) handlePreview(w http.ResponseWriter, r *http.Request)     { s.redirectToPreview(w, r) }
+
+func (s *server) redirectToPreview(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.PreviewURL == "" {
+		writeProblem(w, http.StatusNotFound, "previews are not served by this server")
+		return
+	}
+	target := strings.TrimRight(s.cfg.PreviewURL, "/") + r.URL.EscapedPath()
+	if r.URL.RawQuery != "" {
+		target += "?" + r.URL.RawQuery
+	}
+	http.Redirect(w, r, target, http.StatusFound)
+}
+
+// servePreviewRoot redirects /apps/{task_id} to /apps/{task_id}/ so that the
 // app's relative links resolve.
-func (s *server) handlePreviewRoot(w http.ResponseWriter, r *http.Request) {
+func (s *server) servePreviewRoot(w http.ResponseWriter, r *http.Request) {
 	setPreviewHeaders(w.Header())
 	http.Redirect(w, r, "/apps/"+r.PathValue("task_id")+"/", http.StatusMovedPermanently)
 }
 
-// handlePreview serves GET /apps/{task_id}/{path...}: the task's generated
-// files, once a deployment exists for it.
-func (s *server) handlePreview(w http.ResponseWriter, r *http.Request) {
+// servePreview serves GET /apps/{task_id}/{path...} on the preview origin:
+// the task's generated files, once a deployment exists for it.
+func (s *server) servePreview(w http.ResponseWriter, r *http.Request) {
 	setPreviewHeaders(w.Header())
 	id := r.PathValue("task_id")
 	if _, err := s.store.GetDeployment(r.Context(), id); err != nil {

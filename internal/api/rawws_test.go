@@ -40,7 +40,7 @@ func dialRaw(ctx context.Context, hostport, path string) (*rawWS, error) {
 	var k [16]byte
 	rand.Read(k[:])
 	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n", path, hostport, base64.StdEncoding.EncodeToString(k[:])); err != nil {
+		"Authorization: Bearer %s\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n", path, hostport, testToken, base64.StdEncoding.EncodeToString(k[:])); err != nil {
 		conn.Close()
 		return nil, err
 	}

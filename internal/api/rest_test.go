@@ -491,7 +491,9 @@ func TestCORS(t *testing.T) {
 		if r.Header.Get("Access-Control-Allow-Origin") != "" {
 			t.Fatalf("refused origin got CORS headers: %v", r.Header)
 		}
-		r = e.must(200, "GET", "/api/projects", nil, "Origin", "https://evil.example")
+		// A refused origin's request is not executed at all, token or not
+		// (hiding the response from the page is not enough).
+		r = e.must(403, "GET", "/api/projects", nil, "Origin", "https://evil.example")
 		if r.Header.Get("Access-Control-Allow-Origin") != "" {
 			t.Fatalf("refused origin got ACAO on a simple request: %v", r.Header)
 		}

@@ -46,9 +46,23 @@ func (e *env) finish(taskID string) domain.AgentLog {
 
 func (e *env) wsURL(path string) string { return "ws" + strings.TrimPrefix(e.srv.URL, "http") + path }
 
+// authed returns opts (nil: defaults) with the API token's Bearer header.
+func authed(opts *websocket.DialOptions) *websocket.DialOptions {
+	var o websocket.DialOptions
+	if opts != nil {
+		o = *opts
+	}
+	o.HTTPHeader = o.HTTPHeader.Clone()
+	if o.HTTPHeader == nil {
+		o.HTTPHeader = http.Header{}
+	}
+	o.HTTPHeader.Set("Authorization", bearer)
+	return &o
+}
+
 func (e *env) dial(ctx context.Context, path string, opts *websocket.DialOptions) *websocket.Conn {
 	e.t.Helper()
-	c, resp, err := websocket.Dial(ctx, e.wsURL(path), opts)
+	c, resp, err := websocket.Dial(ctx, e.wsURL(path), authed(opts))
 	if err != nil {
 		status := 0
 		if resp != nil {
@@ -284,12 +298,12 @@ func TestWebSocketUnknownTaskAndOrigins(t *testing.T) {
 	e := newEnv(t, withConfig(func(c *config.Config) { c.CORSOrigins = []string{"https://good.example"} }))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, resp, err := websocket.Dial(ctx, e.wsURL("/ws/no-such-task"), nil)
+	_, resp, err := websocket.Dial(ctx, e.wsURL("/ws/no-such-task"), authed(nil))
 	if err == nil || resp == nil || resp.StatusCode != 404 {
 		t.Fatalf("unknown task: %v %v", err, resp)
 	}
 	task := e.createTask(e.createProject("p").ID, "x")
-	_, resp, err = websocket.Dial(ctx, e.wsURL("/ws/"+task.ID), &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"https://evil.example"}}})
+	_, resp, err = websocket.Dial(ctx, e.wsURL("/ws/"+task.ID), authed(&websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"https://evil.example"}}}))
 	if err == nil || resp == nil || resp.StatusCode != 403 {
 		t.Fatalf("refused origin: %v %v", err, resp)
 	}
@@ -298,13 +312,13 @@ func TestWebSocketUnknownTaskAndOrigins(t *testing.T) {
 		if origin != "" {
 			h.Set("Origin", origin)
 		}
-		c, _, err := websocket.Dial(ctx, e.wsURL("/ws/"+task.ID), &websocket.DialOptions{HTTPHeader: h})
+		c, _, err := websocket.Dial(ctx, e.wsURL("/ws/"+task.ID), authed(&websocket.DialOptions{HTTPHeader: h}))
 		if err != nil {
 			t.Fatalf("origin %q refused: %v", origin, err)
 		}
 		c.CloseNow()
 	}
-	_, resp, _ = websocket.Dial(ctx, e.wsURL("/ws/"+task.ID+"?after=abc"), nil)
+	_, resp, _ = websocket.Dial(ctx, e.wsURL("/ws/"+task.ID+"?after=abc"), authed(nil))
 	if resp == nil || resp.StatusCode != 400 {
 		t.Fatalf("bad after: %v", resp)
 	}
@@ -430,6 +444,7 @@ func TestSSEReplayWithLastEventID(t *testing.T) {
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", e.srv.URL+"/api/tasks/"+task.ID+"/events", nil)
 	req.Header.Set("Last-Event-ID", "2")
+	req.Header.Set("Authorization", bearer)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -14,7 +14,18 @@ type Config struct {
 	DataDir     string // CATALYST_DATA_DIR, default ./data
 	// PublicURL is how users reach this server (preview links, deployment
 	// urls); default http://localhost:<BACKEND_PORT>.
-	PublicURL    string // CATALYST_PUBLIC_URL
+	PublicURL string // CATALYST_PUBLIC_URL
+	// PreviewURL is the separate origin generated apps are served from
+	// (deployment URLs); never the origin of PublicURL, so that a preview's
+	// scripts are not same-origin with the dashboard and the API.
+	PreviewURL  string // CATALYST_PREVIEW_URL, default PublicURL's host with PreviewPort
+	PreviewPort int    // CATALYST_PREVIEW_PORT, default BACKEND_PORT+1
+	// APIToken is the credential of every API request; empty until serve
+	// generates one (or reads it from the data directory).
+	APIToken string // CATALYST_API_TOKEN
+	// AllowedHosts are the extra Host names served besides the loopback
+	// names and the hosts of PublicURL and PreviewURL.
+	AllowedHosts []string // CATALYST_ALLOWED_HOSTS
 	CORSOrigins  []string
 	MaxBodyBytes int64  // CATALYST_MAX_BODY_BYTES, default 1 MiB
 	Environment  string // ENVIRONMENT, default development

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -52,8 +53,12 @@ var Variables = []Variable{
 	{Name: "CATALYST_OFFLINE_LATENCY", Default: "0s", Group: "LLM", Help: "sleep per call of the offline provider (Go duration)"},
 	{Name: "CORS_ORIGINS", Default: "*", Group: "Server", Help: "* or a comma-separated list of allowed origins"},
 	{Name: "BACKEND_PORT", Default: "8001", Group: "Server", Help: "HTTP port"},
-	{Name: "CATALYST_BIND", Default: "127.0.0.1", Group: "Server", Help: "listen address; anything but loopback is an explicit choice (no authentication yet)"},
-	{Name: "CATALYST_PUBLIC_URL", Group: "Server", Help: "how users reach the server (preview links); default http://localhost:BACKEND_PORT"},
+	{Name: "CATALYST_BIND", Default: "127.0.0.1", Group: "Server", Help: "listen address; anything but loopback is an explicit choice (every API request needs the server token either way)"},
+	{Name: "CATALYST_PUBLIC_URL", Group: "Server", Help: "how users reach the dashboard and API (sign-in link, allowed Host); default http://localhost:BACKEND_PORT"},
+	{Name: "CATALYST_API_TOKEN", Secret: true, Group: "Server", Help: "the server token every API request must carry (sign-in link, Bearer header); empty: generated at first start and kept in CATALYST_DATA_DIR/api_token (0600)"},
+	{Name: "CATALYST_ALLOWED_HOSTS", Group: "Server", Help: "comma-separated host names the server answers to besides localhost, 127.0.0.1, ::1 and the hosts of CATALYST_PUBLIC_URL and CATALYST_PREVIEW_URL (DNS-rebinding guard)"},
+	{Name: "CATALYST_PREVIEW_PORT", Group: "Server", Help: "port of the separate origin that serves generated apps' previews; default BACKEND_PORT+1 (0 when BACKEND_PORT is 0: any free port)"},
+	{Name: "CATALYST_PREVIEW_URL", Group: "Server", Help: "how users reach the previews (deployment URLs); default CATALYST_PUBLIC_URL's scheme and host with CATALYST_PREVIEW_PORT; must be another origin than CATALYST_PUBLIC_URL"},
 	{Name: "CATALYST_DATA_DIR", Default: "./data", Group: "Server", Help: "embedded database, task workspaces and git repositories"},
 	{Name: "CATALYST_MAX_BODY_BYTES", Default: "1048576", Group: "Server", Help: "largest accepted request body"},
 	{Name: "GITHUB_TOKEN", Secret: true, Group: "Integrations", Help: "GitHub token (explorer, deployer pull requests)"},
@@ -271,6 +276,99 @@ func (p *parser) url(name string) string {
 	return s
 }
 
+// token reads the API token: long enough that guessing is hopeless, and
+// only characters that survive a URL query and an HTTP header unescaped.
+func (p *parser) token(name string) string {
+	s := p.str(name)
+	if s == "" {
+		return ""
+	}
+	ok := len(s) >= 16 && len(s) <= 512
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.~", r)) {
+			ok = false
+		}
+	}
+	if !ok {
+		// The value is a secret: never echo it.
+		p.errs = append(p.errs, name+"=<redacted> is invalid: accepted values are 16 to 512 characters of A-Z a-z 0-9 - _ . ~ (or empty to generate one)")
+	}
+	return s
+}
+
+// hosts reads a comma-separated list of host names (no scheme, port or path).
+func (p *parser) hosts(name string) []string {
+	var out []string
+	for _, h := range strings.Split(p.str(name), ",") {
+		h = strings.ToLower(strings.TrimSpace(h))
+		if h == "" {
+			continue
+		}
+		if !validHost(h) {
+			p.fail(name, h, "host names or IP addresses without scheme, port or path, such as catalyst.example.com,10.0.0.5")
+			continue
+		}
+		out = append(out, strings.Trim(h, "[]"))
+	}
+	return out
+}
+
+func validHost(h string) bool {
+	if ip := net.ParseIP(strings.Trim(h, "[]")); ip != nil {
+		return true
+	}
+	if len(h) > 253 || strings.HasPrefix(h, ".") || strings.HasSuffix(h, ".") || strings.Contains(h, "..") {
+		return false
+	}
+	for _, r := range h {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// preview reads the preview origin's port and URL. Their defaults follow the
+// API's: the next port, the public URL's scheme and host.
+func (p *parser) preview(backendPort int, publicURL string) (int, string) {
+	port := backendPort + 1
+	if backendPort == 0 {
+		port = 0
+	}
+	if s := p.str("CATALYST_PREVIEW_PORT"); s != "" {
+		port = p.integer("CATALYST_PREVIEW_PORT", 0, 65535)
+	} else if port > 65535 {
+		p.fail("CATALYST_PREVIEW_PORT", "", "a port other than BACKEND_PORT (BACKEND_PORT+1 is past 65535)")
+	}
+	if port != 0 && port == backendPort {
+		p.fail("CATALYST_PREVIEW_PORT", strconv.Itoa(port), "a port other than BACKEND_PORT: previews must not share the API's origin")
+	}
+	previewURL := strings.TrimRight(p.url("CATALYST_PREVIEW_URL"), "/")
+	pub, err := url.Parse(publicURL)
+	if err != nil || pub.Host == "" {
+		return port, previewURL
+	}
+	if previewURL == "" {
+		previewURL = pub.Scheme + "://" + net.JoinHostPort(pub.Hostname(), strconv.Itoa(port))
+	}
+	if pv, err := url.Parse(previewURL); err == nil && pv.Port() != "0" && pub.Port() != "0" &&
+		strings.EqualFold(pv.Scheme, pub.Scheme) && strings.EqualFold(hostPort(pv), hostPort(pub)) {
+		p.fail("CATALYST_PREVIEW_URL", previewURL, "a URL of another origin than CATALYST_PUBLIC_URL ("+publicURL+"): a preview on the API's origin could call the API")
+	}
+	return port, previewURL
+}
+
+// hostPort is u's host with its scheme's default port made explicit.
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	if u.Scheme == "https" {
+		return net.JoinHostPort(u.Hostname(), "443")
+	}
+	return net.JoinHostPort(u.Hostname(), "80")
+}
+
 // section checks that config.yaml's section (llm.retry) is a mapping whose
 // keys are all among keys; absent is fine.
 func (p *parser) section(section string, keys ...string) {
@@ -395,6 +493,9 @@ func parse(k *koanf.Koanf) (*Config, error) {
 	if c.PublicURL == "" {
 		c.PublicURL = fmt.Sprintf("http://localhost:%d", c.BackendPort)
 	}
+	c.APIToken = p.token("CATALYST_API_TOKEN")
+	c.AllowedHosts = p.hosts("CATALYST_ALLOWED_HOSTS")
+	c.PreviewPort, c.PreviewURL = p.preview(c.BackendPort, c.PublicURL)
 	for _, o := range strings.Split(p.str("CORS_ORIGINS"), ",") {
 		if o = strings.TrimSpace(o); o != "" {
 			c.CORSOrigins = append(c.CORSOrigins, strings.TrimRight(o, "/"))
@@ -508,7 +609,7 @@ func Redacted(src Sources) ([][2]string, error) {
 // loggers and event recorders can scrub them from any text.
 func (c *Config) Secrets() []string {
 	var out []string
-	for _, s := range []string{c.MongoURL, c.NATSURL, c.LLM.EmergentKey, c.LLM.AnthropicKey, c.LLM.OpenAIKey, c.LLM.GoogleKey,
+	for _, s := range []string{c.APIToken, c.MongoURL, c.NATSURL, c.LLM.EmergentKey, c.LLM.AnthropicKey, c.LLM.OpenAIKey, c.LLM.GoogleKey,
 		c.GitHubToken, c.JiraAPIToken, c.ServiceNowPassword, c.SentryDSN} {
 		if len(s) >= 4 {
 			out = append(out, s)
