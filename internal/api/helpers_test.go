@@ -35,11 +35,11 @@ type env struct {
 	t       *testing.T
 	srv     *httptest.Server
 	preview *httptest.Server
-	store  store.Store
-	broker *events.Broker
-	runner *fakeRunner
-	api    *server
-	wsRoot string
+	store   store.Store
+	broker  *events.Broker
+	runner  *fakeRunner
+	api     *server
+	wsRoot  string
 }
 
 type envOption func(*Options, *server)
@@ -186,11 +186,14 @@ func (e *env) do(method, path string, body any, headers ...string) response {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
-		if headers[i+1] == "" {
+		switch {
+		case headers[i] == "Host":
+			req.Host = headers[i+1]
+		case headers[i+1] == "":
 			req.Header.Del(headers[i])
-			continue
+		default:
+			req.Header.Set(headers[i], headers[i+1])
 		}
-		req.Header.Set(headers[i], headers[i+1])
 	}
 	client := &http.Client{Timeout: 20 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
