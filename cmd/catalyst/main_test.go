@@ -48,6 +48,8 @@ type server struct {
 	URL    string
 	out    *syncBuffer
 	exited chan error
+	// Token is the API token, read from the sign-in link the server printed.
+	Token string
 }
 
 type syncBuffer struct {
@@ -95,20 +97,29 @@ func startServer(t *testing.T, dataDir string, extra ...string) *server {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	urlCh := make(chan string, 1)
+	urlCh, tokenCh := make(chan string, 1), make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		re := regexp.MustCompile(`listening on (http://\S+)`)
+		signIn := regexp.MustCompile(`sign in: (http://\S+)/\?token=(\S+)`)
 		for sc.Scan() {
 			s.out.Write([]byte(sc.Text() + "\n"))
 			if m := re.FindStringSubmatch(sc.Text()); m != nil {
 				urlCh <- m[1]
+			}
+			if m := signIn.FindStringSubmatch(sc.Text()); m != nil {
+				tokenCh <- m[2]
 			}
 		}
 	}()
 	go func() { s.exited <- cmd.Wait() }()
 	select {
 	case s.URL = <-urlCh:
+		select {
+		case s.Token = <-tokenCh:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("server printed no sign-in link:\n%s", s.out)
+		}
 	case err := <-s.exited:
 		t.Fatalf("server exited at start: %v\n%s", err, s.out)
 	case <-time.After(30 * time.Second):
@@ -133,6 +144,7 @@ func (s *server) do(method, path string, body any, into any) int {
 	}
 	req, _ := http.NewRequest(method, s.URL+path, rd)
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+s.Token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		s.t.Fatalf("%s %s: %v", method, path, err)
@@ -207,6 +219,7 @@ func TestServeBuildsATodoAppEndToEnd(t *testing.T) {
 	if code := s.do("GET", "/api/", nil, &info); code != 200 {
 		t.Fatalf("GET /api/: %d", code)
 	}
+	checkLockdown(t, s, data)
 	tk := s.createTask("Build a todo app")
 	// The executor may pick the task up before the response is written; a
 	// new task is never reported further along than running.
@@ -262,6 +275,16 @@ func TestServeBuildsATodoAppEndToEnd(t *testing.T) {
 		t.Errorf("no passing tester report in artifacts: %+v", tester)
 	}
 
+	// The preview is on its own origin; the API's origin only redirects there.
+	if strings.HasPrefix(dep.URL, s.URL+"/") {
+		t.Errorf("deployment URL %s is on the API's origin %s", dep.URL, s.URL)
+	}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if resp, err := noRedirect.Get(s.URL + "/apps/" + tk.ID + "/"); err != nil || resp.StatusCode != 302 || resp.Header.Get("Location") != dep.URL {
+		t.Errorf("API origin /apps/: %v %+v", err, resp)
+	} else {
+		resp.Body.Close()
+	}
 	resp, err := http.Get(dep.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -278,6 +301,78 @@ func TestServeBuildsATodoAppEndToEnd(t *testing.T) {
 	if code := s.stop(); code != 0 {
 		t.Errorf("exit status after SIGTERM: %d\n%s", code, s.out)
 	}
+}
+
+// checkLockdown: the token was generated into the data directory (0600),
+// the API refuses requests without it, the sign-in link gives a session
+// cookie, and the token never reaches the log.
+func checkLockdown(t *testing.T, s *server, data string) {
+	t.Helper()
+	fi, err := os.Stat(filepath.Join(data, "api_token"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("token file: %v %v", fi, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(data, "api_token")); strings.TrimSpace(string(b)) != s.Token {
+		t.Fatalf("the printed token is not the one in the data directory")
+	}
+	for _, p := range []string{"/api/", "/api/tasks", "/ws/x", "/api/tasks/x/events"} {
+		resp, err := http.Get(s.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 {
+			t.Errorf("GET %s without the token: %d", p, resp.StatusCode)
+		}
+	}
+	resp, err := http.Post(s.URL+"/api/projects", "text/plain", strings.NewReader(`{"name":"csrf"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Errorf("anonymous text/plain POST: %d", resp.StatusCode)
+	}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err = noRedirect.Get(s.URL + "/?token=" + s.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 303 || len(resp.Cookies()) != 1 || !resp.Cookies()[0].HttpOnly {
+		t.Fatalf("sign-in link: %d %v", resp.StatusCode, resp.Header)
+	}
+	req, _ := http.NewRequest("GET", s.URL+"/api/tasks", nil)
+	req.AddCookie(resp.Cookies()[0])
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("with the session cookie: %v %v", err, resp)
+	} else {
+		resp.Body.Close()
+	}
+	// A DNS-rebinding host name gets nothing.
+	req, _ = http.NewRequest("GET", s.URL+"/api/tasks", nil)
+	req.Host = "rebind.evil.test"
+	req.Header.Set("Authorization", "Bearer "+s.Token)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 421 {
+		t.Fatalf("foreign Host: %v %v", err, resp)
+	} else {
+		resp.Body.Close()
+	}
+	if strings.Contains(stderrOf(s), s.Token) {
+		t.Fatalf("the token reached the log")
+	}
+}
+
+// stderrOf is what the server logged (stdout lines excluded: the sign-in
+// link is printed there on purpose).
+func stderrOf(s *server) string {
+	var out []string
+	for _, l := range strings.Split(s.out.String(), "\n") {
+		if !strings.Contains(l, "sign in: ") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // A task killed with SIGKILL mid-graph resumes after a restart on the same

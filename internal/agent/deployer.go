@@ -56,9 +56,14 @@ func (d *Deployer) Run(ctx context.Context, in Input) (Output, error) {
 	} else {
 		in.Log(Info, "Workspace already committed as "+sha)
 	}
+	// Previews live on their own origin (CATALYST_PREVIEW_URL), never the API's.
+	previewBase := d.Config.PreviewURL
+	if previewBase == "" {
+		previewBase = d.Config.PublicURL
+	}
 	out := DeployOutput{
 		CommitSHA: sha,
-		URL:       strings.TrimRight(d.Config.PublicURL, "/") + "/apps/" + in.Task.ID + "/",
+		URL:       strings.TrimRight(previewBase, "/") + "/apps/" + in.Task.ID + "/",
 		Mock:      d.Config.MockDeployment,
 	}
 	in.Log(Info, "Preview: "+out.URL)

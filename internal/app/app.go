@@ -167,9 +167,20 @@ func (a *App) WorkspaceDir(taskID string) string {
 	return filepath.Join(a.Config.DataDir, "tasks", taskID, "workspace")
 }
 
-// Handler returns the HTTP API with the embedded dashboard.
+// Handler returns the HTTP API with the embedded dashboard. It needs
+// Config.APIToken (see EnsureAPIToken).
 func (a *App) Handler() (http.Handler, error) {
-	return api.New(api.Options{
+	return api.New(a.apiOptions())
+}
+
+// PreviewHandler returns the server of the previews' own origin
+// (CATALYST_PREVIEW_URL).
+func (a *App) PreviewHandler() (http.Handler, error) {
+	return api.NewPreview(a.apiOptions())
+}
+
+func (a *App) apiOptions() api.Options {
+	return api.Options{
 		Config:       a.Config,
 		Store:        a.Store,
 		Broker:       a.Broker,
@@ -178,7 +189,18 @@ func (a *App) Handler() (http.Handler, error) {
 		UI:           web.Assets(),
 		Logger:       a.Logger,
 		Version:      Version,
-	})
+	}
+}
+
+// EnsureAPIToken fills cfg.APIToken for a server: CATALYST_API_TOKEN when
+// set, else the token kept in the data directory, generated at first start.
+// Call it before New, so that logs and events are scrubbed of it too.
+func EnsureAPIToken(cfg *config.Config) (created bool, err error) {
+	if cfg.APIToken != "" {
+		return false, nil
+	}
+	cfg.APIToken, created, err = api.LoadOrCreateToken(cfg.DataDir)
+	return created, err
 }
 
 // Close stops the executor (running tasks stay "running" in the store and
