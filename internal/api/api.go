@@ -134,7 +134,7 @@ func newServer(opts Options) (*server, error) {
 		writeTimeout: 10 * time.Second,
 		subBuffer:    events.DefaultBuffer,
 		metrics:      newMetrics(),
-		auth:         newAuthenticator(cfg.APIToken, cfg.SessionTimeout, strings.HasPrefix(cfg.PublicURL, "https://")),
+		auth:         newAuthenticator(cfg.APIToken, cfg.PublicURL, cfg.SessionTimeout),
 		hosts:        allowedHosts(cfg.AllowedHosts, cfg.BindAddress, cfg.PublicURL, cfg.PreviewURL),
 	}, nil
 }
@@ -145,6 +145,7 @@ func (s *server) handler() http.Handler {
 	api := humago.New(mux, s.humaConfig())
 	s.registerOperations(api)
 	s.registerRaw(mux, api.OpenAPI())
+	s.documentSecurity(api.OpenAPI())
 
 	var h http.Handler = apiSubtreeGuard(mux)
 	h = s.guard(h)

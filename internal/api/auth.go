@@ -22,6 +22,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/danielgtaylor/huma/v2"
 )
 
 // The browser is a threat: any page the user visits, a DNS-rebinding host
@@ -124,10 +126,12 @@ type authenticator struct {
 	now        func() time.Time
 }
 
-func newAuthenticator(token string, ttl time.Duration, secure bool) *authenticator {
+// newAuthenticator: publicURL names the cookie (not the token: the name is
+// public, in the OpenAPI document).
+func newAuthenticator(token, publicURL string, ttl time.Duration) *authenticator {
 	key := hmac.New(sha256.New, []byte(token))
 	key.Write([]byte("catalyst session cookie key v1"))
-	name := sha256.Sum256([]byte("catalyst session cookie name\x00" + token))
+	name := sha256.Sum256([]byte("catalyst session cookie name\x00" + publicURL))
 	if ttl <= 0 {
 		ttl = time.Hour
 	}
@@ -138,7 +142,7 @@ func newAuthenticator(token string, ttl time.Duration, secure bool) *authenticat
 		// overwrite each other's session.
 		cookieName: "catalyst_session_" + hex.EncodeToString(name[:4]),
 		ttl:        ttl,
-		secure:     secure,
+		secure:     strings.HasPrefix(publicURL, "https://"),
 		now:        time.Now,
 	}
 }
@@ -499,4 +503,33 @@ func allowedHosts(cfgHosts []string, bind string, urls ...string) []string {
 		}
 	}
 	return append(hosts, cfgHosts...)
+}
+
+// documentSecurity declares the credential in the OpenAPI document: every
+// operation needs one of the three forms of the token, except the health
+// check (open to loopback clients) and the previews (their own origin).
+func (s *server) documentSecurity(oapi *huma.OpenAPI) {
+	if oapi.Components == nil {
+		oapi.Components = &huma.Components{}
+	}
+	if oapi.Components.SecuritySchemes == nil {
+		oapi.Components.SecuritySchemes = map[string]*huma.SecurityScheme{}
+	}
+	schemes := oapi.Components.SecuritySchemes
+	schemes["bearer"] = &huma.SecurityScheme{Type: "http", Scheme: "bearer",
+		Description: "The server token: CATALYST_API_TOKEN, or the file " + TokenFile + " in the data directory (printed in the sign-in link of `catalyst serve`)."}
+	schemes["session"] = &huma.SecurityScheme{Type: "apiKey", In: "cookie", Name: s.auth.cookieName,
+		Description: "The dashboard's session cookie, set by the sign-in link (/?token=...); only counts on requests from the dashboard's own origin."}
+	schemes["access_token"] = &huma.SecurityScheme{Type: "apiKey", In: "query", Name: accessTokenParam,
+		Description: "The server token as a query parameter, for clients that cannot set headers (browser WebSocket, EventSource)."}
+	oapi.Security = []map[string][]string{{"bearer": {}}, {"session": {}}, {"access_token": {}}}
+	open := []map[string][]string{{}}
+	for p, item := range oapi.Paths {
+		if p == "/api/health" && item.Get != nil {
+			item.Get.Security = append(open, oapi.Security...)
+		}
+		if strings.HasPrefix(p, "/apps/") && item.Get != nil {
+			item.Get.Security = open
+		}
+	}
 }

@@ -151,7 +151,7 @@ func TestSignInLinkSetsAStrictSessionCookie(t *testing.T) {
 	// Forged, tampered and stale cookies.
 	exp, mac, _ := strings.Cut(c.Value, ".")
 	later := strconv.FormatInt(time.Now().Add(24*time.Hour).Unix(), 10)
-	other := newAuthenticator("another-servers-token-0123456789", time.Hour, false)
+	other := newAuthenticator("another-servers-token-0123456789", e.api.cfg.PublicURL, time.Hour)
 	rec := httptest.NewRecorder()
 	other.setSession(rec, httptest.NewRequest("GET", "/", nil))
 	otherCookie := rec.Result().Cookies()[0]
