@@ -153,17 +153,26 @@ async function problem(res: Response): Promise<ApiError> {
   return new ApiError(res.status, res.statusText || `HTTP ${res.status}`, text.slice(0, 300));
 }
 
+/** Fired on window when the server answers 401: the dashboard has no (or an expired) session. */
+export const UNAUTHORIZED = 'catalyst:unauthorized';
+
 async function request(method: string, path: string, body?: unknown): Promise<Response> {
   let res: Response;
+  // The server refuses requests that change something unless they declare
+  // JSON, even without a body: a page elsewhere cannot send that header
+  // without a CORS preflight.
+  const changes = method !== 'GET' && method !== 'HEAD';
   try {
     res = await fetch(path, {
       method,
-      headers: body === undefined ? { Accept: 'application/json' } : { 'Content-Type': 'application/json', Accept: 'application/json' },
+      headers: changes ? { 'Content-Type': 'application/json', Accept: 'application/json' } : { Accept: 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: 'same-origin',
     });
   } catch (e) {
     throw new ApiError(0, 'Cannot reach the Catalyst server', e instanceof Error ? e.message : String(e));
   }
+  if (res.status === 401) window.dispatchEvent(new Event(UNAUTHORIZED));
   if (!res.ok) throw await problem(res);
   return res;
 }

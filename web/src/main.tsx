@@ -1,12 +1,13 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { api } from './api';
+import { api, ApiError, UNAUTHORIZED } from './api';
 import { href, useRoute } from './router';
 import { Projects } from './pages/Projects';
 import { Project } from './pages/Project';
 import { TaskPage } from './pages/Task';
 import { Explorer, ScanPage } from './pages/Explorer';
-import { Empty } from './components/ui';
+import { Empty, Spinner } from './components/ui';
+import { SignIn } from './pages/SignIn';
 import './styles.css';
 
 function ServerStatus() {
@@ -26,31 +27,37 @@ function ServerStatus() {
   );
 }
 
-function App() {
-  const r = useRoute();
+// Session: null while the first request is in flight, then whether the
+// server accepted the dashboard's session cookie. Any 401 later (an expired
+// session, a new server token) shows the sign-in page again.
+function useSignedIn(): boolean | null {
+  const [signedIn, setSignedIn] = useState<boolean | null>(null);
   useEffect(() => {
-    window.scrollTo(0, 0);
-  }, [r.name, r.params.id]);
-  const section = r.name === 'explorer' || r.name === 'scan' ? 'explorer' : 'projects';
-  let page;
+    const out = () => setSignedIn(false);
+    window.addEventListener(UNAUTHORIZED, out);
+    api.info().then(
+      () => setSignedIn(true),
+      (e) => setSignedIn(!(e instanceof ApiError && e.status === 401)),
+    );
+    return () => window.removeEventListener(UNAUTHORIZED, out);
+  }, []);
+  return signedIn;
+}
+
+function routePage(r: ReturnType<typeof useRoute>) {
   switch (r.name) {
     case 'projects':
-      page = <Projects />;
-      break;
+      return <Projects />;
     case 'project':
-      page = <Project id={r.params.id} />;
-      break;
+      return <Project id={r.params.id} />;
     case 'task':
-      page = <TaskPage id={r.params.id} tab={r.params.tab} file={r.params.file} />;
-      break;
+      return <TaskPage id={r.params.id} tab={r.params.tab} file={r.params.file} />;
     case 'explorer':
-      page = <Explorer />;
-      break;
+      return <Explorer />;
     case 'scan':
-      page = <ScanPage id={r.params.id} />;
-      break;
+      return <ScanPage id={r.params.id} />;
     default:
-      page = (
+      return (
         <div class="page">
           <Empty title="Page not found">
             <a href={href('projects')}>Go to projects</a>
@@ -58,6 +65,24 @@ function App() {
         </div>
       );
   }
+}
+
+function App() {
+  const r = useRoute();
+  const signedIn = useSignedIn();
+  useEffect(() => {
+    window.scrollTo(0, 0);
+  }, [r.name, r.params.id]);
+  const section = r.name === 'explorer' || r.name === 'scan' ? 'explorer' : 'projects';
+  let page;
+  if (signedIn === false) page = <SignIn />;
+  else if (signedIn === null)
+    page = (
+      <div class="page">
+        <Spinner />
+      </div>
+    );
+  else page = routePage(r);
   return (
     <>
       <a class="skip" href="#main" onClick={(e) => (e.preventDefault(), document.getElementById('main')?.focus())}>
@@ -79,7 +104,7 @@ function App() {
             Explorer
           </a>
         </nav>
-        <ServerStatus />
+        {signedIn ? <ServerStatus /> : null}
       </header>
       <main id="main" tabIndex={-1}>
         {page}
