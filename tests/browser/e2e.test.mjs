@@ -3,6 +3,7 @@
 //
 //   node --test e2e.test.mjs            # builds ./cmd/catalyst, starts it on a free port
 //   CATALYST_URL=http://host:port ...   # use a server that is already running instead
+//                                       # (CATALYST_TOKEN: its API token; CATALYST_PREVIEW_URL: its previews)
 //
 // Environment: CHROMIUM_PATH (default /usr/bin/chromium), TASK_TIMEOUT_S (default 300),
 // SCAN_TIMEOUT_S (default 5: scans are stored as pending until the explorer issue lands), REQUIRE_SCAN=1 (a scan that does not complete fails),
@@ -35,6 +36,16 @@ const NODES = ['planner', 'architect', 'coder', 'tester', 'reviewer', 'deployer'
 const LIVE_LATENCY = process.env.LIVE_LATENCY || '1s';
 
 let base = process.env.CATALYST_URL?.replace(/\/$/, '');
+// Per server URL (proxies included): its API token, read from the sign-in
+// link it printed, and its previews' origin.
+const tokens = new Map();
+const previews = new Map();
+const dataDirs = new Map();
+const logs = new Map();
+if (base) {
+  tokens.set(base, process.env.CATALYST_TOKEN ?? '');
+  previews.set(base, process.env.CATALYST_PREVIEW_URL ?? '');
+}
 const servers = [];
 const closers = []; // other servers the tests started (fake model servers), closed in after()
 let live = null; // the slow server of the live tests, started by the first of them
@@ -106,22 +117,60 @@ async function startServer(name, env = {}) {
     execFileSync('go', ['build', '-o', bin, './cmd/catalyst'], { cwd: repo, stdio: 'inherit' });
   }
   const port = await freePort();
+  const previewPort = await freePort();
   const url = `http://localhost:${port}`;
   const data = path.join(tmp, `data-${name}`);
   fs.mkdirSync(data);
   const logName = name === 'main' ? 'server.log' : `server-${name}.log`;
-  const log = fs.openSync(path.join(ART, logName), 'w');
+  const logPath = path.join(ART, logName);
+  const log = fs.openSync(logPath, 'w');
   const server = spawn(bin, ['serve'], {
     // From the checkout, as `go run ./cmd/catalyst serve` would be.
     cwd: repo,
-    env: { ...process.env, CATALYST_DATA_DIR: data, BACKEND_PORT: String(port), CATALYST_PUBLIC_URL: url, MOCK_DEPLOYMENT: 'true', ...env },
+    env: {
+      ...process.env, CATALYST_DATA_DIR: data, BACKEND_PORT: String(port), CATALYST_PREVIEW_PORT: String(previewPort),
+      CATALYST_PUBLIC_URL: url, MOCK_DEPLOYMENT: 'true', CATALYST_API_TOKEN: '', ...env,
+    },
     stdio: ['ignore', log, log],
   });
   fs.closeSync(log);
   servers.push(server);
   console.log(`# catalyst serve (${name}) on ${url} (pid ${server.pid}, data ${data})`);
   await waitHealthy(url, 90_000, server, logName);
+  // The token comes from the sign-in link the server printed, as a user's would.
+  const out = fs.readFileSync(logPath, 'utf8');
+  const m = out.match(/sign in: (\S+)\/\?token=(\S+)/);
+  assert.ok(m && m[1] === url, `catalyst serve printed no sign-in link for ${url}:\n${out}`);
+  const pm = out.match(/previews +(\S+)\/apps\//);
+  assert.ok(pm, `catalyst serve printed no preview origin:\n${out}`);
+  tokens.set(url, m[2]);
+  previews.set(url, pm[1]);
+  dataDirs.set(url, data);
+  logs.set(url, logPath);
   return url;
+}
+
+// A request from a script, with the server's token (node has no cookies).
+function api(url, p, init = {}) {
+  const headers = { Authorization: `Bearer ${tokens.get(url)}`, ...(init.headers ?? {}) };
+  if (init.method && init.method !== 'GET') headers['Content-Type'] ??= 'application/json';
+  return fetch(url + p, { ...init, headers });
+}
+
+// A browser context signed in through the server's sign-in link, which must
+// leave the token out of the address bar.
+async function signedInContext(url, opts = {}, b = browser) {
+  const ctx = await b.newContext(opts);
+  const page = await ctx.newPage();
+  await page.goto(`${url}/?token=${encodeURIComponent(tokens.get(url))}`);
+  assert.equal(page.url(), `${url}/`, 'the sign-in link redirects to the dashboard without the token');
+  // Let the dashboard's first requests finish before the page goes.
+  await page.getByTestId('projects-page').waitFor({ timeout: 20_000 });
+  const cookies = await ctx.cookies(url);
+  const session = cookies.find((c) => c.name.startsWith('catalyst_session_'));
+  assert.ok(session && session.httpOnly && session.sameSite === 'Strict', `session cookie ${JSON.stringify(cookies)}`);
+  await page.close();
+  return ctx;
 }
 
 // The slow server that the live tests watch tasks on (one for all of them).
@@ -167,8 +216,10 @@ async function wsRefusingProxy(target, { refuseEvents = false } = {}) {
     socket.end(`HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
   });
   await new Promise((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${server.address().port}`;
+  tokens.set(url, tokens.get(target));
   return {
-    url: `http://127.0.0.1:${server.address().port}`,
+    url,
     refused,
     streams,
     refusedEvents,
@@ -211,7 +262,7 @@ after(async () => {
 });
 
 test('a todo app goes from prompt to deployed preview', { timeout: TASK_TIMEOUT + 180_000 }, async () => {
-  const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const ctx = await signedInContext(base, { viewport: { width: 1440, height: 900 } });
   const page = await ctx.newPage();
   watch(page, 'desktop');
   page.setDefaultTimeout(20_000);
@@ -303,8 +354,11 @@ test('a todo app goes from prompt to deployed preview', { timeout: TASK_TIMEOUT 
   await page.getByTestId('tab-activity').click();
   const href = await page.getByTestId('preview-link').getAttribute('href');
   assert.match(href, new RegExp(`/apps/${taskId}/`));
+  // On the previews' own origin, never the dashboard's.
+  assert.notEqual(new URL(href).origin, new URL(base).origin, `preview link ${href} is on the dashboard's origin`);
+  if (previews.get(base)) assert.equal(new URL(href).origin, new URL(previews.get(base)).origin, 'preview link on the preview origin');
   const [preview] = await Promise.all([ctx.waitForEvent('page'), page.getByTestId('preview-link').click()]);
-  watch(preview, 'preview');
+  watch(preview, 'preview', href);
   await preview.waitForLoadState('load');
   await preview.waitForTimeout(500);
   const text = (await preview.locator('body').innerText()).trim();
@@ -323,7 +377,7 @@ test('a todo app goes from prompt to deployed preview', { timeout: TASK_TIMEOUT 
   assert.deepEqual(foreignRequests, [], 'no requests outside the Catalyst server');
 
   // Phone size: the finished task and the projects list stay usable.
-  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+  const phone = await signedInContext(base, { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
   const p2 = await phone.newPage();
   watch(p2, 'phone');
   await p2.goto(`${base}/#/tasks/${taskId}`);
@@ -344,6 +398,9 @@ test('a todo app goes from prompt to deployed preview', { timeout: TASK_TIMEOUT 
   await page.getByTestId('project-row').first().locator('a').click();
   await page.getByTestId('task-row').first().waitFor();
   await shot(page, '01b-project');
+  // The dashboard's strict CSP blocked nothing of its own.
+  const csp = consoleLines.filter((l) => /^\[(desktop|phone)\]/.test(l) && /Content Security Policy|Refused to/i.test(l));
+  assert.deepEqual(csp, [], 'CSP violations on the dashboard');
   await ctx.close();
 });
 
@@ -495,7 +552,7 @@ function recordLive({ secret = '' } = {}) {
 // Opens a page on url with the live recorder, submits a todo task in a new
 // project and returns the page on that task with helpers to wait on the record.
 async function watchLiveTask(url, label, projectName, { prompt = 'Build a todo app', secret = '' } = {}) {
-  const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const ctx = await signedInContext(url, { viewport: { width: 1440, height: 900 } });
   await ctx.addInitScript(recordLive, { secret });
   const page = await ctx.newPage();
   watch(page, label, url);
@@ -542,7 +599,7 @@ async function watchLiveTask(url, label, projectName, { prompt = 'Build a todo a
 // stored event (but cost updates, which the log does not show) is a log line,
 // once; and the lines shown while it ran (record r) were only ever added.
 async function everyEventOnce(page, url, taskId, r) {
-  const stored = await (await fetch(`${url}/api/logs/${taskId}?after=0&limit=1000`)).json();
+  const stored = await (await api(url, `/api/logs/${taskId}?after=0&limit=1000`)).json();
   const shown = stored.filter((e) => e.type !== 'cost').length;
   assert.equal(await page.getByTestId('log-line').count(), shown, 'one log line per stored event');
   assert.ok(r.logsRunning.every((n, i) => i === 0 || n > r.logsRunning[i - 1]), `log lines only added: ${r.logsRunning}`);
@@ -596,7 +653,7 @@ test('live: agents type, nodes run and the clock ticks while a slow task runs', 
   const secs = r.elapsedRunning.map((t) => (/^(?:(\d+)m )?(\d+)s$/.exec(t) ?? []).slice(1).reduce((a, v) => a * 60 + Number(v ?? 0), 0));
   assert.ok(r.elapsedRunning.every((t) => /^(\d+m )?\d+s$/.test(t)) && secs.every((v, i) => i === 0 || v > secs[i - 1]), `elapsed counts up by whole seconds: ${r.elapsedRunning}`);
   // No more fix rounds shown along the way than the task had.
-  const stored = await (await fetch(`${url}/api/tasks/${taskId}`)).json();
+  const stored = await (await api(url, `/api/tasks/${taskId}`)).json();
   assert.ok(r.fixRounds.every((f) => Number(f) <= stored.fix_iteration), `fix rounds shown ${r.fixRounds}, task had ${stored.fix_iteration}`);
   // Every log line streamed in is still there: the stream only grew.
   assert.ok(r.logsRunning.every((n, i) => i === 0 || n > r.logsRunning[i - 1]), `log lines only added: ${r.logsRunning}`);
@@ -752,7 +809,7 @@ test('live fix loop: failing tests send the work back to the coder (OpenAI wire 
     assert.ok(model.coder[1].includes('sum(2, 3) should be 5') && !model.coder[0].includes('should be 5'), 'the fix round got the failing output');
     assert.ok(r.secret.samples > 0 && r.secret.shown.length === 0, `the API key was shown: ${JSON.stringify(r.secret)}`);
     assert.ok(!(await page.content()).includes(KEY), 'the API key is in the page');
-    const logs = await (await fetch(`${url}/api/logs/${taskId}?limit=1000`)).text();
+    const logs = await (await api(url, `/api/logs/${taskId}?limit=1000`)).text();
     assert.ok(!logs.includes(KEY), 'the API key is in the logs');
     await ctx.close();
   } finally {
@@ -761,7 +818,7 @@ test('live fix loop: failing tests send the work back to the coder (OpenAI wire 
 });
 
 test('explorer: scan form and results', { timeout: SCAN_TIMEOUT + 60_000 }, async () => {
-  const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const ctx = await signedInContext(base, { viewport: { width: 1440, height: 900 } });
   const page = await ctx.newPage();
   watch(page, 'explorer');
   page.setDefaultTimeout(20_000);
@@ -778,7 +835,7 @@ test('explorer: scan form and results', { timeout: SCAN_TIMEOUT + 60_000 }, asyn
     .locator('[data-testid="scan-page"]:is([data-status="completed"], [data-status="failed"])')
     .waitFor({ timeout: SCAN_TIMEOUT })
     .then(() => true, () => false);
-  const stored = await (await fetch(`${base}/api/explorer/scans/${scanId}`)).json();
+  const stored = await (await api(base, `/api/explorer/scans/${scanId}`)).json();
   const status = await page.getByTestId('scan-page').getAttribute('data-status');
   assert.equal(status, stored.status, 'page shows the stored status');
   console.log(`# scan ${scanId}: ${status}${ended ? '' : ` (still ${status} after ${SCAN_TIMEOUT} ms: the explorer did not run it)`}`);
@@ -797,7 +854,7 @@ test('explorer: scan form and results', { timeout: SCAN_TIMEOUT + 60_000 }, asyn
 });
 
 test('cancel a running task, then retry it to completion', { timeout: TASK_TIMEOUT + 120_000 }, async () => {
-  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const ctx = await signedInContext(base, { viewport: { width: 1280, height: 800 } });
   const page = await ctx.newPage();
   watch(page, 'cancel');
   page.setDefaultTimeout(20_000);
@@ -826,7 +883,7 @@ test('cancel a running task, then retry it to completion', { timeout: TASK_TIMEO
 });
 
 test('archive a project', { timeout: 60_000 }, async () => {
-  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const ctx = await signedInContext(base, { viewport: { width: 1280, height: 800 } });
   const page = await ctx.newPage();
   page.setDefaultTimeout(20_000);
   page.on('dialog', (d) => d.accept());
@@ -837,7 +894,7 @@ test('archive a project', { timeout: 60_000 }, async () => {
   const id = decodeURIComponent(new URL(page.url()).hash.split('/').pop());
   await page.getByTestId('archive-project').click();
   await page.locator('[data-testid="project-title"] [data-status="archived"]').waitFor();
-  const stored = await (await fetch(`${base}/api/projects/${id}`)).json();
+  const stored = await (await api(base, `/api/projects/${id}`)).json();
   assert.equal(stored.status, 'archived');
   await page.getByTestId('nav-projects').click();
   await page.getByTestId('project-row').first().waitFor(); // the other tests' projects are active
@@ -847,12 +904,240 @@ test('archive a project', { timeout: 60_000 }, async () => {
 
   // An unknown task shows the server's problem+json detail.
   const missing = '00000000-0000-4000-8000-000000000000';
-  const problem = await (await fetch(`${base}/api/tasks/${missing}`)).json();
+  const problem = await (await api(base, `/api/tasks/${missing}`)).json();
   await page.goto(`${base}/#/tasks/${missing}`);
   const box = page.getByTestId('error');
   await box.waitFor();
   const shown = await box.innerText();
   assert.ok(problem.detail && shown.includes(problem.detail), `error box shows "${problem.detail}", got "${shown}"`);
   await shot(page, '14-error');
+  await ctx.close();
+});
+
+// ---------------------------------------------------------------------------
+// Issue 12: no web page, DNS-rebinding host name or generated app can call
+// the API. Each hostile page runs the same script (attackScript) against the
+// API it can reach: reads and writes over REST (JSON, no-cors text/plain, a
+// form post), the WebSocket and the event stream, with the victim's browser
+// signed in to the dashboard. Nothing may be accepted: not by what the page
+// sees, not in the server's access log, not in the store.
+
+// A second chromium without its own guard against pages reaching loopback
+// (Private/Local Network Access), which would stop some attacks before the
+// server sees them: other browsers have none, so the server must hold alone.
+// evil.test resolves to 127.0.0.1 in it (a DNS rebinding's second answer).
+let unguarded = null;
+async function unguardedBrowser() {
+  unguarded ??= await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--host-resolver-rules=MAP evil.test 127.0.0.1',
+      '--disable-features=PrivateNetworkAccessSendPreflights,PrivateNetworkAccessRespectPreflightResults,BlockInsecurePrivateNetworkRequests,LocalNetworkAccessChecks,LocalNetworkAccessChecksWebSockets'],
+  });
+  closers.push(() => unguarded.close());
+  return unguarded;
+}
+
+let attack = null; // { url, taskId, projectId }: a server with a deployed task
+async function attackTarget() {
+  if (attack) return attack;
+  const url = await startServer('attack');
+  const project = await (await api(url, '/api/projects', { method: 'POST', body: JSON.stringify({ name: 'Victim', description: 'd' }) })).json();
+  const task = await (await api(url, '/api/tasks', { method: 'POST', body: JSON.stringify({ project_id: project.id, prompt: 'Build a todo app' }) })).json();
+  const deadline = Date.now() + TASK_TIMEOUT;
+  for (;;) {
+    const t = await (await api(url, `/api/tasks/${task.id}`)).json();
+    if (t.status === 'completed') break;
+    assert.ok(!['failed', 'cancelled'].includes(t.status) && Date.now() < deadline, `victim task ${t.status}: ${t.error ?? ''}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  attack = { url, taskId: task.id, projectId: project.id };
+  return attack;
+}
+
+function attackScript(apiBase, taskId, projectId) {
+  return `
+(async () => {
+  const api = ${JSON.stringify(apiBase)}, wsBase = api.replace(/^http/, 'ws');
+  const task = ${JSON.stringify(taskId)}, project = ${JSON.stringify(projectId)};
+  const R = {};
+  const t = async (name, f) => { try { R[name] = await f(); } catch (e) { R[name] = 'error: ' + ((e && e.message) || e); } };
+  const read = async (r) => 'status ' + r.status + ' ' + r.type + ' ' + (r.type === 'opaque' ? '' : (await r.text()).slice(0, 120));
+  const J = { 'Content-Type': 'application/json' };
+  const inc = { credentials: 'include' };
+  await t('read task (cors)', async () => read(await fetch(api + '/api/tasks/' + task, inc)));
+  await t('read logs (cors)', async () => read(await fetch(api + '/api/logs/' + task, inc)));
+  // Without credentials a CORS_ORIGINS=* answer is readable: the page sees the server's refusal itself.
+  await t('read task (cors, no cookie)', async () => read(await fetch(api + '/api/tasks/' + task)));
+  await t('create project (json, no cookie)', async () => read(await fetch(api + '/api/projects', { method: 'POST', headers: J, body: JSON.stringify({ name: 'pwned-json-2' }) })));
+  await t('read tasks (no-cors)', async () => read(await fetch(api + '/api/tasks', { ...inc, mode: 'no-cors' })));
+  await t('create project (json)', async () => read(await fetch(api + '/api/projects', { ...inc, method: 'POST', headers: J, body: JSON.stringify({ name: 'pwned-json' }) })));
+  await t('create project (no-cors text/plain)', async () => read(await fetch(api + '/api/projects', { ...inc, method: 'POST', mode: 'no-cors', body: JSON.stringify({ name: 'pwned-text' }) })));
+  await t('create task (json)', async () => read(await fetch(api + '/api/tasks', { ...inc, method: 'POST', headers: J, body: JSON.stringify({ project_id: project, prompt: 'pwned' }) })));
+  await t('create task (no-cors)', async () => read(await fetch(api + '/api/tasks', { ...inc, method: 'POST', mode: 'no-cors', headers: J, body: JSON.stringify({ project_id: project, prompt: 'pwned' }) })));
+  await t('retry task (no-cors)', async () => read(await fetch(api + '/api/tasks/' + task + '/retry', { ...inc, method: 'POST', mode: 'no-cors' })));
+  await t('archive project (json)', async () => read(await fetch(api + '/api/projects/' + project, { ...inc, method: 'DELETE', headers: J })));
+  await t('form post (text/plain)', () => new Promise((res) => {
+    const sink = document.createElement('iframe');
+    sink.name = 'sink'; document.body.appendChild(sink);
+    const f = document.createElement('form');
+    f.method = 'POST'; f.action = api + '/api/projects'; f.enctype = 'text/plain'; f.target = 'sink';
+    const i = document.createElement('input');
+    i.name = '{"name":"pwned-form","x":"'; i.value = '"}';
+    f.appendChild(i); document.body.appendChild(f);
+    try { f.submit(); } catch (e) { return res('throws ' + e.message); }
+    setTimeout(() => res('submitted'), 1500);
+  }));
+  await t('websocket', () => new Promise((res) => {
+    let ws;
+    try { ws = new WebSocket(wsBase + '/ws/' + task + '?after=0'); } catch (e) { return res('throws ' + e.message); }
+    const to = setTimeout(() => res('timeout'), 8000);
+    ws.onopen = () => { clearTimeout(to); ws.onmessage = (e) => res('OPEN, read ' + String(e.data).slice(0, 60)); setTimeout(() => res('OPEN'), 1000); };
+    ws.onerror = () => { clearTimeout(to); res('refused'); };
+  }));
+  await t('event stream', () => new Promise((res) => {
+    let es;
+    try { es = new EventSource(api + '/api/tasks/' + task + '/events?after=0', { withCredentials: true }); } catch (e) { return res('throws ' + e.message); }
+    const to = setTimeout(() => { es.close(); res('timeout'); }, 8000);
+    es.onmessage = (e) => { clearTimeout(to); es.close(); res('MESSAGE ' + e.data.slice(0, 60)); };
+    es.onerror = () => { clearTimeout(to); es.close(); res('refused'); };
+  }));
+  window.__attack = R;
+})();`;
+}
+
+const attackHTML = (...args) => `<!doctype html><meta charset="utf-8"><title>cute cats</title><h1>Cute cats</h1><script>${attackScript(...args)}</script>`;
+
+// What the store holds that an attack would change.
+async function victimState({ url, taskId, projectId }) {
+  const projects = await (await api(url, '/api/projects?limit=100')).json();
+  const tasks = await (await api(url, '/api/tasks?limit=100')).json();
+  const project = await (await api(url, `/api/projects/${projectId}`)).json();
+  const task = await (await api(url, `/api/tasks/${taskId}`)).json();
+  return { projects: projects.map((p) => p.name).sort(), tasks: tasks.length, project: project.status, task: task.status };
+}
+
+// Runs the attack in page (already on the hostile document) and checks that
+// nothing was accepted. expectStatuses: the statuses the server must have
+// answered the page's API requests with (null: the browser may stop them first).
+async function assertAttackFails(label, page, target, logFrom, before, { expectStatuses = null, mustReach = false } = {}) {
+  const results = await page.waitForFunction(() => window.__attack, null, { timeout: 60_000 }).then((h) => h.jsonValue());
+  console.log(`# ${label}: ${JSON.stringify(results)}`);
+  for (const [k, v] of Object.entries(results)) {
+    assert.ok(!/^status 2\d\d (basic|cors)/.test(v), `${label}: "${k}" was answered: ${v}`);
+    assert.ok(!/^(OPEN|MESSAGE)/.test(v), `${label}: "${k}" was accepted: ${v}`);
+  }
+  await new Promise((r) => setTimeout(r, 500)); // the last access-log lines
+  const lines = fs.readFileSync(logs.get(target.url), 'utf8').slice(logFrom).split('\n')
+    .filter((l) => l.includes('msg="http request"') && / path=\/(api|ws)\//.test(l) && !/ method=OPTIONS /.test(l));
+  const statuses = lines.map((l) => (/ status=(\d+)/.exec(l) ?? [])[1]);
+  console.log(`# ${label}: the server answered ${lines.length} API requests with ${[...new Set(statuses)].join(', ') || 'nothing'}`);
+  const accepted = lines.filter((l, i) => !(expectStatuses ?? ['401', '403', '415', '421']).includes(statuses[i]));
+  assert.deepEqual(accepted, [], `${label}: API requests the server did not refuse`);
+  if (mustReach) assert.ok(lines.length >= 5, `${label}: the attack's requests should reach the server (and be refused there): ${lines.length}`);
+  assert.deepEqual(await victimState(target), before, `${label}: the store changed`);
+}
+
+test('a page on another localhost origin cannot use the API, even with the victim signed in', { timeout: TASK_TIMEOUT + 120_000 }, async () => {
+  const target = await attackTarget();
+  // Same site as the API (localhost, another port): the browser attaches the
+  // SameSite=Strict session cookie to its requests; the server must not count it.
+  const evil = http.createServer((req, res) => res.writeHead(200, { 'Content-Type': 'text/html' }).end(attackHTML(target.url, target.taskId, target.projectId)));
+  await new Promise((r) => evil.listen(0, '127.0.0.1', r));
+  closers.push(() => new Promise((r) => (evil.close(r), evil.closeAllConnections())));
+  const ctx = await signedInContext(target.url);
+  const page = await ctx.newPage();
+  watch(page, 'evil-origin', `http://localhost:${evil.address().port}`);
+  const before = await victimState(target);
+  const logFrom = fs.statSync(logs.get(target.url)).size;
+  await page.goto(`http://localhost:${evil.address().port}/cats.html`);
+  await assertAttackFails('another localhost origin', page, target, logFrom, before, { mustReach: true });
+  await ctx.close();
+});
+
+test('a DNS-rebinding host name cannot use the API', { timeout: TASK_TIMEOUT + 120_000 }, async () => {
+  const target = await attackTarget();
+  const port = new URL(target.url).port;
+  // evil.test resolves to 127.0.0.1 (as after a rebinding): the page, served
+  // first by "the attacker", then calls the API as its own origin.
+  const rebound = await unguardedBrowser();
+  {
+    const ctx = await rebound.newContext();
+    const page = await ctx.newPage();
+    const origin = `http://evil.test:${port}`;
+    watch(page, 'rebinding', origin);
+    await page.route(`${origin}/cats.html`, (route) => route.fulfill({ contentType: 'text/html', body: attackHTML(origin, target.taskId, target.projectId) }));
+    const before = await victimState(target);
+    const logFrom = fs.statSync(logs.get(target.url)).size;
+    await page.goto(`${origin}/cats.html`);
+    await assertAttackFails('DNS rebinding', page, target, logFrom, before, { expectStatuses: ['421'], mustReach: true });
+    // The dashboard itself is not served under that name either.
+    const r = await page.goto(`${origin}/`);
+    assert.equal(r.status(), 421, 'dashboard under a foreign Host');
+    await ctx.close();
+  }
+});
+
+test('a generated app opened in its preview cannot use the API', { timeout: TASK_TIMEOUT + 120_000 }, async () => {
+  const target = await attackTarget();
+  // The model wrote a hostile page into the app: it is served like any other file.
+  const ws = path.join(dataDirs.get(target.url), 'tasks', target.taskId, 'workspace');
+  fs.writeFileSync(path.join(ws, 'cats.html'), attackHTML(target.url, target.taskId, target.projectId));
+  const previewOrigin = previews.get(target.url);
+  assert.notEqual(new URL(previewOrigin).origin, new URL(target.url).origin, 'previews on their own origin');
+  const ctx = await signedInContext(target.url);
+  const page = await ctx.newPage();
+  watch(page, 'evil-preview', previewOrigin);
+  const before = await victimState(target);
+  const logFrom = fs.statSync(logs.get(target.url)).size;
+  const resp = await page.goto(`${previewOrigin}/apps/${target.taskId}/cats.html`);
+  assert.equal(resp.status(), 200);
+  assert.match(resp.headers()['content-security-policy'], /^sandbox allow-scripts allow-forms;/);
+  await assertAttackFails('generated app in its preview', page, target, logFrom, before);
+  // The preview's CSP stopped those in the browser. Without its connect-src
+  // (a weaker browser, a CSP bug) the requests reach the API, which refuses
+  // them itself: they come from an opaque origin.
+  const weakCtx = await signedInContext(target.url, {}, await unguardedBrowser());
+  const weak = await weakCtx.newPage();
+  watch(weak, 'evil-preview-weak-csp', previewOrigin);
+  await weak.route(`${previewOrigin}/apps/${target.taskId}/cats.html`, async (route) => {
+    const r = await route.fetch();
+    await route.fulfill({ response: r, headers: { ...r.headers(), 'content-security-policy': 'sandbox allow-scripts allow-forms' } });
+  });
+  const logFrom2 = fs.statSync(logs.get(target.url)).size;
+  await weak.goto(`${previewOrigin}/apps/${target.taskId}/cats.html`);
+  await assertAttackFails('generated app in its preview, CSP without connect-src', weak, target, logFrom2, before, { expectStatuses: ['401', '403'], mustReach: true });
+  await weakCtx.close();
+  // The API's origin does not serve it: it sends the browser to the preview origin.
+  const viaApi = await page.goto(`${target.url}/apps/${target.taskId}/cats.html`);
+  assert.equal(new URL(viaApi.url()).origin, new URL(previewOrigin).origin, 'the API origin redirects previews away');
+  await ctx.close();
+});
+
+test('sign-in: the page without a session, a wrong link, the pasted token; docs under their CSP', { timeout: 60_000 }, async () => {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await ctx.newPage();
+  watch(page, 'signin');
+  page.setDefaultTimeout(20_000);
+  await page.goto(`${base}/#/projects`);
+  await page.getByTestId('sign-in').waitFor();
+  assert.match(await page.getByTestId('sign-in').innerText(), /sign-in link printed by catalyst serve/i);
+  assert.equal(await page.getByTestId('projects-page').count(), 0, 'no data without a session');
+  await shot(page, '22-sign-in');
+  const wrong = await page.goto(`${base}/?token=not-the-token-0123456789`);
+  assert.equal(wrong.status(), 401);
+  assert.match(await page.locator('body').innerText(), /not valid/);
+  assert.equal((await ctx.cookies(base)).length, 0, 'a wrong link sets no cookie');
+  await page.goto(`${base}/`);
+  await page.getByTestId('sign-in-token').fill(tokens.get(base));
+  await page.getByTestId('sign-in-submit').click();
+  await page.getByTestId('projects-page').waitFor();
+  assert.ok(!page.url().includes(tokens.get(base)), `the token stays in the address bar: ${page.url()}`);
+  // The docs render under their CSP.
+  await page.goto(`${base}/docs`);
+  await page.locator('.swagger-ui .info').waitFor();
+  const csp = consoleLines.filter((l) => l.startsWith('[signin]') && /Content Security Policy|Refused to/i.test(l));
+  assert.deepEqual(csp, [], 'CSP violations on the sign-in page or the docs');
   await ctx.close();
 });
