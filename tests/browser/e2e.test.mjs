@@ -137,8 +137,13 @@ async function startServer(name, env = {}) {
   servers.push(server);
   console.log(`# catalyst serve (${name}) on ${url} (pid ${server.pid}, data ${data})`);
   await waitHealthy(url, 90_000, server, logName);
-  // The token comes from the sign-in link the server printed, as a user's would.
-  const out = fs.readFileSync(logPath, 'utf8');
+  // The token comes from the sign-in link the server printed, as a user's
+  // would; it is printed once the executor runs, just after the API answers.
+  let out = '';
+  for (const end = Date.now() + 30_000; Date.now() < end; await new Promise((r) => setTimeout(r, 100))) {
+    out = fs.readFileSync(logPath, 'utf8');
+    if (/sign in: .*\n/.test(out)) break;
+  }
   const m = out.match(/sign in: (\S+)\/\?token=(\S+)/);
   assert.ok(m && m[1] === url, `catalyst serve printed no sign-in link for ${url}:\n${out}`);
   const pm = out.match(/previews +(\S+)\/apps\//);
