@@ -54,6 +54,12 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Artifacts", testArtifacts},
 		{"Deployments", testDeployments},
 		{"Timestamps", testTimestamps},
+		{"SnapshotRoundTrip", testSnapshotRoundTrip},
+		{"SnapshotReplace", testSnapshotReplace},
+		{"SnapshotErrors", testSnapshotErrors},
+		{"SnapshotPruneDelete", testSnapshotPruneDelete},
+		{"SnapshotConcurrentPuts", testSnapshotConcurrentPuts},
+		{"SnapshotReplacedWhileRead", testSnapshotReplacedWhileRead},
 		{"PingAndClose", testPingAndClose},
 	}
 	for _, c := range cases {
