@@ -133,11 +133,12 @@ var indexes = map[string][]index{
 		{"task_created_at", bson.D{{Key: "task_id", Value: 1}, {Key: "created_at", Value: 1}}, false},
 	},
 	collSnapshots: {
-		{"task_node_iteration_unique", bson.D{{Key: "task_id", Value: 1}, {Key: "node", Value: 1}, {Key: "iteration", Value: 1}}, true},
 		// Unique, it makes a put's seq atomic (see recordSnapshot). Not named
 		// task_seq_unique: ensureIndex makes that name partial, for logs.
 		{"task_put_seq_unique", bson.D{{Key: "task_id", Value: 1}, {Key: "seq", Value: 1}}, true},
 		{"id_unique", bson.D{{Key: "id", Value: 1}}, true},
+		// Not unique: a replacing put inserts before it deletes (see recordSnapshot).
+		{"task_node_iteration", bson.D{{Key: "task_id", Value: 1}, {Key: "node", Value: 1}, {Key: "iteration", Value: 1}}, false},
 	},
 	// GridFS creates its own indexes on the bucket; DeleteSnapshots finds a
 	// task's files by their metadata.

@@ -19,11 +19,18 @@ import (
 
 // Workspace snapshots: the data is a file in the GridFS bucket
 // snapshotBucket (collections snapshots.files and snapshots.chunks), whose
-// metadata names its task; the document in collSnapshots makes it the
-// snapshot of a (task, node, iteration) and orders it by seq. The file is
-// uploaded before the document points at it and deleted after the document
-// stops pointing at it, so a reader never finds a document without its file
-// unless a replacement races with it (then it reads domain.ErrNotFound).
+// metadata names its task; a document in collSnapshots makes it a snapshot
+// of (task, node, iteration) and orders it by seq.
+//
+// Only inserts into unique indexes are relied on for atomicity (FerretDB
+// reports a unique violation of an update or upsert as an internal error,
+// not as a duplicate key): a put inserts its document at the task's next
+// seq, then deletes the documents of the same key with a lower seq. Until
+// it has, or if it died before, a key has two documents; readers take the
+// highest seq of each key. The file is uploaded before a document points at
+// it and deleted after its document is, so a reader finds a document
+// without its file only when a replacement races with it (it reads
+// domain.ErrNotFound then).
 
 const snapshotBucket = "snapshots"
 
@@ -68,13 +75,9 @@ func (s *Store) PutSnapshot(ctx context.Context, info store.SnapshotInfo, data i
 		return store.SnapshotInfo{}, mapErr(err, what)
 	}
 	info.CreatedAt = storeutil.Now(precision)
-	old, err := s.recordSnapshot(ctx, info, fileID, what)
-	if err != nil {
+	if err := s.recordSnapshot(ctx, info, fileID, what); err != nil {
 		s.deleteFile(ctx, fileID)
 		return store.SnapshotInfo{}, err
-	}
-	if old != nil {
-		s.deleteFile(ctx, *old)
 	}
 	return info, nil
 }
@@ -104,13 +107,12 @@ func (s *Store) upload(ctx context.Context, info *store.SnapshotInfo, fileID bso
 	return nil
 }
 
-// recordSnapshot points the key of info at fileID with the task's next seq
-// and returns the file the key pointed at before, if any. The unique
-// (task_id, seq) index refuses a seq that a concurrent put took first, and
-// the unique key index a second insert of the same key; both try again.
-func (s *Store) recordSnapshot(ctx context.Context, info store.SnapshotInfo, fileID bson.ObjectID, what string) (*bson.ObjectID, error) {
-	key := bson.D{{Key: "task_id", Value: info.TaskID}, {Key: "node", Value: info.Node}, {Key: "iteration", Value: info.Iteration}}
-	var old *bson.ObjectID
+// recordSnapshot inserts the document of info at the task's next seq and
+// deletes the documents it replaces (the same key, a lower seq) and their
+// files.
+func (s *Store) recordSnapshot(ctx context.Context, info store.SnapshotInfo, fileID bson.ObjectID, what string) error {
+	doc := snapshotDoc{ID: info.ID, TaskID: info.TaskID, Node: info.Node, Iteration: info.Iteration,
+		FileID: fileID, Size: info.Size, SHA256: info.SHA256, CreatedAt: info.CreatedAt}
 	err := storeutil.Retry(ctx, what, func() error {
 		var last snapshotDoc
 		err := s.snapshots.FindOne(ctx, bson.D{{Key: "task_id", Value: info.TaskID}},
@@ -118,23 +120,64 @@ func (s *Store) recordSnapshot(ctx context.Context, info store.SnapshotInfo, fil
 		if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
 			return mapErr(err, what)
 		}
-		doc := snapshotDoc{ID: info.ID, TaskID: info.TaskID, Node: info.Node, Iteration: info.Iteration,
-			Seq: last.Seq + 1, FileID: fileID, Size: info.Size, SHA256: info.SHA256, CreatedAt: info.CreatedAt}
-		var before snapshotDoc
-		err = s.snapshots.FindOneAndReplace(ctx, key, doc,
-			options.FindOneAndReplace().SetUpsert(true).SetReturnDocument(options.Before)).Decode(&before)
+		doc.Seq = last.Seq + 1
+		_, err = s.snapshots.InsertOne(ctx, doc)
 		switch {
-		case errors.Is(err, mongo.ErrNoDocuments):
-			return nil
 		case mongo.IsDuplicateKeyError(err):
-			return storeutil.ErrRetry
+			return storeutil.ErrRetry // a concurrent put took the seq
 		case err != nil:
 			return mapErr(err, what)
 		}
-		old = &before.FileID
 		return nil
 	})
-	return old, err
+	if err != nil {
+		return err
+	}
+	// The new document is already the latest: a failure from here on only
+	// leaves an older copy that readers skip and the next put, prune or
+	// delete removes.
+	replaced, err := findAll(ctx, s.snapshots, bson.D{
+		{Key: "task_id", Value: info.TaskID}, {Key: "node", Value: info.Node}, {Key: "iteration", Value: info.Iteration},
+		{Key: "seq", Value: bson.D{{Key: "$lt", Value: doc.Seq}}},
+	}, options.Find(), ok(func(d *snapshotDoc) snapshotDoc { return *d }), what)
+	if err == nil {
+		s.dropSnapshots(ctx, replaced)
+	}
+	return nil
+}
+
+// dropSnapshots deletes documents and then their files; best effort.
+func (s *Store) dropSnapshots(ctx context.Context, docs []snapshotDoc) {
+	for _, d := range docs {
+		if _, err := s.snapshots.DeleteOne(ctx, bson.D{{Key: "id", Value: d.ID}}); err == nil {
+			s.deleteFile(ctx, d.FileID)
+		}
+	}
+}
+
+// current returns the snapshots of taskID newest first, one per key (the
+// highest seq), and the documents that an interrupted put left behind.
+func (s *Store) current(ctx context.Context, taskID, what string) (cur, stale []snapshotDoc, err error) {
+	all, err := findAll(ctx, s.snapshots, bson.D{{Key: "task_id", Value: taskID}},
+		options.Find().SetSort(bson.D{{Key: "seq", Value: -1}}), ok(func(d *snapshotDoc) snapshotDoc { return *d }), what)
+	if err != nil {
+		return nil, nil, err
+	}
+	type key struct {
+		node string
+		iter int
+	}
+	seen := map[key]bool{}
+	for _, d := range all {
+		k := key{d.Node, d.Iteration}
+		if seen[k] {
+			stale = append(stale, d)
+			continue
+		}
+		seen[k] = true
+		cur = append(cur, d)
+	}
+	return cur, stale, nil
 }
 
 // deleteFile removes a GridFS file; best effort, since DeleteSnapshots
@@ -166,9 +209,15 @@ func (s *Store) LatestSnapshot(ctx context.Context, taskID string) (store.Snapsh
 }
 
 func (s *Store) ListSnapshots(ctx context.Context, taskID string) ([]store.SnapshotInfo, error) {
-	return findAll(ctx, s.snapshots, bson.D{{Key: "task_id", Value: taskID}},
-		options.Find().SetSort(bson.D{{Key: "seq", Value: -1}}),
-		ok((*snapshotDoc).info), "list snapshots of task "+taskID)
+	cur, _, err := s.current(ctx, taskID, "list snapshots of task "+taskID)
+	if err != nil {
+		return nil, err
+	}
+	var out []store.SnapshotInfo
+	for _, d := range cur {
+		out = append(out, d.info())
+	}
+	return out, nil
 }
 
 func (s *Store) PruneSnapshots(ctx context.Context, taskID string, keep int) (int, error) {
@@ -176,25 +225,21 @@ func (s *Store) PruneSnapshots(ctx context.Context, taskID string, keep int) (in
 	if keep < 0 {
 		return 0, fmt.Errorf("mongo: %s: %w: keep is negative", what, domain.ErrInvalid)
 	}
-	old, err := findAll(ctx, s.snapshots, bson.D{{Key: "task_id", Value: taskID}},
-		options.Find().SetSort(bson.D{{Key: "seq", Value: -1}}).SetSkip(int64(keep)),
-		ok(func(d *snapshotDoc) snapshotDoc { return *d }), what)
+	cur, stale, err := s.current(ctx, taskID, what)
 	if err != nil {
 		return 0, err
 	}
-	deleted := 0
-	for _, d := range old {
-		// By id and file: a put that replaced this key since holds another file.
-		res, err := s.snapshots.DeleteOne(ctx, bson.D{{Key: "id", Value: d.ID}, {Key: "file_id", Value: d.FileID}})
-		if err != nil {
-			return deleted, mapErr(err, what)
-		}
-		if res.DeletedCount == 1 {
-			deleted++
+	if len(cur) <= keep {
+		s.dropSnapshots(ctx, stale)
+		return 0, nil
+	}
+	for _, d := range append(cur[keep:], stale...) {
+		if _, err := s.snapshots.DeleteOne(ctx, bson.D{{Key: "id", Value: d.ID}}); err != nil {
+			return 0, mapErr(err, what)
 		}
 		s.deleteFile(ctx, d.FileID)
 	}
-	return deleted, nil
+	return len(cur) - keep, nil
 }
 
 func (s *Store) DeleteSnapshots(ctx context.Context, taskID string) error {
