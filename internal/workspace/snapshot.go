@@ -214,9 +214,10 @@ func restoreTree(r io.Reader, dir string, lim archiveLimits) (err error) {
 		return fail(err)
 	}
 	// rename(2) replaces an empty directory and refuses a non-empty one, so
-	// a directory that filled up meanwhile is not clobbered.
-	if err := os.Rename(tmp, dir); err != nil {
-		return fail(err)
+	// a directory that filled up meanwhile is not clobbered (os.Rename
+	// refuses any existing directory).
+	if err := syscall.Rename(tmp, dir); err != nil {
+		return fail(&os.LinkError{Op: "rename", Old: tmp, New: dir, Err: err})
 	}
 	return nil
 }
