@@ -762,3 +762,61 @@ func TestMaterializerRefusesCorruptSnapshot(t *testing.T) {
 		t.Errorf("a corrupt snapshot left %d entries in the cache", len(ents))
 	}
 }
+
+// BenchmarkSnapshot measures what a node boundary costs with snapshots: a
+// typical generated app (about 50 files, three commits) archived, put, and
+// on the other side fetched and restored, on both stores.
+func BenchmarkSnapshot(b *testing.B) {
+	src := filepath.Join(b.TempDir(), "src")
+	genApp(b, src)
+	var archive bytes.Buffer
+	if err := Archive(src, &archive); err != nil {
+		b.Fatal(err)
+	}
+	entries := len(tree(b, src))
+	b.Run("Archive", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := Archive(src, io.Discard); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(archive.Len()), "archive-bytes")
+		b.ReportMetric(float64(entries), "entries")
+	})
+	b.Run("Restore", func(b *testing.B) {
+		base := b.TempDir()
+		i := 0
+		for b.Loop() {
+			i++
+			if err := Restore(bytes.NewReader(archive.Bytes()), filepath.Join(base, fmt.Sprint(i))); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	for _, st := range []struct {
+		name string
+		open func(b *testing.B) (store.Store, string)
+	}{
+		{"SQLite", func(b *testing.B) (store.Store, string) { return storeWithTask(b) }},
+		{"MongoWire", mongoWithTask},
+	} {
+		b.Run("ArchivePutRestore/"+st.name, func(b *testing.B) {
+			s, taskID := st.open(b)
+			base := b.TempDir()
+			i := 0
+			for b.Loop() {
+				i++
+				putTree(b, s, taskID, "coder", src)
+				_, rc, err := s.LatestSnapshot(b.Context(), taskID)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := Restore(rc, filepath.Join(base, fmt.Sprint(i))); err != nil {
+					b.Fatal(err)
+				}
+				rc.Close()
+			}
+		})
+	}
+}
