@@ -40,7 +40,7 @@ type Runner interface {
 type Options struct {
 	Config *config.Config
 	Store  store.Store
-	Broker *events.Broker
+	Broker events.Bus
 	Runner Runner
 	// WorkspaceDir returns the root directory of a task's workspace (its
 	// generated files). Nil: no task has files.
@@ -64,7 +64,7 @@ const (
 type server struct {
 	cfg     config.Config
 	store   store.Store
-	broker  *events.Broker
+	broker  events.Bus
 	runner  Runner
 	wsDir   func(string) string
 	ui      fs.FS
