@@ -287,10 +287,15 @@ func (f *follower) live(ctx context.Context, ev *Event) error {
 			return err
 		}
 		if e.Seq <= f.last {
+			// The catch-up sent it (a store that read past the limit);
+			// it may have been the terminal event.
+			if f.ended != "" {
+				return &Ended{Status: f.ended}
+			}
 			return nil
 		}
 		if e.Seq > f.last+1 {
-			// The store does not have the events before this one yet
+			// The store does not show the events before this one yet
 			// (another process's append is not visible here yet): sending
 			// it would open a gap, so leave it to a later catch-up.
 			return nil
