@@ -41,6 +41,9 @@ type Options struct {
 	Config *config.Config
 	Store  store.Store
 	Broker events.Bus
+	// NATS reports the NATS connection for /api/health (nil error:
+	// connected); nil when NATS is not used.
+	NATS   func() error
 	Runner Runner
 	// WorkspaceDir returns the root directory of a task's workspace (its
 	// generated files). Nil: no task has files.
@@ -65,6 +68,7 @@ type server struct {
 	cfg     config.Config
 	store   store.Store
 	broker  events.Bus
+	nats    func() error
 	runner  Runner
 	wsDir   func(string) string
 	ui      fs.FS
@@ -120,6 +124,7 @@ func newServer(opts Options) (*server, error) {
 		cfg:          cfg,
 		store:        opts.Store,
 		broker:       broker,
+		nats:         opts.NATS,
 		runner:       opts.Runner,
 		wsDir:        opts.WorkspaceDir,
 		ui:           opts.UI,
