@@ -30,7 +30,10 @@ import (
 type Options struct {
 	Config *config.Config
 	Store  store.Store
-	Broker *events.Broker
+	Broker events.Bus
+	// NATS reports the NATS connection for /api/health (nil error:
+	// connected); nil when NATS is not used.
+	NATS func() error
 	// Tasks is the task use cases; nil: a Service over Store whose tasks
 	// stay pending for whichever runner looks.
 	Tasks *tasks.Service
@@ -58,7 +61,8 @@ const (
 type server struct {
 	cfg     config.Config
 	store   store.Store
-	broker  *events.Broker
+	broker  events.Bus
+	nats    func() error
 	tasks   *tasks.Service
 	running func() int
 	wsDir   func(string) string
@@ -120,6 +124,7 @@ func newServer(opts Options) (*server, error) {
 		cfg:          cfg,
 		store:        opts.Store,
 		broker:       broker,
+		nats:         opts.NATS,
 		tasks:        svc,
 		running:      opts.Running,
 		wsDir:        opts.WorkspaceDir,

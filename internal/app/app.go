@@ -13,12 +13,15 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/catalyst/catalyst/internal/agent"
 	"github.com/catalyst/catalyst/internal/api"
 	"github.com/catalyst/catalyst/internal/config"
 	"github.com/catalyst/catalyst/internal/connector/github"
 	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/events"
+	"github.com/catalyst/catalyst/internal/events/natsbus"
 	"github.com/catalyst/catalyst/internal/graph"
 	"github.com/catalyst/catalyst/internal/llm"
 	"github.com/catalyst/catalyst/internal/llm/offline"
@@ -38,11 +41,16 @@ var Version = "dev"
 
 // App is a wired Catalyst instance.
 type App struct {
-	Config   *config.Config
-	Logger   *slog.Logger
-	Store    store.Store
-	Broker   *events.Broker
+	Config *config.Config
+	Logger *slog.Logger
+	Store  store.Store
+	// Bus carries task events to followers: in process, or through NATS
+	// when NATS_URL is set, so that every process streams every task.
+	Bus      events.Bus
 	Recorder *events.Recorder
+	// NATS is the connection to NATS_URL (nil without it); it reconnects
+	// for ever, and Close closes it.
+	NATS     *nats.Conn
 	Models   *llm.Router
 	Executor *pipeline.Executor
 	// Tasks is the use-case layer every front end goes through.
@@ -50,6 +58,8 @@ type App struct {
 	Graphs *graph.Registry
 	// StoreKind describes the store in use ("sqlite <path>" or "mongodb <db>").
 	StoreKind string
+
+	natsBus *natsbus.Bus
 }
 
 // New opens the store and builds every part; Close releases them.
@@ -74,11 +84,20 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	}
 
 	redactor := logging.NewRedactor(cfg.Secrets()).WithPII(cfg.EnablePIIRedaction)
-	a.Broker = events.NewBroker()
-	a.Recorder = &events.Recorder{Store: a.Store, Broker: a.Broker, Redact: redactor.Redact}
+	a.Bus = events.NewBroker()
+	if cfg.NATSURL != "" {
+		if a.NATS, err = connectNATS(cfg.NATSURL, logger); err != nil {
+			a.Store.Close()
+			return nil, err
+		}
+		a.natsBus = natsbus.New(a.NATS, natsbus.Options{Logger: logger})
+		a.Bus = a.natsBus
+	}
+	a.Recorder = &events.Recorder{Store: a.Store, Broker: a.Bus, Redact: redactor.Redact}
 
 	a.Models, err = NewRouter(cfg, logger)
 	if err != nil {
+		a.closeNATS()
 		a.Store.Close()
 		return nil, fmt.Errorf("LLM configuration: %w", err)
 	}
@@ -91,6 +110,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	if cfg.GitHubToken != "" && !cfg.MockDeployment {
 		client, err := github.New(cfg.GitHubToken)
 		if err != nil {
+			a.closeNATS()
 			a.Store.Close()
 			return nil, fmt.Errorf("GitHub client: %w", err)
 		}
@@ -189,7 +209,8 @@ func (a *App) Handler() (http.Handler, error) {
 	return api.New(api.Options{
 		Config:       a.Config,
 		Store:        a.Store,
-		Broker:       a.Broker,
+		Broker:       a.Bus,
+		NATS:         a.natsHealth(),
 		Tasks:        a.Tasks,
 		Running:      a.Executor.Running,
 		WorkspaceDir: a.WorkspaceDir,
@@ -206,6 +227,7 @@ func (a *App) Close(ctx context.Context) error {
 	if a.Executor != nil {
 		errs = append(errs, a.Executor.Shutdown(ctx))
 	}
+	a.closeNATS()
 	if a.Store != nil {
 		errs = append(errs, a.Store.Close())
 	}
