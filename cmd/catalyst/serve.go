@@ -105,7 +105,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	go func() { serveErr <- srv.Serve(ln) }()
 	go func() { serveErr <- previewSrv.Serve(pln) }()
 
-	if err := a.Executor.Start(ctx); err != nil {
+	if err := a.Start(ctx, true); err != nil {
 		srv.Close()
 		previewSrv.Close()
 		a.Close(context.Background())
