@@ -224,9 +224,6 @@ sys.exit(1 if ok else 0)
 // themselves; that works inside, on the namespace's own loopback.
 func TestPrivateLoopback(t *testing.T) {
 	requireNamespaces(t)
-	if !probe().loopback {
-		t.Skip("loopback cannot be brought up here (see Warnings)")
-	}
 	script := `
 import socket, threading
 srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(1)
@@ -236,8 +233,8 @@ c = socket.create_connection(("127.0.0.1", port), timeout=5)
 print(c.recv(4).decode())
 `
 	res := run(t, Spec{Command: []string{"python3", "-c", script}})
-	if res.ExitCode != 0 || res.Stdout != "pong\n" {
-		t.Fatalf("loopback inside the sandbox: %d %q %q", res.ExitCode, res.Stdout, res.Stderr)
+	if res.ExitCode != 0 || res.Stdout != "pong\n" || !hasIsolation(res, "private loopback only") {
+		t.Fatalf("loopback inside the sandbox: %d %q %q %v", res.ExitCode, res.Stdout, res.Stderr, res.Isolation)
 	}
 }
 
@@ -690,32 +687,41 @@ func TestUIDLockedByAnotherProcessIsSkipped(t *testing.T) {
 	}
 }
 
-// TestHostDirectoriesHidden: Catalyst's own directory (its .env, its data),
-// /root, /run and a caller-added path (outside /tmp, which is private anyway)
-// are empty inside.
+// TestHostDirectoriesHidden: a host directory outside the allowlist is not
+// there at all, even world-readable; Options.HiddenPaths covers a directory
+// that lies inside a path the sandbox shows (the control run, without the
+// option, sees it: the hiding is the option's doing).
 func TestHostDirectoriesHidden(t *testing.T) {
 	requireNamespaces(t)
-	secretDir, err := os.MkdirTemp("/var/lib", "catalyst-hidden-test-")
+	outside, err := os.MkdirTemp("/var/lib", "catalyst-hidden-test-")
 	if err != nil {
-		t.Skip("cannot create a directory outside /tmp:", err)
-	}
-	defer os.RemoveAll(secretDir)
-	if err := os.Chmod(secretDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(secretDir, "catalyst.db"), []byte("secret"), 0o644); err != nil {
+	defer os.RemoveAll(outside)
+	inside, err := os.MkdirTemp("/usr/local/share", "catalyst-hidden-test-")
+	if err != nil {
 		t.Fatal(err)
 	}
-	// Visible without HiddenPaths (the run's uid may read it): the control.
-	res := run(t, Spec{Command: sh("cat " + shq(secretDir) + "/catalyst.db")})
-	if res.Stdout != "secret" {
-		t.Fatalf("control: %q %q", res.Stdout, res.Stderr)
+	defer os.RemoveAll(inside)
+	for _, d := range []string{outside, inside} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "catalyst.db"), []byte("secret"), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	defer func(saved []string) { HiddenPaths = saved }(HiddenPaths)
-	HiddenPaths = append(HiddenPaths, secretDir)
 	wd, _ := os.Getwd()
-	res = run(t, Spec{Command: sh(fmt.Sprintf(`find %s %s /root /run -mindepth 1 -not -path "/run/mount*" | head -5; cat %s/catalyst.db 2>/dev/null; true`,
-		shq(secretDir), shq(wd), shq(secretDir)))})
+	script := fmt.Sprintf(`for f in %s/catalyst.db %s/catalyst.db %s/sandbox.go; do cat "$f" 2>/dev/null && echo " read $f"; done; true`,
+		outside, inside, wd)
+	res := run(t, Spec{Command: sh(script)})
+	if res.ExitCode != 0 || res.Stdout != "secret read "+inside+"/catalyst.db\n" {
+		t.Fatalf("control: want only %s readable, got %q %q", inside, res.Stdout, res.Stderr)
+	}
+	res, err = New(Options{HiddenPaths: []string{inside}}).Run(context.Background(), Spec{Command: sh(script), Timeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if res.ExitCode != 0 || res.Stdout != "" {
 		t.Fatalf("hidden directories visible inside: %q", res.Stdout)
 	}
