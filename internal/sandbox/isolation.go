@@ -59,7 +59,39 @@ type capabilities struct {
 	seccomp     bool
 	cg          *cgroupSupport
 	nondumpable bool // Catalyst made non-dumpable (its /proc entries hidden from same-uid commands)
-	warnings    []string
+	why         map[string]string
+	notes       []string
+}
+
+// warnings names every layer this host does not give, and why.
+func (c capabilities) warnings() []string {
+	why := func(k string) string {
+		if r := c.why[k]; r != "" {
+			return r
+		}
+		return "not available on this host"
+	}
+	w := append([]string(nil), c.notes...)
+	switch {
+	case !c.root:
+		w = append(w,
+			"namespaces not applied (no network/pid/mount isolation, no minimal root, no private /tmp, working copy quota only by polling): Catalyst is not running as root",
+			"runs as Catalyst's own uid (not root, cannot switch to an unprivileged uid): the process-count rlimit is not applied (it would count all of this user's processes)")
+	case !c.namespaces:
+		w = append(w, "namespaces not applied (no network/pid isolation, no minimal root, no private /tmp): "+why("namespaces"))
+	case !c.mountns:
+		w = append(w, "mount namespace not applied (no minimal root, no private /tmp, working copy quota only by polling): "+why("mountns"))
+	}
+	if c.landlockABI == 0 {
+		w = append(w, "Landlock filesystem allowlist not applied: "+why("landlock"))
+	}
+	if !c.seccomp {
+		w = append(w, "seccomp filter not applied (namespace creation, mount, ptrace, bpf, keyctl are not refused): "+why("seccomp"))
+	}
+	if c.cg == nil {
+		w = append(w, "cgroup limits not applied: no writable cgroup v2 (memory, pids) or v1 memory/pids hierarchy; memory bounded by RLIMIT_AS and processes by RLIMIT_NPROC instead")
+	}
+	return w
 }
 
 var (
@@ -73,12 +105,8 @@ func probe() capabilities {
 }
 
 func doProbe() capabilities {
-	c := capabilities{root: os.Geteuid() == 0}
-	if !c.root {
-		c.warnings = append(c.warnings,
-			"namespaces not applied (no network/pid/mount isolation, no minimal root, no private /tmp, working copy quota only by polling): Catalyst is not running as root",
-			"runs as Catalyst's own uid (not root, cannot switch to an unprivileged uid): the process-count rlimit is not applied (it would count all of this user's processes)")
-	} else {
+	c := capabilities{root: os.Geteuid() == 0, why: map[string]string{}}
+	if c.root {
 		try := func(flags uintptr, script string) error {
 			cmd := exec.Command("/bin/sh", "-c", script)
 			cmd.Env = []string{"PATH=" + SafePath}
@@ -94,23 +122,23 @@ func doProbe() capabilities {
 		case err == nil:
 			c.namespaces, c.mountns = true, true
 		default:
+			c.why["mountns"] = err.Error()
 			if err2 := try(nsFlags&^syscall.CLONE_NEWNS, "true"); err2 == nil {
 				c.namespaces = true
-				c.warnings = append(c.warnings, "mount namespace not applied (no minimal root, no private /tmp, working copy quota only by polling): "+err.Error())
 			} else {
-				c.warnings = append(c.warnings, "namespaces not applied (no network isolation): "+err2.Error())
+				c.why["namespaces"] = err2.Error()
 			}
 		}
 	}
 	if v, err := llsys.LandlockGetABIVersion(); err == nil && v > 0 {
 		c.landlockABI = v
 	} else {
-		c.warnings = append(c.warnings, fmt.Sprintf("Landlock filesystem allowlist not applied: the kernel does not offer Landlock (%v)", err))
+		c.why["landlock"] = fmt.Sprintf("the kernel does not offer Landlock (%v)", err)
 	}
 	if seccompSupported() {
 		c.seccomp = true
 	} else {
-		c.warnings = append(c.warnings, "seccomp filter not applied: the kernel does not offer seccomp filters (namespace creation, mount, ptrace, bpf, keyctl are not refused)")
+		c.why["seccomp"] = "the kernel does not offer seccomp filters"
 	}
 	if !c.namespaces {
 		// Without a PID namespace the command sees Catalyst in /proc and, as
@@ -119,14 +147,11 @@ func doProbe() capabilities {
 		if _, _, errno := syscall.RawSyscall6(syscall.SYS_PRCTL, prSetDumpable, 0, 0, 0, 0, 0); errno == 0 {
 			c.nondumpable = true
 		} else {
-			c.warnings = append(c.warnings, "could not make Catalyst non-dumpable: its /proc/<pid>/environ is readable by the command: "+errno.Error())
+			c.notes = append(c.notes, "could not make Catalyst non-dumpable: its /proc/<pid>/environ is readable by the command: "+errno.Error())
 		}
 	}
 	c.cg = probeCgroup(c.root)
 	cleanStale(c.cg)
-	if c.cg == nil {
-		c.warnings = append(c.warnings, "cgroup limits not applied: no writable cgroup v2 (memory, pids) or v1 memory/pids hierarchy; memory bounded by RLIMIT_AS and processes by RLIMIT_NPROC instead")
-	}
 	return c
 }
 

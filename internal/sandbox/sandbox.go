@@ -254,7 +254,7 @@ func (s *Sandbox) Run(ctx context.Context, spec Spec) (Result, error) {
 	}
 
 	caps := probe()
-	res.Warnings = append(res.Warnings, caps.warnings...)
+	res.Warnings = append(res.Warnings, caps.warnings()...)
 	if caps.nondumpable {
 		res.Isolation = append(res.Isolation, "Catalyst non-dumpable (its /proc entries unreadable)")
 	}

@@ -79,13 +79,35 @@ func hasIsolation(res Result, prefix string) bool {
 	return false
 }
 
-// requireRoot skips tests whose containment needs the root-only mechanisms;
-// the Warnings then say what was not applied.
+// skipUnlessRequired skips a test whose containment this host cannot give;
+// with CATALYST_REQUIRE_SANDBOX=1 (CI, as root) it fails instead, so a
+// sandbox that silently lost a layer cannot pass as skipped tests.
+func skipUnlessRequired(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CATALYST_REQUIRE_SANDBOX") == "1" {
+		t.Fatalf("CATALYST_REQUIRE_SANDBOX=1 but: "+format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// requireNamespaces skips (or fails, see skipUnlessRequired) tests whose
+// containment needs the root-only mechanisms; the Warnings then say what was
+// not applied.
 func requireNamespaces(t *testing.T) {
 	t.Helper()
-	if c := probe(); !c.namespaces || !c.root {
-		t.Skipf("namespaces unavailable here: %v", c.warnings)
+	if c := probe(); !c.namespaces || !c.mountns || !c.root {
+		skipUnlessRequired(t, "namespaces unavailable here: %v", c.warnings())
 	}
+}
+
+// withCaps runs the rest of the test as if the host offered less: the
+// fallback paths of hosts without Landlock, a mount namespace or cgroups.
+func withCaps(t *testing.T, f func(c *capabilities)) {
+	t.Helper()
+	probe()
+	saved := probed
+	t.Cleanup(func() { probed = saved })
+	f(&probed)
 }
 
 // processesWith returns host pids whose command line contains marker.
@@ -160,8 +182,8 @@ func TestSecretsNotInherited(t *testing.T) {
 
 func TestNoNetwork(t *testing.T) {
 	requireNamespaces(t)
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("python3 missing")
+	if _, err := lookTool("python3"); err != nil {
+		skipUnlessRequired(t, "python3 missing")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -453,11 +475,11 @@ func TestCPUTimeLimit(t *testing.T) {
 }
 
 func TestMemoryLimit(t *testing.T) {
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("python3 missing")
+	if _, err := lookTool("python3"); err != nil {
+		skipUnlessRequired(t, "python3 missing")
 	}
 	if c := probe(); c.cg == nil || (c.cg.v2 == "" && c.cg.v1mem == "") {
-		t.Skip("no cgroup memory controller here: memory is bounded only by a generous RLIMIT_AS (see Warnings)")
+		skipUnlessRequired(t, "no cgroup memory controller here: memory is bounded only by a generous RLIMIT_AS (see Warnings)")
 	}
 	res := run(t, Spec{
 		Command: []string{"python3", "-c", "a = bytearray(400 << 20); a[::4096] = b'x' * len(a[::4096]); print('allocated')"},
@@ -511,7 +533,7 @@ func TestRealTestRunners(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := lookTool(tc.tool); err != nil {
-				t.Skipf("%s not installed", tc.tool)
+				skipUnlessRequired(t, "%s not installed", tc.tool)
 			}
 			dir := project(t, tc.pass)
 			before := snapshot(t, dir)
@@ -656,7 +678,7 @@ func TestCacheDirPersists(t *testing.T) {
 // file is held elsewhere is never handed out.
 func TestUIDLockedByAnotherProcessIsSkipped(t *testing.T) {
 	if !probe().root {
-		t.Skip("runs get their own uid only as root")
+		skipUnlessRequired(t, "runs get their own uid only as root")
 	}
 	next := uidBase + int((uint32(os.Getpid())+uidNext.Load()+1)%uidRange)
 	// Hold next's lock through a separate open file description, as another
