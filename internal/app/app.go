@@ -81,9 +81,11 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	}
 
 	// Generated code must not see the database or other tasks' workspaces.
+	var hidden []string
 	if abs, err := filepath.Abs(cfg.DataDir); err == nil {
-		sandbox.HiddenPaths = appendOnce(sandbox.HiddenPaths, abs)
+		hidden = append(hidden, abs)
 	}
+	sb := sandbox.New(sandbox.Options{HiddenPaths: hidden})
 	var publisher agent.PullRequests
 	if cfg.GitHubToken != "" && !cfg.MockDeployment {
 		client, err := github.New(cfg.GitHubToken)
@@ -102,17 +104,9 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		Logger:       logger,
 		WorkspaceDir: a.WorkspaceDir,
 		GitHub:       publisher,
+		Sandbox:      sb.Run,
 	})
 	return a, nil
-}
-
-func appendOnce(list []string, s string) []string {
-	for _, x := range list {
-		if x == s {
-			return list
-		}
-	}
-	return append(list, s)
 }
 
 // NewRouter builds the model router: the configured providers, else a local

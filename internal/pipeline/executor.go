@@ -16,6 +16,7 @@ import (
 	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/events"
 	"github.com/catalyst/catalyst/internal/llm"
+	"github.com/catalyst/catalyst/internal/sandbox"
 	"github.com/catalyst/catalyst/internal/store"
 )
 
@@ -56,6 +57,8 @@ type Options struct {
 	Graph *Graph
 	// GitHub publishes pull requests when MOCK_DEPLOYMENT=false (optional).
 	GitHub agent.PullRequests
+	// Sandbox runs the tester's tests; nil means the standard sandbox.
+	Sandbox func(context.Context, sandbox.Spec) (sandbox.Result, error)
 }
 
 // Executor runs tasks in this process, at most Config.MaxConcurrentTasks at
@@ -121,6 +124,7 @@ func New(opt Options) *Executor {
 			Config:       cfg,
 			WorkspaceDir: opt.WorkspaceDir,
 			GitHub:       opt.GitHub,
+			Sandbox:      opt.Sandbox,
 		}))
 	}
 	p, err := compile(g)
