@@ -99,6 +99,14 @@ CREATE TABLE node_artifacts (
 	PRIMARY KEY (task_id, node, iteration)
 );
 `,
+	// 2: task kinds, who served a task as fields, and leases.
+	`
+ALTER TABLE tasks ADD COLUMN kind TEXT NOT NULL DEFAULT 'build';
+ALTER TABLE tasks ADD COLUMN model TEXT NOT NULL DEFAULT '';
+ALTER TABLE tasks ADD COLUMN offline INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tasks ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE tasks ADD COLUMN lease_expires_at TEXT;
+`,
 }
 
 // migrate applies the migrations the file has not seen, in order.

@@ -338,7 +338,7 @@ func testUpdateTask(t *testing.T, s store.Store) {
 	must(t, "UpdateTask", err)
 	want := task
 	want.Status = domain.TaskRunning
-	want.GraphState = domain.NewGraphState(domain.StandardNodes)
+	want.GraphState = domain.NewGraphState([]string{domain.NodePlanner, domain.NodeArchitect, domain.NodeCoder, domain.NodeTester, domain.NodeReviewer, domain.NodeDeployer})
 	want.GraphState[domain.NodePlanner] = domain.NodeRunning
 	want.NodeCosts = map[string]float64{domain.NodePlanner: 0.5}
 	want.Cost = 0.5
