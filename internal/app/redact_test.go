@@ -50,7 +50,7 @@ func TestEventsAreRedactedAsTheAppWiresThem(t *testing.T) {
 	}
 	const taskID = "redaction-task"
 	if err := a.Store.CreateTask(ctx, domain.Task{ID: taskID, ProjectID: "p", Prompt: "x", Status: domain.TaskPending,
-		GraphState: domain.NewGraphState(domain.StandardNodes), CreatedAt: now, UpdatedAt: now}); err != nil {
+		CreatedAt: now, UpdatedAt: now}); err != nil {
 		t.Fatal(err)
 	}
 	sub := a.Broker.Subscribe(taskID, 16)

@@ -40,7 +40,7 @@ func TestRecorderRedactsMessageDataAndDeltas(t *testing.T) {
 	if err := st.CreateProject(ctx, domain.Project{ID: "p", Name: "p", Status: domain.ProjectActive}); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.CreateTask(ctx, domain.Task{ID: "t", ProjectID: "p", Status: domain.TaskPending, GraphState: domain.NewGraphState(domain.StandardNodes)}); err != nil {
+	if err := st.CreateTask(ctx, domain.Task{ID: "t", ProjectID: "p", Status: domain.TaskPending}); err != nil {
 		t.Fatal(err)
 	}
 	b := NewBroker()
