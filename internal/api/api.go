@@ -9,7 +9,6 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"io/fs"
 	"log/slog"
@@ -21,20 +20,11 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
 	"github.com/catalyst/catalyst/internal/config"
-	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/events"
+	"github.com/catalyst/catalyst/internal/graph"
 	"github.com/catalyst/catalyst/internal/store"
+	"github.com/catalyst/catalyst/internal/tasks"
 )
-
-// Runner runs tasks; implemented by the pipeline executor. May be nil: tasks
-// then stay pending.
-type Runner interface {
-	Enqueue(ctx context.Context, taskID string) error
-	// Cancel wraps domain.ErrConflict when the task is not pending/running.
-	Cancel(ctx context.Context, taskID string) (domain.Task, error)
-	// Retry wraps domain.ErrConflict unless the task is failed/cancelled.
-	Retry(ctx context.Context, taskID string) (domain.Task, error)
-}
 
 // Options wires the API to the rest of Catalyst.
 type Options struct {
@@ -43,8 +33,12 @@ type Options struct {
 	Broker events.Bus
 	// NATS reports the NATS connection for /api/health (nil error:
 	// connected); nil when NATS is not used.
-	NATS   func() error
-	Runner Runner
+	NATS func() error
+	// Tasks is the task use cases; nil: a Service over Store whose tasks
+	// stay pending for whichever runner looks.
+	Tasks *tasks.Service
+	// Running counts the tasks this process runs now (metrics); optional.
+	Running func() int
 	// WorkspaceDir returns the root directory of a task's workspace (its
 	// generated files). Nil: no task has files.
 	WorkspaceDir func(taskID string) string
@@ -69,7 +63,8 @@ type server struct {
 	store   store.Store
 	broker  events.Bus
 	nats    func() error
-	runner  Runner
+	tasks   *tasks.Service
+	running func() int
 	wsDir   func(string) string
 	ui      fs.FS
 	log     *slog.Logger
@@ -116,6 +111,11 @@ func newServer(opts Options) (*server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	svc := opts.Tasks
+	if svc == nil {
+		svc = tasks.New(tasks.Options{Store: opts.Store, Graphs: graph.Builtin(),
+			Recorder: &events.Recorder{Store: opts.Store, Broker: broker}})
+	}
 	version := opts.Version
 	if version == "" {
 		version = "dev"
@@ -125,7 +125,8 @@ func newServer(opts Options) (*server, error) {
 		store:        opts.Store,
 		broker:       broker,
 		nats:         opts.NATS,
-		runner:       opts.Runner,
+		tasks:        svc,
+		running:      opts.Running,
 		wsDir:        opts.WorkspaceDir,
 		ui:           opts.UI,
 		log:          logger,
