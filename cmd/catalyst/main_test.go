@@ -15,6 +15,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/catalyst/catalyst/internal/domain"
+	"github.com/catalyst/catalyst/internal/store/storetest/teststore"
 )
 
 // These tests run the real binary as a user would: built once, started as a
@@ -81,11 +84,19 @@ func isolatedEnv(dataDir string, extra ...string) []string {
 	return append(env, extra...)
 }
 
+// storeEnv points a process at the store of dataDir: nothing for SQLite in
+// it, or the MongoDB database of the dir with CATALYST_TEST_STORE=mongo.
+func storeEnv(t *testing.T, dataDir string) []string {
+	t.Helper()
+	_, env := teststore.OpenURL(t, dataDir)
+	return env
+}
+
 func startServer(t *testing.T, dataDir string, extra ...string) *server {
 	t.Helper()
 	cmd := exec.Command(binary, "serve")
 	cmd.Dir = t.TempDir() // no config.yaml or .env of the repository
-	cmd.Env = isolatedEnv(dataDir, extra...)
+	cmd.Env = isolatedEnv(dataDir, append(storeEnv(t, dataDir), extra...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -154,6 +165,12 @@ type task struct {
 	Cost       float64           `json:"cost"`
 	Error      string            `json:"error"`
 	Provider   string            `json:"provider"`
+	Model      string            `json:"model"`
+	Offline    bool              `json:"offline"`
+}
+
+func (t task) Served() domain.Served {
+	return domain.Served{Provider: t.Provider, Model: t.Model, Offline: t.Offline}
 }
 
 func (s *server) createTask(prompt string) task {
@@ -222,8 +239,8 @@ func TestServeBuildsATodoAppEndToEnd(t *testing.T) {
 			t.Errorf("node %s is %s", node, state)
 		}
 	}
-	if !strings.Contains(tk.Provider, "offline provider") {
-		t.Errorf("task provider %q does not say it was the offline provider", tk.Provider)
+	if !tk.Offline || tk.Provider != "offline" {
+		t.Errorf("task served by %+v, not marked as the offline provider", tk.Served())
 	}
 
 	var dep struct {
@@ -285,13 +302,15 @@ func TestServeBuildsATodoAppEndToEnd(t *testing.T) {
 func TestKill9MidGraphResumes(t *testing.T) {
 	data := t.TempDir()
 	slow := "CATALYST_OFFLINE_LATENCY=500ms"
-	s := startServer(t, data, slow)
+	// The killed process's lease must expire before the restarted one (a
+	// new owner) takes the task over.
+	s := startServer(t, data, slow, "CATALYST_LEASE_TTL=2s")
 	tk := s.createTask("Build a todo app")
 	s.waitTask(tk.ID, 60*time.Second, func(t task) bool { return t.GraphState["architect"] == "completed" })
 	s.cmd.Process.Kill()
 	<-s.exited
 
-	s2 := startServer(t, data, slow)
+	s2 := startServer(t, data, slow, "CATALYST_LEASE_TTL=2s")
 	final := s2.waitTask(tk.ID, 90*time.Second, terminal)
 	if final.Status != "completed" {
 		t.Fatalf("after restart: %s %s\n%s", final.Status, final.Error, s2.out)

@@ -9,7 +9,6 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"io/fs"
 	"log/slog"
@@ -21,27 +20,25 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
 	"github.com/catalyst/catalyst/internal/config"
-	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/events"
+	"github.com/catalyst/catalyst/internal/graph"
 	"github.com/catalyst/catalyst/internal/store"
+	"github.com/catalyst/catalyst/internal/tasks"
 )
-
-// Runner runs tasks; implemented by the pipeline executor. May be nil: tasks
-// then stay pending.
-type Runner interface {
-	Enqueue(ctx context.Context, taskID string) error
-	// Cancel wraps domain.ErrConflict when the task is not pending/running.
-	Cancel(ctx context.Context, taskID string) (domain.Task, error)
-	// Retry wraps domain.ErrConflict unless the task is failed/cancelled.
-	Retry(ctx context.Context, taskID string) (domain.Task, error)
-}
 
 // Options wires the API to the rest of Catalyst.
 type Options struct {
 	Config *config.Config
 	Store  store.Store
-	Broker *events.Broker
-	Runner Runner
+	Broker events.Bus
+	// NATS reports the NATS connection for /api/health (nil error:
+	// connected); nil when NATS is not used.
+	NATS func() error
+	// Tasks is the task use cases; nil: a Service over Store whose tasks
+	// stay pending for whichever runner looks.
+	Tasks *tasks.Service
+	// Running counts the tasks this process runs now (metrics); optional.
+	Running func() int
 	// WorkspaceDir returns the root directory of a task's workspace (its
 	// generated files). Nil: no task has files.
 	WorkspaceDir func(taskID string) string
@@ -64,8 +61,10 @@ const (
 type server struct {
 	cfg     config.Config
 	store   store.Store
-	broker  *events.Broker
-	runner  Runner
+	broker  events.Bus
+	nats    func() error
+	tasks   *tasks.Service
+	running func() int
 	wsDir   func(string) string
 	ui      fs.FS
 	log     *slog.Logger
@@ -112,6 +111,11 @@ func newServer(opts Options) (*server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	svc := opts.Tasks
+	if svc == nil {
+		svc = tasks.New(tasks.Options{Store: opts.Store, Graphs: graph.Builtin(),
+			Recorder: &events.Recorder{Store: opts.Store, Broker: broker}})
+	}
 	version := opts.Version
 	if version == "" {
 		version = "dev"
@@ -120,7 +124,9 @@ func newServer(opts Options) (*server, error) {
 		cfg:          cfg,
 		store:        opts.Store,
 		broker:       broker,
-		runner:       opts.Runner,
+		nats:         opts.NATS,
+		tasks:        svc,
+		running:      opts.Running,
 		wsDir:        opts.WorkspaceDir,
 		ui:           opts.UI,
 		log:          logger,
@@ -160,6 +166,7 @@ func (s *server) humaConfig() huma.Config {
 	// Unknown request fields are ignored, as FastAPI/pydantic did: clients
 	// of the original that send extra fields keep working.
 	c.AllowAdditionalPropertiesByDefault = true
+	c.Transformers = append(c.Transformers, capProblems)
 	return c
 }
 
@@ -171,7 +178,7 @@ func apiSubtreeGuard(mux *http.ServeMux) http.Handler {
 		h, pattern := mux.Handler(r)
 		switch {
 		case pattern == "GET /api/" && r.URL.Path != "/api/":
-			writeProblem(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
+			writeProblem(w, http.StatusNotFound, "no such endpoint: "+clip(r.URL.Path, maxEchoedValue))
 		case pattern == "":
 			rec := &headerOnly{header: http.Header{}}
 			h.ServeHTTP(rec, r)
@@ -179,7 +186,7 @@ func apiSubtreeGuard(mux *http.ServeMux) http.Handler {
 				if allow := rec.header.Get("Allow"); allow != "" {
 					w.Header().Set("Allow", allow)
 				}
-				writeProblem(w, rec.status, r.Method+" "+r.URL.Path+": "+strings.ToLower(http.StatusText(rec.status)))
+				writeProblem(w, rec.status, clip(r.Method, maxEchoedValue)+" "+clip(r.URL.Path, maxEchoedValue)+": "+strings.ToLower(http.StatusText(rec.status)))
 				return
 			}
 			mux.ServeHTTP(w, r)

@@ -13,7 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 
 	"github.com/catalyst/catalyst/internal/agent"
 	"github.com/catalyst/catalyst/internal/api"
@@ -21,6 +21,8 @@ import (
 	"github.com/catalyst/catalyst/internal/connector/github"
 	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/events"
+	"github.com/catalyst/catalyst/internal/events/natsbus"
+	"github.com/catalyst/catalyst/internal/graph"
 	"github.com/catalyst/catalyst/internal/llm"
 	"github.com/catalyst/catalyst/internal/llm/offline"
 	"github.com/catalyst/catalyst/internal/llm/providers"
@@ -30,6 +32,8 @@ import (
 	"github.com/catalyst/catalyst/internal/store"
 	"github.com/catalyst/catalyst/internal/store/mongo"
 	"github.com/catalyst/catalyst/internal/store/sqlite"
+	"github.com/catalyst/catalyst/internal/tasks"
+	"github.com/catalyst/catalyst/internal/workspace"
 	"github.com/catalyst/catalyst/web"
 )
 
@@ -38,15 +42,27 @@ var Version = "dev"
 
 // App is a wired Catalyst instance.
 type App struct {
-	Config   *config.Config
-	Logger   *slog.Logger
-	Store    store.Store
-	Broker   *events.Broker
+	Config *config.Config
+	Logger *slog.Logger
+	Store  store.Store
+	// Bus carries task events to followers: in process, or through NATS
+	// when NATS_URL is set, so that every process streams every task.
+	Bus      events.Bus
 	Recorder *events.Recorder
-	Models   *llm.Router
-	Executor *pipeline.Executor
+	// NATS is the connection to NATS_URL (nil without it); it reconnects
+	// for ever, and Close closes it.
+	NATS *nats.Conn
+	// snapshotCache unpacks stored workspaces for the API when scaled out.
+	snapshotCache *workspace.Materializer
+	Models        *llm.Router
+	Executor      *pipeline.Executor
+	// Tasks is the use-case layer every front end goes through.
+	Tasks  *tasks.Service
+	Graphs *graph.Registry
 	// StoreKind describes the store in use ("sqlite <path>" or "mongodb <db>").
 	StoreKind string
+
+	natsBus *natsbus.Bus
 }
 
 // New opens the store and builds every part; Close releases them.
@@ -71,11 +87,20 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	}
 
 	redactor := logging.NewRedactor(cfg.Secrets()).WithPII(cfg.EnablePIIRedaction)
-	a.Broker = events.NewBroker()
-	a.Recorder = &events.Recorder{Store: a.Store, Broker: a.Broker, Redact: redactor.Redact}
+	a.Bus = events.NewBroker()
+	if cfg.NATSURL != "" {
+		if a.NATS, err = connectNATS(cfg.NATSURL, logger); err != nil {
+			a.Store.Close()
+			return nil, err
+		}
+		a.natsBus = natsbus.New(a.NATS, natsbus.Options{Logger: logger})
+		a.Bus = a.natsBus
+	}
+	a.Recorder = &events.Recorder{Store: a.Store, Broker: a.Bus, Redact: redactor.Redact}
 
 	a.Models, err = NewRouter(cfg, logger)
 	if err != nil {
+		a.closeNATS()
 		a.Store.Close()
 		return nil, fmt.Errorf("LLM configuration: %w", err)
 	}
@@ -90,23 +115,52 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	if cfg.GitHubToken != "" && !cfg.MockDeployment {
 		client, err := github.New(cfg.GitHubToken)
 		if err != nil {
+			a.closeNATS()
 			a.Store.Close()
 			return nil, fmt.Errorf("GitHub client: %w", err)
 		}
 		publisher = github.NewPublisher(client)
 	}
 
-	a.Executor = pipeline.New(pipeline.Options{
-		Store:        a.Store,
-		Recorder:     a.Recorder,
+	a.Graphs = graph.Builtin()
+	buildSteps := agent.Steps(agent.Deps{
 		Models:       a.Models,
-		Config:       cfg,
-		Logger:       logger,
+		Store:        a.Store,
+		Config:       *cfg,
 		WorkspaceDir: a.WorkspaceDir,
 		GitHub:       publisher,
 		Sandbox:      sb.Run,
 	})
+	a.Executor = pipeline.New(pipeline.Options{
+		Store:    a.Store,
+		Recorder: a.Recorder,
+		Graphs:   a.Graphs,
+		Steps: func(kind string) map[string]agent.Step {
+			if kind == domain.KindBuild {
+				return buildSteps
+			}
+			return nil
+		},
+		LeaseTTL:      cfg.LeaseTTL,
+		MaxConcurrent: cfg.MaxConcurrentTasks,
+		Limits:        graph.Limits{MaxFixRounds: cfg.MaxFixIterations, MaxCost: cfg.MaxTaskCost},
+		AgentTimeout:  cfg.AgentTimeout,
+		Served: func() domain.Served {
+			sel := a.Models.Describe(domain.NodePlanner)
+			return domain.Served{Provider: sel.Provider, Model: sel.Model, Offline: sel.Offline()}
+		},
+		Snapshots: pipeline.StoredWorkspaces{Store: a.Store, Dir: a.WorkspaceDir},
+		Logger:    logger,
+	})
+	a.Tasks = tasks.New(tasks.Options{Store: a.Store, Recorder: a.Recorder, Graphs: a.Graphs, Dispatcher: a.Executor})
 	return a, nil
+}
+
+// Start starts running tasks in this process. recover: also resume the
+// tasks nobody runs (a server); `catalyst run` runs only what it submits.
+func (a *App) Start(ctx context.Context, recover bool) error {
+	a.Executor.SetRecover(recover)
+	return a.Executor.Start(ctx)
 }
 
 // NewRouter builds the model router: the configured providers, else a local
@@ -137,23 +191,9 @@ func NewRouter(cfg *config.Config, logger *slog.Logger) (*llm.Router, error) {
 	})
 }
 
-// SubmitTask creates a pending task of projectID with every graph node
-// pending and queues it.
+// SubmitTask submits a build task of projectID as the local user.
 func (a *App) SubmitTask(ctx context.Context, projectID, prompt string) (domain.Task, error) {
-	now := time.Now().UTC()
-	t := domain.Task{
-		ID:         uuid.NewString(),
-		ProjectID:  projectID,
-		Prompt:     prompt,
-		GraphState: domain.NewGraphState(domain.StandardNodes),
-		Status:     domain.TaskPending,
-		CreatedAt:  now,
-		UpdatedAt:  now,
-	}
-	if err := a.Store.CreateTask(ctx, t); err != nil {
-		return domain.Task{}, err
-	}
-	return t, a.Executor.Enqueue(ctx, t.ID)
+	return a.Tasks.Submit(ctx, tasks.Local(), tasks.Submission{ProjectID: projectID, Prompt: prompt})
 }
 
 // WorkspaceDir is where a task's generated files (and git repository) live.
@@ -161,14 +201,48 @@ func (a *App) WorkspaceDir(taskID string) string {
 	return filepath.Join(a.Config.DataDir, "tasks", taskID, "workspace")
 }
 
+// servedWorkspace is the directory the API serves a task's files, zip and
+// preview from. Run in this process (the embedded default), that is its
+// workspace; scaled out, the task may run on any worker, so API nodes
+// serve the latest completed node's tree from the store, unpacked once
+// into a cache and kept while it is the latest.
+func (a *App) servedWorkspace(taskID string) string {
+	local := a.WorkspaceDir(taskID)
+	if a.snapshotCache == nil {
+		return local
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := a.snapshotCache.Acquire(ctx, taskID)
+	if err != nil {
+		if !errors.Is(err, domain.ErrNotFound) {
+			a.Logger.Warn("serving a task's stored workspace", "task", taskID, "err", err)
+		}
+		return local
+	}
+	// Held for a while so that a request in flight keeps its copy even if
+	// a newer snapshot supersedes it meanwhile.
+	time.AfterFunc(time.Minute, c.Release)
+	return c.Dir
+}
+
 // Handler returns the HTTP API with the embedded dashboard.
 func (a *App) Handler() (http.Handler, error) {
+	if a.NATS != nil && a.snapshotCache == nil {
+		m, err := workspace.NewMaterializer(a.Store, filepath.Join(a.Config.DataDir, "cache", "workspaces"))
+		if err != nil {
+			return nil, err
+		}
+		a.snapshotCache = m
+	}
 	return api.New(api.Options{
 		Config:       a.Config,
 		Store:        a.Store,
-		Broker:       a.Broker,
-		Runner:       a.Executor,
-		WorkspaceDir: a.WorkspaceDir,
+		Broker:       a.Bus,
+		NATS:         a.natsHealth(),
+		Tasks:        a.Tasks,
+		Running:      a.Executor.Running,
+		WorkspaceDir: a.servedWorkspace,
 		UI:           web.Assets(),
 		Logger:       a.Logger,
 		Version:      Version,
@@ -182,6 +256,7 @@ func (a *App) Close(ctx context.Context) error {
 	if a.Executor != nil {
 		errs = append(errs, a.Executor.Shutdown(ctx))
 	}
+	a.closeNATS()
 	if a.Store != nil {
 		errs = append(errs, a.Store.Close())
 	}
