@@ -123,7 +123,7 @@ export function Graph({
                 {n.cost ? ` · ${money(n.cost)}` : ''}
               </text>
               {n.inLoop ? (
-                <text x={W - 8} y={H - 8} class="node-loop-mark" text-anchor="end" aria-hidden="true">
+                <text x={W - 8} y={H - 4} class="node-loop-mark" text-anchor="end" aria-hidden="true">
                   ↻
                 </text>
               ) : null}
