@@ -123,7 +123,8 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 			sel := a.Models.Describe(domain.NodePlanner)
 			return domain.Served{Provider: sel.Provider, Model: sel.Model, Offline: sel.Offline()}
 		},
-		Logger: logger,
+		Snapshots: pipeline.StoredWorkspaces{Store: a.Store, Dir: a.WorkspaceDir},
+		Logger:    logger,
 	})
 	a.Tasks = tasks.New(tasks.Options{Store: a.Store, Recorder: a.Recorder, Graphs: a.Graphs, Dispatcher: a.Executor})
 	return a, nil
