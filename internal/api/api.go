@@ -30,7 +30,10 @@ import (
 type Options struct {
 	Config *config.Config
 	Store  store.Store
-	Broker *events.Broker
+	Broker events.Bus
+	// NATS reports the NATS connection for /api/health (nil error:
+	// connected); nil when NATS is not used.
+	NATS func() error
 	// Tasks is the task use cases; nil: a Service over Store whose tasks
 	// stay pending for whichever runner looks.
 	Tasks *tasks.Service
@@ -58,7 +61,8 @@ const (
 type server struct {
 	cfg     config.Config
 	store   store.Store
-	broker  *events.Broker
+	broker  events.Bus
+	nats    func() error
 	tasks   *tasks.Service
 	running func() int
 	wsDir   func(string) string
@@ -120,6 +124,7 @@ func newServer(opts Options) (*server, error) {
 		cfg:          cfg,
 		store:        opts.Store,
 		broker:       broker,
+		nats:         opts.NATS,
 		tasks:        svc,
 		running:      opts.Running,
 		wsDir:        opts.WorkspaceDir,
@@ -161,6 +166,7 @@ func (s *server) humaConfig() huma.Config {
 	// Unknown request fields are ignored, as FastAPI/pydantic did: clients
 	// of the original that send extra fields keep working.
 	c.AllowAdditionalPropertiesByDefault = true
+	c.Transformers = append(c.Transformers, capProblems)
 	return c
 }
 
@@ -172,7 +178,7 @@ func apiSubtreeGuard(mux *http.ServeMux) http.Handler {
 		h, pattern := mux.Handler(r)
 		switch {
 		case pattern == "GET /api/" && r.URL.Path != "/api/":
-			writeProblem(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
+			writeProblem(w, http.StatusNotFound, "no such endpoint: "+clip(r.URL.Path, maxEchoedValue))
 		case pattern == "":
 			rec := &headerOnly{header: http.Header{}}
 			h.ServeHTTP(rec, r)
@@ -180,7 +186,7 @@ func apiSubtreeGuard(mux *http.ServeMux) http.Handler {
 				if allow := rec.header.Get("Allow"); allow != "" {
 					w.Header().Set("Allow", allow)
 				}
-				writeProblem(w, rec.status, r.Method+" "+r.URL.Path+": "+strings.ToLower(http.StatusText(rec.status)))
+				writeProblem(w, rec.status, clip(r.Method, maxEchoedValue)+" "+clip(r.URL.Path, maxEchoedValue)+": "+strings.ToLower(http.StatusText(rec.status)))
 				return
 			}
 			mux.ServeHTTP(w, r)

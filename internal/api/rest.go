@@ -51,6 +51,7 @@ type infoOutput struct{ Body infoBody }
 type healthBody struct {
 	Status  string `json:"status" example:"ok"`
 	Store   string `json:"store" example:"ok"`
+	NATS    string `json:"nats,omitempty" example:"ok" doc:"present when NATS_URL is set"`
 	Version string `json:"version"`
 }
 
@@ -71,13 +72,20 @@ func (s *server) registerMeta(api huma.API) {
 			}}, nil
 		})
 
-	huma.Register(api, withErrors(s.op(http.MethodGet, "/api/health", "get-health", "Health check: the store answers", "meta"), 503),
+	huma.Register(api, withErrors(s.op(http.MethodGet, "/api/health", "get-health", "Health check: the store (and NATS, when used) answers", "meta"), 503),
 		func(ctx context.Context, _ *struct{}) (*healthOutput, error) {
 			ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 			defer cancel()
 			if err := s.store.Ping(ctx); err != nil {
 				return nil, newProblem(http.StatusServiceUnavailable, "store unavailable: "+err.Error())
 			}
-			return &healthOutput{Body: healthBody{Status: "ok", Store: "ok", Version: s.version}}, nil
+			body := healthBody{Status: "ok", Store: "ok", Version: s.version}
+			if s.nats != nil {
+				if err := s.nats(); err != nil {
+					return nil, newProblem(http.StatusServiceUnavailable, "nats unavailable: "+err.Error())
+				}
+				body.NATS = "ok"
+			}
+			return &healthOutput{Body: body}, nil
 		})
 }

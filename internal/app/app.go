@@ -13,12 +13,15 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/catalyst/catalyst/internal/agent"
 	"github.com/catalyst/catalyst/internal/api"
 	"github.com/catalyst/catalyst/internal/config"
 	"github.com/catalyst/catalyst/internal/connector/github"
 	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/events"
+	"github.com/catalyst/catalyst/internal/events/natsbus"
 	"github.com/catalyst/catalyst/internal/graph"
 	"github.com/catalyst/catalyst/internal/llm"
 	"github.com/catalyst/catalyst/internal/llm/offline"
@@ -30,6 +33,7 @@ import (
 	"github.com/catalyst/catalyst/internal/store/mongo"
 	"github.com/catalyst/catalyst/internal/store/sqlite"
 	"github.com/catalyst/catalyst/internal/tasks"
+	"github.com/catalyst/catalyst/internal/workspace"
 	"github.com/catalyst/catalyst/web"
 )
 
@@ -38,18 +42,27 @@ var Version = "dev"
 
 // App is a wired Catalyst instance.
 type App struct {
-	Config   *config.Config
-	Logger   *slog.Logger
-	Store    store.Store
-	Broker   *events.Broker
+	Config *config.Config
+	Logger *slog.Logger
+	Store  store.Store
+	// Bus carries task events to followers: in process, or through NATS
+	// when NATS_URL is set, so that every process streams every task.
+	Bus      events.Bus
 	Recorder *events.Recorder
-	Models   *llm.Router
-	Executor *pipeline.Executor
+	// NATS is the connection to NATS_URL (nil without it); it reconnects
+	// for ever, and Close closes it.
+	NATS *nats.Conn
+	// snapshotCache unpacks stored workspaces for the API when scaled out.
+	snapshotCache *workspace.Materializer
+	Models        *llm.Router
+	Executor      *pipeline.Executor
 	// Tasks is the use-case layer every front end goes through.
 	Tasks  *tasks.Service
 	Graphs *graph.Registry
 	// StoreKind describes the store in use ("sqlite <path>" or "mongodb <db>").
 	StoreKind string
+
+	natsBus *natsbus.Bus
 }
 
 // New opens the store and builds every part; Close releases them.
@@ -74,11 +87,20 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	}
 
 	redactor := logging.NewRedactor(cfg.Secrets()).WithPII(cfg.EnablePIIRedaction)
-	a.Broker = events.NewBroker()
-	a.Recorder = &events.Recorder{Store: a.Store, Broker: a.Broker, Redact: redactor.Redact}
+	a.Bus = events.NewBroker()
+	if cfg.NATSURL != "" {
+		if a.NATS, err = connectNATS(cfg.NATSURL, logger); err != nil {
+			a.Store.Close()
+			return nil, err
+		}
+		a.natsBus = natsbus.New(a.NATS, natsbus.Options{Logger: logger})
+		a.Bus = a.natsBus
+	}
+	a.Recorder = &events.Recorder{Store: a.Store, Broker: a.Bus, Redact: redactor.Redact}
 
 	a.Models, err = NewRouter(cfg, logger)
 	if err != nil {
+		a.closeNATS()
 		a.Store.Close()
 		return nil, fmt.Errorf("LLM configuration: %w", err)
 	}
@@ -91,6 +113,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	if cfg.GitHubToken != "" && !cfg.MockDeployment {
 		client, err := github.New(cfg.GitHubToken)
 		if err != nil {
+			a.closeNATS()
 			a.Store.Close()
 			return nil, fmt.Errorf("GitHub client: %w", err)
 		}
@@ -184,15 +207,48 @@ func (a *App) WorkspaceDir(taskID string) string {
 	return filepath.Join(a.Config.DataDir, "tasks", taskID, "workspace")
 }
 
+// servedWorkspace is the directory the API serves a task's files, zip and
+// preview from. Run in this process (the embedded default), that is its
+// workspace; scaled out, the task may run on any worker, so API nodes
+// serve the latest completed node's tree from the store, unpacked once
+// into a cache and kept while it is the latest.
+func (a *App) servedWorkspace(taskID string) string {
+	local := a.WorkspaceDir(taskID)
+	if a.snapshotCache == nil {
+		return local
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := a.snapshotCache.Acquire(ctx, taskID)
+	if err != nil {
+		if !errors.Is(err, domain.ErrNotFound) {
+			a.Logger.Warn("serving a task's stored workspace", "task", taskID, "err", err)
+		}
+		return local
+	}
+	// Held for a while so that a request in flight keeps its copy even if
+	// a newer snapshot supersedes it meanwhile.
+	time.AfterFunc(time.Minute, c.Release)
+	return c.Dir
+}
+
 // Handler returns the HTTP API with the embedded dashboard.
 func (a *App) Handler() (http.Handler, error) {
+	if a.NATS != nil && a.snapshotCache == nil {
+		m, err := workspace.NewMaterializer(a.Store, filepath.Join(a.Config.DataDir, "cache", "workspaces"))
+		if err != nil {
+			return nil, err
+		}
+		a.snapshotCache = m
+	}
 	return api.New(api.Options{
 		Config:       a.Config,
 		Store:        a.Store,
-		Broker:       a.Broker,
+		Broker:       a.Bus,
+		NATS:         a.natsHealth(),
 		Tasks:        a.Tasks,
 		Running:      a.Executor.Running,
-		WorkspaceDir: a.WorkspaceDir,
+		WorkspaceDir: a.servedWorkspace,
 		UI:           web.Assets(),
 		Logger:       a.Logger,
 		Version:      Version,
@@ -206,6 +262,7 @@ func (a *App) Close(ctx context.Context) error {
 	if a.Executor != nil {
 		errs = append(errs, a.Executor.Shutdown(ctx))
 	}
+	a.closeNATS()
 	if a.Store != nil {
 		errs = append(errs, a.Store.Close())
 	}
