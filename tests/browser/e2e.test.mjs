@@ -901,25 +901,25 @@ test('cancel a running task, then retry it to completion', { timeout: TASK_TIMEO
 // with that request intercepted and answered with a graph of another shape
 // (an extra check, a fix loop going back further): the page draws that one.
 test("the task page draws the graph /api/graphs serves", { timeout: TASK_TIMEOUT + 60_000 }, async () => {
-  const api = async (p, body) => {
-    const r = await fetch(base + p, body ? { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) } : {});
+  const call = async (p, body) => {
+    const r = await api(base, p, body ? { method: 'POST', body: JSON.stringify(body) } : {});
     assert.ok(r.ok, `${p}: HTTP ${r.status}`);
     return r.json();
   };
-  const graphs = await api('/api/graphs');
-  const build = await api('/api/graphs/build');
+  const graphs = await call('/api/graphs');
+  const build = await call('/api/graphs/build');
   assert.deepEqual(graphs.find((g) => g.kind === 'build'), build, '/api/graphs lists the build graph as /api/graphs/build serves it');
-  const project = await api('/api/projects', { name: `Graphs ${Date.now().toString(36)}`, description: 'drawn from /api/graphs' });
-  const task = await api('/api/tasks', { project_id: project.id, prompt: 'Build a todo app' });
+  const project = await call('/api/projects', { name: `Graphs ${Date.now().toString(36)}`, description: 'drawn from /api/graphs' });
+  const task = await call('/api/tasks', { project_id: project.id, prompt: 'Build a todo app' });
   assert.equal(task.kind, 'build');
   const deadline = Date.now() + TASK_TIMEOUT;
   let stored = task;
   while (!/^(completed|failed|cancelled)$/.test(stored.status) && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 250));
-    stored = await api(`/api/tasks/${task.id}`);
+    stored = await call(`/api/tasks/${task.id}`);
   }
   assert.equal(stored.status, 'completed', stored.error);
-  const other = await api('/api/tasks', { project_id: project.id, prompt: 'Build a notes app' });
+  const other = await call('/api/tasks', { project_id: project.id, prompt: 'Build a notes app' });
 
   const drawn = (page) =>
     page.evaluate(() => ({
@@ -956,7 +956,7 @@ test("the task page draws the graph /api/graphs serves", { timeout: TASK_TIMEOUT
   };
 
   // 1. The server's graph, fetched once for two tasks of its kind.
-  const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const ctx = await signedInContext(base, { viewport: { width: 1440, height: 900 } });
   const page = await ctx.newPage();
   watch(page, 'graphs');
   page.setDefaultTimeout(20_000);
@@ -994,7 +994,7 @@ test("the task page draws the graph /api/graphs serves", { timeout: TASK_TIMEOUT
     ],
     fix_loop: { target: 'architect', checks: ['auditor'], body: ['architect', 'coder', 'tester', 'reviewer', 'auditor'] },
   };
-  const ctx2 = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const ctx2 = await signedInContext(base, { viewport: { width: 1440, height: 900 } });
   const page2 = await ctx2.newPage();
   watch(page2, 'graphs-routed');
   page2.setDefaultTimeout(20_000);
@@ -1016,7 +1016,7 @@ test("the task page draws the graph /api/graphs serves", { timeout: TASK_TIMEOUT
   await ctx2.close();
 
   // 3. A graph the server cannot give: the card says so instead of drawing one of its own.
-  const ctx3 = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const ctx3 = await signedInContext(base, { viewport: { width: 1280, height: 800 } });
   const page3 = await ctx3.newPage();
   page3.setDefaultTimeout(20_000);
   await page3.route('**/api/graphs/build', (route) =>
