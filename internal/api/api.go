@@ -30,7 +30,7 @@ import (
 type Options struct {
 	Config *config.Config
 	Store  store.Store
-	Broker *events.Broker
+	Broker events.Bus
 	// Tasks is the task use cases; nil: a Service over Store whose tasks
 	// stay pending for whichever runner looks.
 	Tasks *tasks.Service
@@ -58,7 +58,7 @@ const (
 type server struct {
 	cfg     config.Config
 	store   store.Store
-	broker  *events.Broker
+	broker  events.Bus
 	tasks   *tasks.Service
 	running func() int
 	wsDir   func(string) string

@@ -33,9 +33,6 @@ func (s *server) handleSSE(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, "task "+taskID, err)
 		return
 	}
-	sub := s.broker.Subscribe(taskID, s.subBuffer)
-	defer sub.Close()
-
 	if t.Status.Terminal() {
 		// A finished task with nothing new: 204 tells EventSource to stop
 		// reconnecting.
@@ -67,27 +64,30 @@ func (s *server) handleSSE(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	f := &follower{s: s, taskID: taskID, sub: sub, last: after, send: func(e domain.AgentLog, b []byte) error {
-		if b == nil {
-			var err error
-			if b, err = json.Marshal(e); err != nil {
-				return err
-			}
-		}
-		frame := "data: " + string(b) + "\n\n"
-		if e.Seq > 0 {
-			frame = "id: " + strconv.FormatInt(e.Seq, 10) + "\n" + frame
-		}
-		return put(frame)
-	}, flush: rc.Flush}
 	tick := time.NewTicker(s.cfg.WebSocketPingInterval)
 	defer tick.Stop()
-	err = s.runFollower(ctx, f, tick.C, func() error { return write(": ping\n\n") })
+	err = events.Follow(ctx, events.FollowOptions{Bus: s.broker, Store: s.store, TaskID: taskID, After: after, Buffer: s.subBuffer,
+		Send: func(e domain.AgentLog, b []byte) error {
+			if b == nil {
+				var err error
+				if b, err = json.Marshal(e); err != nil {
+					return err
+				}
+			}
+			frame := "data: " + string(b) + "\n\n"
+			if e.Seq > 0 {
+				frame = "id: " + strconv.FormatInt(e.Seq, 10) + "\n" + frame
+			}
+			return put(frame)
+		},
+		Flush: rc.Flush,
+		Tick:  tick.C, OnTick: func() error { return write(": ping\n\n") },
+	})
 
-	var ended errTaskEnded
+	var ended *events.Ended
 	switch {
 	case errors.As(err, &ended):
-		_ = write(fmt.Sprintf("event: end\ndata: {\"status\":%q}\n\n", ended.status))
+		_ = write(fmt.Sprintf("event: end\ndata: {\"status\":%q}\n\n", ended.Status))
 	case errors.Is(err, events.ErrSlowConsumer):
 		// The client reconnects with Last-Event-ID and resumes.
 		_ = write(": too slow: event buffer full\n\n")

@@ -45,10 +45,6 @@ func (s *server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, "task "+taskID, err)
 		return
 	}
-	// Subscribe before the replay: events published meanwhile wait here.
-	sub := s.broker.Subscribe(taskID, s.subBuffer)
-	defer sub.Close()
-
 	cw := &corkingWriter{ResponseWriter: w, timeout: s.writeTimeout}
 	c, err := websocket.Accept(cw, r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true, // the origin was checked above
@@ -64,30 +60,31 @@ func (s *server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 
 	go s.pingLoop(ctx, c)
 
-	f := &follower{s: s, taskID: taskID, sub: sub, last: after, send: func(e domain.AgentLog, b []byte) error {
-		if b == nil {
-			var err error
-			if b, err = json.Marshal(e); err != nil {
-				return err
+	opts := events.FollowOptions{Bus: s.broker, Store: s.store, TaskID: taskID, After: after, Buffer: s.subBuffer,
+		Send: func(e domain.AgentLog, b []byte) error {
+			if b == nil {
+				var err error
+				if b, err = json.Marshal(e); err != nil {
+					return err
+				}
 			}
-		}
-		if cw.conn != nil {
-			// Sends happen in bursts, into the cork's buffer; its flush
-			// carries the write timeout, without a context per message.
-			return c.Write(ctx, websocket.MessageText, b)
-		}
-		wctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
-		defer cancel()
-		return c.Write(wctx, websocket.MessageText, b)
-	}}
+			if cw.conn != nil {
+				// Sends happen in bursts, into the cork's buffer; its flush
+				// carries the write timeout, without a context per message.
+				return c.Write(ctx, websocket.MessageText, b)
+			}
+			wctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
+			defer cancel()
+			return c.Write(wctx, websocket.MessageText, b)
+		}}
 	if cw.conn != nil {
-		f.hold, f.flush = cw.conn.Cork, cw.conn.Uncork
+		opts.Hold, opts.Flush = cw.conn.Cork, cw.conn.Uncork
 	}
-	err = s.runFollower(ctx, f, nil, nil)
-	var ended errTaskEnded
+	err = events.Follow(ctx, opts)
+	var ended *events.Ended
 	switch {
 	case errors.As(err, &ended):
-		_ = c.Close(websocket.StatusNormalClosure, "task "+string(ended.status))
+		_ = c.Close(websocket.StatusNormalClosure, "task "+string(ended.Status))
 	case errors.Is(err, events.ErrSlowConsumer):
 		s.log.WarnContext(ctx, "websocket client too slow, disconnected", "task_id", taskID)
 		_ = c.Close(statusTooSlow, "too slow: event buffer full; reconnect with ?after=last seq")
@@ -96,43 +93,6 @@ func (s *server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.log.WarnContext(ctx, "websocket stream ended", "task_id", taskID, "err", err)
 		_ = c.Close(websocket.StatusInternalError, "stream error")
-	}
-}
-
-// runFollower replays then forwards live events until the task ends, the
-// subscription is closed or ctx is done; onTick runs at every tick (nil
-// channel: never).
-func (s *server) runFollower(ctx context.Context, f *follower, tick <-chan time.Time, onTick func() error) error {
-	if err := f.burst(func() error { return f.replay(ctx) }); err != nil {
-		return err
-	}
-	var grace <-chan time.Time
-	if f.over != "" {
-		timer := time.NewTimer(terminalGrace)
-		defer timer.Stop()
-		grace = timer.C
-	}
-	for {
-		select {
-		case <-grace:
-			grace = nil
-			if err := f.graceExpired(ctx); err != nil {
-				return err
-			}
-		case <-ctx.Done():
-			return ctx.Err()
-		case e, ok := <-f.sub.C():
-			if !ok {
-				return f.closed()
-			}
-			if err := f.burst(func() error { return f.drain(ctx, e) }); err != nil {
-				return err
-			}
-		case <-tick:
-			if err := onTick(); err != nil {
-				return err
-			}
-		}
 	}
 }
 

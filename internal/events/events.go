@@ -1,12 +1,16 @@
 // Package events is the per-task ordered event stream. Every event except a
 // token delta is stored in agent_logs (with its per-task sequence number)
-// before it is published, so a subscriber that replays the store and then
-// follows the broker sees every event exactly once.
+// before it is published on a Bus, so a follower that replays the store and
+// then follows the bus (Follow) sees every event exactly once.
 //
 // Delivery rules: Publish never blocks. Token deltas may be dropped for a
 // subscriber whose buffer is full; any other event that does not fit closes
 // that subscriber with ErrSlowConsumer, because a gap would be a lie. A slow
 // subscriber therefore never slows the pipeline or other subscribers.
+//
+// A Bus may lose events between processes (NATS core subjects are at most
+// once); Follow fills every gap from the store, so only the store has to be
+// lossless.
 package events
 
 import (
@@ -29,7 +33,25 @@ var ErrSlowConsumer = errors.New("subscriber too slow: event buffer full")
 // DefaultBuffer is the per-subscriber buffer size used when none is given.
 const DefaultBuffer = 1024
 
-// Broker fans events of each task out to its subscribers.
+// Bus carries published events to the subscribers of their task. Broker is
+// the in-process Bus; natsbus carries events between processes.
+type Bus interface {
+	// Publish delivers l to the subscribers of l.TaskID without blocking.
+	Publish(l domain.AgentLog)
+	// Subscribe starts receiving live events of taskID; buffer <= 0 means
+	// DefaultBuffer.
+	Subscribe(taskID string, buffer int) *Subscription
+	// Subscribers returns the number of live local subscribers of taskID.
+	Subscribers(taskID string) int
+	// TotalSubscribers returns the number of live local subscribers.
+	TotalSubscribers() int
+	// Stats reports dropped token deltas and evicted subscribers.
+	Stats() (droppedDeltas, evictedSubscribers int64)
+}
+
+var _ Bus = (*Broker)(nil)
+
+// Broker fans events of each task out to its subscribers within one process.
 type Broker struct {
 	mu   sync.RWMutex
 	subs map[string]map[*Subscription]struct{}
@@ -69,6 +91,9 @@ type Subscription struct {
 	once   sync.Once
 	mu     sync.Mutex
 	err    error
+	// onClose runs once after the subscription ended, however it ended
+	// (a NATS bus drops its task's NATS subscription with the last one).
+	onClose func()
 }
 
 // C delivers events; it is closed when the subscription ends (see Err).
@@ -86,10 +111,17 @@ func (s *Subscription) Close() { s.b.remove(s, nil) }
 
 // Subscribe starts receiving live events of taskID. buffer <= 0 means DefaultBuffer.
 func (b *Broker) Subscribe(taskID string, buffer int) *Subscription {
+	return b.SubscribeFunc(taskID, buffer, nil)
+}
+
+// SubscribeFunc is Subscribe with onClose run once when the subscription
+// ends: closed by its owner or evicted. It lets a Bus built on a Broker keep
+// per-task resources exactly as long as the task has subscribers.
+func (b *Broker) SubscribeFunc(taskID string, buffer int, onClose func()) *Subscription {
 	if buffer <= 0 {
 		buffer = DefaultBuffer
 	}
-	s := &Subscription{TaskID: taskID, b: b, ch: make(chan *Event, buffer)}
+	s := &Subscription{TaskID: taskID, b: b, ch: make(chan *Event, buffer), onClose: onClose}
 	b.mu.Lock()
 	set := b.subs[taskID]
 	if set == nil {
@@ -115,12 +147,20 @@ func (b *Broker) remove(s *Subscription, reason error) {
 		s.err = reason
 		s.mu.Unlock()
 		close(s.ch)
+		if s.onClose != nil {
+			s.onClose()
+		}
 	})
 }
 
-// Publish delivers e to the subscribers of e.TaskID without blocking.
+// Publish delivers l to the subscribers of l.TaskID without blocking.
 func (b *Broker) Publish(l domain.AgentLog) {
-	e := &Event{AgentLog: l}
+	b.PublishEvent(&Event{AgentLog: l})
+}
+
+// PublishEvent is Publish of an Event whose encoding may already be cached,
+// so a Bus that also sends it elsewhere encodes it once.
+func (b *Broker) PublishEvent(e *Event) {
 	b.mu.RLock()
 	var slow []*Subscription
 	for s := range b.subs[e.TaskID] {
@@ -164,10 +204,23 @@ func (b *Broker) Stats() (droppedDeltas, evictedSubscribers int64) {
 	return b.dropped.Load(), b.evicted.Load()
 }
 
+// NewEvent wraps l, with raw as its known JSON encoding (nil: encode on
+// first use). raw must be the encoding of l: it is sent to clients as is.
+func NewEvent(l domain.AgentLog, raw []byte) *Event {
+	e := &Event{AgentLog: l}
+	if raw != nil {
+		e.once.Do(func() { e.raw = raw })
+	}
+	return e
+}
+
 // Recorder stores events, then publishes them: the one way the pipeline emits.
 type Recorder struct {
-	Store  store.Logs
-	Broker *Broker
+	Store store.Logs
+	// Broker is the Bus events are published to (in-process or NATS); the
+	// field keeps its historical name so wiring written for the in-process
+	// broker stays valid.
+	Broker Bus
 	// Redact, when set, is applied to every message before it is stored
 	// (secrets, PII).
 	Redact func(string) string

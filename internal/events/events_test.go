@@ -38,7 +38,7 @@ func (m *memLogs) ListLogs(_ context.Context, taskID string, after int64, limit 
 	defer m.mu.Unlock()
 	var out []domain.AgentLog
 	for _, l := range m.logs[taskID] {
-		if l.Seq > after {
+		if l.Seq > after && (limit == 0 || len(out) < limit) {
 			out = append(out, l)
 		}
 	}

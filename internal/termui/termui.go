@@ -6,6 +6,7 @@ package termui
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -34,60 +35,39 @@ type view struct {
 	ended   *domain.TaskStatus
 }
 
-// Follow shows the events of taskID, stored ones first and then live ones,
-// until the task ends; then it prints a summary and returns the final task.
-func Follow(ctx context.Context, broker *events.Broker, st store.Store, taskID string, w io.Writer, tty bool) (domain.Task, error) {
+// Follow shows the events of taskID, stored ones first and then live ones
+// from bus (events.Follow: another process's events arrive through the bus
+// or the store), until the task ends; then it prints a summary and returns
+// the final task.
+func Follow(ctx context.Context, bus events.Bus, st store.Store, taskID string, w io.Writer, tty bool) (domain.Task, error) {
 	v := &view{w: w, tty: tty, start: time.Now()}
 	if t, err := st.GetTask(ctx, taskID); err == nil && t.StartedAt != nil {
 		v.start = *t.StartedAt
 	}
-	sub := broker.Subscribe(taskID, 0)
-	defer func() { sub.Close() }()
-	if err := v.replay(ctx, st, taskID); err != nil {
-		return domain.Task{}, err
-	}
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	lastPoll := time.Now()
-	for v.ended == nil {
-		select {
-		case <-ctx.Done():
+	for {
+		err := events.Follow(ctx, events.FollowOptions{Bus: bus, Store: st, TaskID: taskID, After: v.lastSeq,
+			Send: func(e domain.AgentLog, _ []byte) error {
+				if e.Type == domain.EventTokenDelta {
+					v.typing++
+					return nil
+				}
+				v.show(e)
+				return nil
+			},
+			Tick: tick.C, OnTick: func() error { v.drawStatus(); return nil },
+		})
+		var ended *events.Ended
+		switch {
+		case errors.As(err, &ended):
+		case errors.Is(err, events.ErrSlowConsumer):
+			continue // a terminal that could not keep up: resume after what it showed
+		default:
 			v.clearStatus()
-			return domain.Task{}, ctx.Err()
-		case e, ok := <-sub.C():
-			if !ok {
-				// Evicted for being slow: catch up from the store and go on.
-				sub = broker.Subscribe(taskID, 0)
-				if err := v.replay(ctx, st, taskID); err != nil {
-					return domain.Task{}, err
-				}
-				continue
-			}
-			if e.Type == domain.EventTokenDelta {
-				v.typing++
-				continue
-			}
-			if e.Seq <= v.lastSeq {
-				continue // already shown by the replay
-			}
-			if e.Seq > v.lastSeq+1 {
-				if err := v.replay(ctx, st, taskID); err != nil {
-					return domain.Task{}, err
-				}
-			}
-			if e.Seq == v.lastSeq+1 {
-				v.show(e.AgentLog)
-			}
-		case <-tick.C:
-			v.drawStatus()
-			// A safety net for events published by another process.
-			if time.Since(lastPoll) > 2*time.Second {
-				lastPoll = time.Now()
-				if err := v.replay(ctx, st, taskID); err != nil {
-					return domain.Task{}, err
-				}
-			}
+			return domain.Task{}, err
 		}
+		break
 	}
 	v.clearStatus()
 	t, err := st.GetTask(ctx, taskID)
@@ -96,20 +76,6 @@ func Follow(ctx context.Context, broker *events.Broker, st store.Store, taskID s
 	}
 	summary(ctx, w, st, t, v)
 	return t, nil
-}
-
-func (v *view) replay(ctx context.Context, st store.Store, taskID string) error {
-	logs, err := st.ListLogs(ctx, taskID, v.lastSeq, 0)
-	if err != nil {
-		return err
-	}
-	for _, l := range logs {
-		if v.ended != nil {
-			break
-		}
-		v.show(l)
-	}
-	return nil
 }
 
 func (v *view) show(e domain.AgentLog) {
