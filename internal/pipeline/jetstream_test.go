@@ -152,7 +152,7 @@ func sleepy(d time.Duration, onStep func(in agent.Input)) *testGraph {
 }
 
 func TestJetStreamWorkersShareTheQueue(t *testing.T) {
-	var running sync.Map  // task -> struct{}
+	var running sync.Map // task -> struct{}
 	j := newJSEnv(t, 2*time.Second, nil)
 	g := &gauge{}
 	j.g = sleepy(40*time.Millisecond, nil)
