@@ -23,6 +23,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.SetOutput(stderr)
 	src := sourceFlags(fs)
 	printConfig := fs.Bool("print-config", false, "print the effective configuration (secrets redacted) and exit")
+	workers := fs.Int("workers", -1, "tasks this node runs at once, -1: MAX_CONCURRENT_TASKS; 0: API only, tasks run on catalyst worker processes (needs NATS_URL)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -38,6 +39,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg, err := load(*src)
 	if err != nil {
+		return err
+	}
+	if err := applyWorkers(cfg, *workers); err != nil {
 		return err
 	}
 	logger := newLogger(stderr, cfg.LogLevel, cfg)
@@ -77,7 +81,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
-	if err := a.Start(ctx, true); err != nil {
+	if *workers == 0 {
+		logger.Info("API node only (--workers 0): tasks run on catalyst worker processes")
+	} else if err := a.Start(ctx, true); err != nil {
 		srv.Close()
 		a.Close(context.Background())
 		return fmt.Errorf("starting executor: %w", err)

@@ -9,6 +9,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"log/slog"
@@ -36,6 +37,9 @@ type Options struct {
 	Tasks *tasks.Service
 	// Running counts the tasks this process runs now (metrics); optional.
 	Running func() int
+	// NATS reports whether NATS and the work queue answer (/api/health);
+	// nil when the node is not scaled out.
+	NATS func(context.Context) error
 	// WorkspaceDir returns the root directory of a task's workspace (its
 	// generated files). Nil: no task has files.
 	WorkspaceDir func(taskID string) string
@@ -61,6 +65,7 @@ type server struct {
 	broker  events.Bus
 	tasks   *tasks.Service
 	running func() int
+	nats    func(context.Context) error // Options.NATS
 	wsDir   func(string) string
 	ui      fs.FS
 	log     *slog.Logger
@@ -122,6 +127,7 @@ func newServer(opts Options) (*server, error) {
 		broker:       broker,
 		tasks:        svc,
 		running:      opts.Running,
+		nats:         opts.NATS,
 		wsDir:        opts.WorkspaceDir,
 		ui:           opts.UI,
 		log:          logger,

@@ -49,8 +49,10 @@ type infoBody struct {
 type infoOutput struct{ Body infoBody }
 
 type healthBody struct {
-	Status  string `json:"status" example:"ok"`
-	Store   string `json:"store" example:"ok"`
+	Status string `json:"status" example:"ok"`
+	Store  string `json:"store" example:"ok"`
+	// NATS is present on a scaled-out node (NATS_URL set).
+	NATS    string `json:"nats,omitempty" example:"ok"`
 	Version string `json:"version"`
 }
 
@@ -71,13 +73,20 @@ func (s *server) registerMeta(api huma.API) {
 			}}, nil
 		})
 
-	huma.Register(api, withErrors(s.op(http.MethodGet, "/api/health", "get-health", "Health check: the store answers", "meta"), 503),
+	huma.Register(api, withErrors(s.op(http.MethodGet, "/api/health", "get-health", "Health check: the store (and NATS, when scaled out) answers", "meta"), 503),
 		func(ctx context.Context, _ *struct{}) (*healthOutput, error) {
 			ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 			defer cancel()
 			if err := s.store.Ping(ctx); err != nil {
 				return nil, newProblem(http.StatusServiceUnavailable, "store unavailable: "+err.Error())
 			}
-			return &healthOutput{Body: healthBody{Status: "ok", Store: "ok", Version: s.version}}, nil
+			body := healthBody{Status: "ok", Store: "ok", Version: s.version}
+			if s.nats != nil {
+				if err := s.nats(ctx); err != nil {
+					return nil, newProblem(http.StatusServiceUnavailable, "NATS unavailable: "+err.Error())
+				}
+				body.NATS = "ok"
+			}
+			return &healthOutput{Body: body}, nil
 		})
 }

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/catalyst/catalyst/internal/agent"
 	"github.com/catalyst/catalyst/internal/api"
 	"github.com/catalyst/catalyst/internal/config"
@@ -41,7 +43,7 @@ type App struct {
 	Config   *config.Config
 	Logger   *slog.Logger
 	Store    store.Store
-	Broker   *events.Broker
+	Broker   events.Bus // in this process, or over NATS when scaled out
 	Recorder *events.Recorder
 	Models   *llm.Router
 	Executor *pipeline.Executor
@@ -50,6 +52,12 @@ type App struct {
 	Graphs *graph.Registry
 	// StoreKind describes the store in use ("sqlite <path>" or "mongodb <db>").
 	StoreKind string
+	// NATS, Queue and Worker are set when scaled out (NATS_URL): tasks are
+	// submitted to the JetStream work queue, and Worker, once started, runs
+	// them from it.
+	NATS   *nats.Conn
+	Queue  *pipeline.Queue
+	Worker *pipeline.Worker
 }
 
 // New opens the store and builds every part; Close releases them.
@@ -74,11 +82,19 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	}
 
 	redactor := logging.NewRedactor(cfg.Secrets()).WithPII(cfg.EnablePIIRedaction)
-	a.Broker = events.NewBroker()
+	if cfg.NATSURL != "" {
+		if err := a.openNATS(ctx); err != nil {
+			a.Store.Close()
+			return nil, err
+		}
+	} else {
+		a.Broker = events.NewBroker()
+	}
 	a.Recorder = &events.Recorder{Store: a.Store, Broker: a.Broker, Redact: redactor.Redact}
 
 	a.Models, err = NewRouter(cfg, logger)
 	if err != nil {
+		a.closeNATS(ctx)
 		a.Store.Close()
 		return nil, fmt.Errorf("LLM configuration: %w", err)
 	}
@@ -91,6 +107,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	if cfg.GitHubToken != "" && !cfg.MockDeployment {
 		client, err := github.New(cfg.GitHubToken)
 		if err != nil {
+			a.closeNATS(ctx)
 			a.Store.Close()
 			return nil, fmt.Errorf("GitHub client: %w", err)
 		}
@@ -125,13 +142,20 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		},
 		Logger: logger,
 	})
-	a.Tasks = tasks.New(tasks.Options{Store: a.Store, Recorder: a.Recorder, Graphs: a.Graphs, Dispatcher: a.Executor})
+	var dispatcher tasks.Dispatcher = a.Executor
+	if a.Queue != nil {
+		dispatcher = a.Queue
+	}
+	a.Tasks = tasks.New(tasks.Options{Store: a.Store, Recorder: a.Recorder, Graphs: a.Graphs, Dispatcher: dispatcher})
 	return a, nil
 }
 
 // Start starts running tasks in this process. recover: also resume the
 // tasks nobody runs (a server); `catalyst run` runs only what it submits.
 func (a *App) Start(ctx context.Context, recover bool) error {
+	if a.Queue != nil && recover {
+		return a.StartWorker(ctx)
+	}
 	a.Executor.SetRecover(recover)
 	return a.Executor.Start(ctx)
 }
@@ -191,6 +215,7 @@ func (a *App) Handler() (http.Handler, error) {
 		Broker:       a.Broker,
 		Tasks:        a.Tasks,
 		Running:      a.Executor.Running,
+		NATS:         a.natsCheck(),
 		WorkspaceDir: a.WorkspaceDir,
 		UI:           web.Assets(),
 		Logger:       a.Logger,
@@ -202,6 +227,9 @@ func (a *App) Handler() (http.Handler, error) {
 // resume at the next start) and closes the store.
 func (a *App) Close(ctx context.Context) error {
 	var errs []error
+	if a.NATS != nil {
+		errs = append(errs, a.closeNATS(ctx))
+	}
 	if a.Executor != nil {
 		errs = append(errs, a.Executor.Shutdown(ctx))
 	}
