@@ -293,13 +293,15 @@ func TestServeBuildsATodoAppEndToEnd(t *testing.T) {
 func TestKill9MidGraphResumes(t *testing.T) {
 	data := t.TempDir()
 	slow := "CATALYST_OFFLINE_LATENCY=500ms"
-	s := startServer(t, data, slow)
+	// The killed process's lease must expire before the restarted one (a
+	// new owner) takes the task over.
+	s := startServer(t, data, slow, "CATALYST_LEASE_TTL=2s")
 	tk := s.createTask("Build a todo app")
 	s.waitTask(tk.ID, 60*time.Second, func(t task) bool { return t.GraphState["architect"] == "completed" })
 	s.cmd.Process.Kill()
 	<-s.exited
 
-	s2 := startServer(t, data, slow)
+	s2 := startServer(t, data, slow, "CATALYST_LEASE_TTL=2s")
 	final := s2.waitTask(tk.ID, 90*time.Second, terminal)
 	if final.Status != "completed" {
 		t.Fatalf("after restart: %s %s\n%s", final.Status, final.Error, s2.out)

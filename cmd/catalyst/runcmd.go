@@ -71,7 +71,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "Task %s · model: %s\n", task.ID, a.Models.Describe("").String())
-	final, err := termui.Follow(ctx, a.Broker, a.Store, task.ID, stdout, isTerminal(stdout))
+	final, err := termui.Follow(ctx, a.Bus, a.Store, task.ID, stdout, isTerminal(stdout))
 	if err != nil {
 		if ctx.Err() != nil {
 			// Ctrl-C: stop the task for real, not just the display.

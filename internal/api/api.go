@@ -9,7 +9,6 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"io/fs"
 	"log/slog"
@@ -32,14 +31,14 @@ type Options struct {
 	Config *config.Config
 	Store  store.Store
 	Broker events.Bus
+	// NATS reports the NATS connection for /api/health (nil error:
+	// connected); nil when NATS is not used.
+	NATS func() error
 	// Tasks is the task use cases; nil: a Service over Store whose tasks
 	// stay pending for whichever runner looks.
 	Tasks *tasks.Service
 	// Running counts the tasks this process runs now (metrics); optional.
 	Running func() int
-	// NATS reports whether NATS and the work queue answer (/api/health);
-	// nil when the node is not scaled out.
-	NATS func(context.Context) error
 	// WorkspaceDir returns the root directory of a task's workspace (its
 	// generated files). Nil: no task has files.
 	WorkspaceDir func(taskID string) string
@@ -63,9 +62,9 @@ type server struct {
 	cfg     config.Config
 	store   store.Store
 	broker  events.Bus
+	nats    func() error
 	tasks   *tasks.Service
 	running func() int
-	nats    func(context.Context) error // Options.NATS
 	wsDir   func(string) string
 	ui      fs.FS
 	log     *slog.Logger
@@ -125,9 +124,9 @@ func newServer(opts Options) (*server, error) {
 		cfg:          cfg,
 		store:        opts.Store,
 		broker:       broker,
+		nats:         opts.NATS,
 		tasks:        svc,
 		running:      opts.Running,
-		nats:         opts.NATS,
 		wsDir:        opts.WorkspaceDir,
 		ui:           opts.UI,
 		log:          logger,

@@ -21,6 +21,7 @@ import (
 	"github.com/catalyst/catalyst/internal/connector/github"
 	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/events"
+	"github.com/catalyst/catalyst/internal/events/natsbus"
 	"github.com/catalyst/catalyst/internal/graph"
 	"github.com/catalyst/catalyst/internal/llm"
 	"github.com/catalyst/catalyst/internal/llm/offline"
@@ -40,11 +41,16 @@ var Version = "dev"
 
 // App is a wired Catalyst instance.
 type App struct {
-	Config   *config.Config
-	Logger   *slog.Logger
-	Store    store.Store
-	Broker   events.Bus // in this process, or over NATS when scaled out
+	Config *config.Config
+	Logger *slog.Logger
+	Store  store.Store
+	// Bus carries task events to followers: in process, or through NATS
+	// when NATS_URL is set, so that every process streams every task.
+	Bus      events.Bus
 	Recorder *events.Recorder
+	// NATS is the connection to NATS_URL (nil without it); it reconnects
+	// for ever, and Close closes it.
+	NATS     *nats.Conn
 	Models   *llm.Router
 	Executor *pipeline.Executor
 	// Tasks is the use-case layer every front end goes through.
@@ -52,12 +58,13 @@ type App struct {
 	Graphs *graph.Registry
 	// StoreKind describes the store in use ("sqlite <path>" or "mongodb <db>").
 	StoreKind string
-	// NATS, Queue and Worker are set when scaled out (NATS_URL): tasks are
-	// submitted to the JetStream work queue, and Worker, once started, runs
-	// them from it.
-	NATS   *nats.Conn
+	// Queue and Worker are set when scaled out (NATS_URL): tasks are
+	// submitted to the JetStream work queue, and Worker, once started,
+	// runs them from it.
 	Queue  *pipeline.Queue
 	Worker *pipeline.Worker
+
+	natsBus *natsbus.Bus
 }
 
 // New opens the store and builds every part; Close releases them.
@@ -82,19 +89,25 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	}
 
 	redactor := logging.NewRedactor(cfg.Secrets()).WithPII(cfg.EnablePIIRedaction)
+	a.Bus = events.NewBroker()
 	if cfg.NATSURL != "" {
-		if err := a.openNATS(ctx); err != nil {
+		if a.NATS, err = connectNATS(cfg.NATSURL, logger); err != nil {
 			a.Store.Close()
 			return nil, err
 		}
-	} else {
-		a.Broker = events.NewBroker()
+		a.natsBus = natsbus.New(a.NATS, natsbus.Options{Logger: logger})
+		a.Bus = a.natsBus
+		if a.Queue, err = openQueue(ctx, a.NATS, cfg.LeaseTTL, logger); err != nil {
+			a.closeNATS()
+			a.Store.Close()
+			return nil, err
+		}
 	}
-	a.Recorder = &events.Recorder{Store: a.Store, Broker: a.Broker, Redact: redactor.Redact}
+	a.Recorder = &events.Recorder{Store: a.Store, Broker: a.Bus, Redact: redactor.Redact}
 
 	a.Models, err = NewRouter(cfg, logger)
 	if err != nil {
-		a.closeNATS(ctx)
+		a.closeNATS()
 		a.Store.Close()
 		return nil, fmt.Errorf("LLM configuration: %w", err)
 	}
@@ -107,7 +120,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	if cfg.GitHubToken != "" && !cfg.MockDeployment {
 		client, err := github.New(cfg.GitHubToken)
 		if err != nil {
-			a.closeNATS(ctx)
+			a.closeNATS()
 			a.Store.Close()
 			return nil, fmt.Errorf("GitHub client: %w", err)
 		}
@@ -140,7 +153,8 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 			sel := a.Models.Describe(domain.NodePlanner)
 			return domain.Served{Provider: sel.Provider, Model: sel.Model, Offline: sel.Offline()}
 		},
-		Logger: logger,
+		Snapshots: pipeline.StoredWorkspaces{Store: a.Store, Dir: a.WorkspaceDir},
+		Logger:    logger,
 	})
 	var dispatcher tasks.Dispatcher = a.Executor
 	if a.Queue != nil {
@@ -212,10 +226,10 @@ func (a *App) Handler() (http.Handler, error) {
 	return api.New(api.Options{
 		Config:       a.Config,
 		Store:        a.Store,
-		Broker:       a.Broker,
+		Broker:       a.Bus,
+		NATS:         a.natsHealth(),
 		Tasks:        a.Tasks,
 		Running:      a.Executor.Running,
-		NATS:         a.natsCheck(),
 		WorkspaceDir: a.WorkspaceDir,
 		UI:           web.Assets(),
 		Logger:       a.Logger,
@@ -227,12 +241,14 @@ func (a *App) Handler() (http.Handler, error) {
 // resume at the next start) and closes the store.
 func (a *App) Close(ctx context.Context) error {
 	var errs []error
-	if a.NATS != nil {
-		errs = append(errs, a.closeNATS(ctx))
+	if a.Worker != nil {
+		// Before NATS closes: its tasks go back to the queue at once.
+		errs = append(errs, a.Worker.Stop(ctx))
 	}
 	if a.Executor != nil {
 		errs = append(errs, a.Executor.Shutdown(ctx))
 	}
+	a.closeNATS()
 	if a.Store != nil {
 		errs = append(errs, a.Store.Close())
 	}

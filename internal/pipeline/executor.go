@@ -102,6 +102,7 @@ type activeRun struct {
 var (
 	errCancelled = errors.New("task cancelled")
 	errShutdown  = errors.New("executor shutting down")
+	errCrash     = errors.New("process killed")
 	errLeaseLost = errors.New("task lease lost")
 	errClosed    = errors.New("pipeline: executor is shut down")
 )
@@ -468,6 +469,21 @@ func (e *Executor) dropWaiter(id string, ch chan struct{}) {
 			delete(e.waiters, id)
 		}
 	}
+}
+
+// crash stops every run at once without a word to the store, as a killed
+// process would (tests of takeover).
+func (e *Executor) crash() {
+	e.mu.Lock()
+	if !e.closed {
+		e.closed = true
+		close(e.stop)
+	}
+	for _, r := range e.active {
+		r.cancel(errCrash)
+	}
+	e.mu.Unlock()
+	e.wg.Wait()
 }
 
 // Shutdown stops running tasks where they are and releases their leases

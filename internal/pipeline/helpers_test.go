@@ -95,6 +95,7 @@ func (e *env) options(models agent.Models, g *testGraph) Options {
 		Limits:        graph.Limits{MaxFixRounds: cfg.MaxFixIterations, MaxCost: cfg.MaxTaskCost},
 		AgentTimeout:  cfg.AgentTimeout,
 		Recover:       true,
+		Snapshots:     StoredWorkspaces{Store: e.store, Dir: e.workspaceDir},
 		Served: func() domain.Served {
 			if models == nil {
 				return domain.Served{}

@@ -109,7 +109,7 @@ func (r *taskRun) run(ctx context.Context, cancel context.CancelCauseFunc, id st
 	r.arts = graph.Index(list)
 	r.results = make(chan nodeResult)
 	err = r.loop(ctx)
-	if ctx.Err() != nil && context.Cause(ctx) == errShutdown {
+	if ctx.Err() != nil && errors.Is(context.Cause(ctx), errShutdown) {
 		// Let the next process resume it at once instead of after the TTL.
 		_, _ = st.UpdateTask(context.Background(), id, func(t *domain.Task) error { return t.Release(e.opt.Owner) })
 	}

@@ -17,6 +17,9 @@ package store
 
 import (
 	"context"
+	"errors"
+	"io"
+	"time"
 
 	"github.com/catalyst/catalyst/internal/domain"
 )
@@ -59,6 +62,7 @@ type Store interface {
 	Artifacts
 	Deployments
 	Scans
+	Snapshots
 
 	// Ping checks that the store answers; the health endpoint reports its error.
 	Ping(ctx context.Context) error
@@ -119,4 +123,61 @@ type Scans interface {
 	GetScan(ctx context.Context, id string) (domain.ExplorerScan, error)
 	ListScans(ctx context.Context, page Page) ([]domain.ExplorerScan, string, error)
 	UpdateScan(ctx context.Context, id string, mutate func(*domain.ExplorerScan) error) (domain.ExplorerScan, error)
+}
+
+// MaxSnapshotSize is the largest workspace archive, in bytes, that
+// PutSnapshot stores (256 MiB). A generated app's archive is far smaller; a
+// bigger one is refused with ErrSnapshotTooLarge rather than filling the
+// database.
+const MaxSnapshotSize = 256 << 20
+
+// ErrSnapshotTooLarge is wrapped by PutSnapshot when the data exceeds
+// MaxSnapshotSize; nothing is stored then.
+var ErrSnapshotTooLarge = errors.New("workspace snapshot exceeds the size cap")
+
+// ErrSnapshotCorrupt is wrapped by a snapshot reader whose data does not
+// match the size or SHA-256 recorded when it was put.
+var ErrSnapshotCorrupt = errors.New("workspace snapshot corrupt")
+
+// SnapshotInfo describes one stored workspace archive: the tree a task's
+// workspace had when a node run (Node, Iteration) completed.
+type SnapshotInfo struct {
+	// ID is new with every put, even one that replaces the same
+	// (TaskID, Node, Iteration): readers may cache what they extract by it.
+	ID        string    `json:"id"`
+	TaskID    string    `json:"task_id"`
+	Node      string    `json:"node"`
+	Iteration int       `json:"iteration"`
+	Size      int64     `json:"size"`
+	SHA256    string    `json:"sha256"` // lowercase hex of the data
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Snapshots keeps the workspace archives of tasks, so that a worker taking a
+// task over and every API node find the workspace where the last completed
+// node left it, with no disk in common. The store treats the data as opaque
+// bytes.
+type Snapshots interface {
+	// PutSnapshot stores data as the snapshot of (info.TaskID, info.Node,
+	// info.Iteration), replacing one put before under the same key, and
+	// returns what it stored. The store sets ID, Size, SHA256 and CreatedAt;
+	// when the caller sets SHA256 or Size, the data must match them. Data
+	// beyond MaxSnapshotSize fails with ErrSnapshotTooLarge; an unknown task
+	// with domain.ErrNotFound. A failed put leaves the previous snapshot.
+	PutSnapshot(ctx context.Context, info SnapshotInfo, data io.Reader) (SnapshotInfo, error)
+	// LatestSnapshot returns the snapshot of taskID put last, and its data;
+	// domain.ErrNotFound when the task has none. The data is fetched on the
+	// first Read (a caller that only needs the info closes it at once) and
+	// checked as it is read: the Read that reaches its end fails with
+	// ErrSnapshotCorrupt if the size or SHA-256 differ, so a caller must
+	// read to io.EOF before trusting what it extracted. A snapshot replaced
+	// or deleted while it is read fails with domain.ErrNotFound.
+	LatestSnapshot(ctx context.Context, taskID string) (SnapshotInfo, io.ReadCloser, error)
+	// ListSnapshots returns the snapshots of taskID, newest put first.
+	ListSnapshots(ctx context.Context, taskID string) ([]SnapshotInfo, error)
+	// PruneSnapshots deletes all but the keep newest snapshots of taskID
+	// and returns how many it deleted.
+	PruneSnapshots(ctx context.Context, taskID string, keep int) (int, error)
+	// DeleteSnapshots deletes every snapshot of taskID (none is no error).
+	DeleteSnapshots(ctx context.Context, taskID string) error
 }

@@ -65,7 +65,7 @@ func newWorld(t *testing.T, aOpts ...nats.Option) *world {
 	}
 	w.task = uuid.NewString()
 	if err := w.a.st.CreateTask(ctx, domain.Task{ID: w.task, ProjectID: "p", Prompt: "x", Status: domain.TaskRunning,
-		GraphState: domain.NewGraphState(domain.StandardNodes), CreatedAt: now, UpdatedAt: now}); err != nil {
+		GraphState: domain.NewGraphState([]string{domain.NodePlanner, domain.NodeArchitect, domain.NodeCoder, domain.NodeTester, domain.NodeReviewer, domain.NodeDeployer}), CreatedAt: now, UpdatedAt: now}); err != nil {
 		t.Fatal(err)
 	}
 	return w

@@ -43,11 +43,11 @@ type taskDoc struct {
 	UpdatedAt    flexTime           `bson:"updated_at"`
 	StartedAt    *flexTime          `bson:"started_at"`
 	FinishedAt   *flexTime          `bson:"finished_at"`
-	Kind         string             `bson:"kind,omitempty"`
-	Model        string             `bson:"model,omitempty"`
-	Offline      bool               `bson:"offline,omitempty"`
-	LeaseOwner   string             `bson:"lease_owner,omitempty"`
-	LeaseExpires *flexTime          `bson:"lease_expires_at,omitempty"`
+	Kind         string             `bson:"kind"`
+	Model        string             `bson:"model"`
+	Offline      bool               `bson:"offline"`
+	LeaseOwner   string             `bson:"lease_owner"`
+	LeaseExpires *flexTime          `bson:"lease_expires_at"`
 	Version      int64              `bson:"version"`
 }
 

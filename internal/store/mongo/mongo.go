@@ -2,8 +2,8 @@
 // driver v2.
 //
 // Collections are the original backend's (projects, tasks, agent_logs,
-// deployments, explorer_scans) plus node_artifacts and counters, in one
-// database. Documents carry the domain's JSON field names and a UUID `id`
+// deployments, explorer_scans) plus node_artifacts, update_claims and
+// workspace_snapshots with the GridFS bucket "snapshots", in one database. Documents carry the domain's JSON field names and a UUID `id`
 // with a unique index; `_id` is left to the server (an ObjectId, as the
 // original's). Documents written by the original are read as they are:
 // string timestamps, extra fields and missing new fields are tolerated.
@@ -37,7 +37,7 @@ type Store struct {
 	client *mongo.Client
 	db     *mongo.Database
 
-	projects, tasks, logs, deployments, scans, artifacts, claims *mongo.Collection
+	projects, tasks, logs, deployments, scans, artifacts, claims, snapshots *mongo.Collection
 
 	knownTasks sync.Map // ids of tasks seen to exist (tasks are never deleted)
 	lastSeq    sync.Map // task id -> the last log seq this process stored (a guess for AppendLog)
@@ -52,6 +52,10 @@ const (
 	collScans       = "explorer_scans"
 	collArtifacts   = "node_artifacts"
 	collClaims      = "update_claims" // see Store.cas
+	collSnapshots   = "workspace_snapshots"
+	// collSnapshotFiles is the files collection of the snapshots' GridFS
+	// bucket (see snapshots.go).
+	collSnapshotFiles = snapshotBucket + ".files"
 )
 
 // PingTimeout bounds Ping when its context has no earlier deadline, so a
@@ -74,6 +78,7 @@ func Open(ctx context.Context, uri, dbName string) (*Store, error) {
 		projects: db.Collection(collProjects), tasks: db.Collection(collTasks), logs: db.Collection(collLogs),
 		deployments: db.Collection(collDeployments), scans: db.Collection(collScans),
 		artifacts: db.Collection(collArtifacts), claims: db.Collection(collClaims),
+		snapshots: db.Collection(collSnapshots),
 	}
 	if err := s.Ping(ctx); err != nil {
 		client.Disconnect(context.WithoutCancel(ctx))
@@ -126,6 +131,19 @@ var indexes = map[string][]index{
 	collArtifacts: {
 		{"task_node_iteration_unique", bson.D{{Key: "task_id", Value: 1}, {Key: "node", Value: 1}, {Key: "iteration", Value: 1}}, true},
 		{"task_created_at", bson.D{{Key: "task_id", Value: 1}, {Key: "created_at", Value: 1}}, false},
+	},
+	collSnapshots: {
+		// Unique, it makes a put's seq atomic (see recordSnapshot). Not named
+		// task_seq_unique: ensureIndex makes that name partial, for logs.
+		{"task_put_seq_unique", bson.D{{Key: "task_id", Value: 1}, {Key: "seq", Value: 1}}, true},
+		{"id_unique", bson.D{{Key: "id", Value: 1}}, true},
+		// Not unique: a replacing put inserts before it deletes (see recordSnapshot).
+		{"task_node_iteration", bson.D{{Key: "task_id", Value: 1}, {Key: "node", Value: 1}, {Key: "iteration", Value: 1}}, false},
+	},
+	// GridFS creates its own indexes on the bucket; DeleteSnapshots finds a
+	// task's files by their metadata.
+	collSnapshotFiles: {
+		{"metadata_task_id", bson.D{{Key: "metadata.task_id", Value: 1}}, false},
 	},
 }
 

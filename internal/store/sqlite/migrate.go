@@ -107,6 +107,35 @@ ALTER TABLE tasks ADD COLUMN offline INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE tasks ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';
 ALTER TABLE tasks ADD COLUMN lease_expires_at TEXT;
 `,
+	// 3: workspace snapshots. seq orders puts (AUTOINCREMENT never reuses a
+	// value, so a replacement is newer than everything before it). The data
+	// is split into chunks keyed by the snapshot id, so that a put writes one
+	// chunk per short transaction instead of holding the single writer for a
+	// whole archive, and a reader of a replaced snapshot sees its chunks
+	// vanish rather than a mix of two archives.
+	`
+CREATE TABLE workspace_snapshots (
+	seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+	id         TEXT NOT NULL UNIQUE,
+	task_id    TEXT NOT NULL REFERENCES tasks (id),
+	node       TEXT NOT NULL,
+	iteration  INTEGER NOT NULL,
+	size       INTEGER NOT NULL,
+	sha256     TEXT NOT NULL,
+	created_at TEXT NOT NULL,
+	UNIQUE (task_id, node, iteration)
+);
+CREATE INDEX workspace_snapshots_task_seq ON workspace_snapshots (task_id, seq);
+
+CREATE TABLE workspace_snapshot_chunks (
+	snapshot_id TEXT NOT NULL,
+	n           INTEGER NOT NULL,
+	task_id     TEXT NOT NULL,
+	data        BLOB NOT NULL,
+	PRIMARY KEY (snapshot_id, n)
+);
+CREATE INDEX workspace_snapshot_chunks_task ON workspace_snapshot_chunks (task_id);
+`,
 }
 
 // migrate applies the migrations the file has not seen, in order.

@@ -54,6 +54,12 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Artifacts", testArtifacts},
 		{"Deployments", testDeployments},
 		{"Timestamps", testTimestamps},
+		{"SnapshotRoundTrip", testSnapshotRoundTrip},
+		{"SnapshotReplace", testSnapshotReplace},
+		{"SnapshotErrors", testSnapshotErrors},
+		{"SnapshotPruneDelete", testSnapshotPruneDelete},
+		{"SnapshotConcurrentPuts", testSnapshotConcurrentPuts},
+		{"SnapshotReplacedWhileRead", testSnapshotReplacedWhileRead},
 		{"PingAndClose", testPingAndClose},
 	}
 	for _, c := range cases {
@@ -77,7 +83,7 @@ func newProject(created time.Time) domain.Project {
 
 func newTask(projectID string, created time.Time) domain.Task {
 	return domain.Task{
-		ID: uuid.NewString(), ProjectID: projectID, Prompt: "Build a todo app",
+		ID: uuid.NewString(), ProjectID: projectID, Prompt: "Build a todo app", Kind: domain.KindBuild,
 		GraphState: domain.NewGraphState([]string{domain.NodePlanner, domain.NodeArchitect, domain.NodeCoder, domain.NodeTester, domain.NodeReviewer, domain.NodeDeployer}), Status: domain.TaskPending,
 		CreatedAt: created, UpdatedAt: created,
 	}
