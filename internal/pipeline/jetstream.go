@@ -51,13 +51,18 @@ type Queue struct {
 }
 
 // AckWaitFor is the consumer's AckWait for a lease TTL: long enough that a
-// live worker's progress reports (every AckWait/3) keep its message, short
-// enough that a dead worker's task comes back about when its lease expires.
+// live worker's progress reports (every AckWait/3) keep its message through
+// a short hiccup, short enough that a dead worker's task comes back about
+// when its lease expires. Renewals (every TTL/3) and progress reports
+// (every AckWait/3) both stop at the death, so with 1.5 TTL the message
+// returns between 1 and 1.5 TTL after it, and the lease has expired by
+// 1 TTL; a message back a little early waits for the expiry (see settle).
+// Two TTLs would make every takeover wait up to twice the TTL.
 func AckWaitFor(leaseTTL time.Duration) time.Duration {
 	if leaseTTL <= 0 {
 		leaseTTL = DefaultLeaseTTL
 	}
-	return max(2*leaseTTL, 2*time.Second)
+	return max(leaseTTL*3/2, 2*time.Second)
 }
 
 // OpenQueue creates or updates the stream and the consumer, so any process

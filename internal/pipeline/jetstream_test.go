@@ -263,7 +263,7 @@ func TestJetStreamShutdownHandsTaskOver(t *testing.T) {
 		return err == nil && (tk.LeaseOwner == b.exec.Owner() || tk.Status.Terminal())
 	})
 	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("takeover after shutdown took %v (lease TTL 10s, AckWait 20s)", d)
+		t.Fatalf("takeover after shutdown took %v (lease TTL 10s, AckWait 15s)", d)
 	}
 	tk := j.waitAll(ids, 8*time.Second)[0]
 	if tk.Status != domain.TaskCompleted {
@@ -337,7 +337,8 @@ func TestJetStreamDeadWorkersTaskIsRedelivered(t *testing.T) {
 		return err == nil && (tk.LeaseOwner == b.exec.Owner() || tk.Status.Terminal())
 	})
 	took := time.Since(died)
-	// Lease 3s, AckWait 2s: not before the lease expired, and soon after.
+	// Lease 3s, AckWait 2s: the message is back before the lease expired,
+	// waits for the expiry, and is taken soon after.
 	if took < 3*ttl-200*time.Millisecond || took > 3*ttl+slow(3*time.Second) {
 		t.Fatalf("takeover after %v; the lease expired after %v", took, 3*ttl)
 	}
