@@ -34,8 +34,13 @@ fi
 step "test dependencies (pytest for the sandbox's /usr/bin/python3)"
 scripts/install-test-deps.sh
 
-step "go test -race"
+step "go test -race (SQLite store)"
 go test -race -timeout 15m ./...
+
+step "go test -race of the API, pipeline and CLI again on the MongoDB wire (FerretDB in-process)"
+# One switch, as gotosocial runs its suite on both databases: the same tests
+# open their store through internal/store/storetest/teststore.
+CATALYST_TEST_STORE=mongo go test -race -timeout 15m ./internal/api/... ./internal/pipeline/... ./cmd/...
 
 if [ -x web/check-dist.sh ]; then
   step "dashboard build is up to date with its sources"

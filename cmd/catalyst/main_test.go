@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/catalyst/catalyst/internal/domain"
+	"github.com/catalyst/catalyst/internal/store/storetest/teststore"
 )
 
 // These tests run the real binary as a user would: built once, started as a
@@ -83,11 +84,19 @@ func isolatedEnv(dataDir string, extra ...string) []string {
 	return append(env, extra...)
 }
 
+// storeEnv points a process at the store of dataDir: nothing for SQLite in
+// it, or the MongoDB database of the dir with CATALYST_TEST_STORE=mongo.
+func storeEnv(t *testing.T, dataDir string) []string {
+	t.Helper()
+	_, env := teststore.OpenURL(t, dataDir)
+	return env
+}
+
 func startServer(t *testing.T, dataDir string, extra ...string) *server {
 	t.Helper()
 	cmd := exec.Command(binary, "serve")
 	cmd.Dir = t.TempDir() // no config.yaml or .env of the repository
-	cmd.Env = isolatedEnv(dataDir, extra...)
+	cmd.Env = isolatedEnv(dataDir, append(storeEnv(t, dataDir), extra...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

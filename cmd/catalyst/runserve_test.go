@@ -44,7 +44,7 @@ func TestRunBesideServeRunsOnlyItsOwnTask(t *testing.T) {
 
 	cli := exec.Command(binary, "run", "Build a calculator")
 	cli.Dir = t.TempDir()
-	cli.Env = isolatedEnv(data, slow)
+	cli.Env = isolatedEnv(data, append(storeEnv(t, data), slow)...)
 	stdout, err := cli.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

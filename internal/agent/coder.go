@@ -7,7 +7,9 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"unicode"
 
+	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/workspace"
 )
 
@@ -87,23 +89,34 @@ func (c *Coder) Run(ctx context.Context, in Input) (Output, error) {
 	}
 	out := CodeOutput{Iteration: in.Iteration, Files: []FileChange{}, Refused: []RefusedPath{}, Notes: ans.Notes}
 	for _, f := range ans.Files {
-		action := "created"
-		if _, err := ws.ReadFile(f.Path); err == nil {
-			action = "updated"
-		}
-		if err := ws.WriteFile(f.Path, []byte(f.Content)); err != nil {
+		// The canonical path is what the file list, the zip and the reviewer
+		// show, so the artifact and the logs name the file the same way.
+		p, err := workspace.CheckPath(f.Path, workspace.Write)
+		if err != nil {
 			out.Refused = append(out.Refused, refuse(in, f.Path, err))
 			continue
 		}
-		out.Files = append(out.Files, FileChange{Path: f.Path, Bytes: len(f.Content), Action: action})
-		in.Log(Info, fmt.Sprintf("%s %s (%d bytes)", strings.ToUpper(action[:1])+action[1:], f.Path, len(f.Content)))
+		action := "created"
+		if _, err := ws.ReadFile(p); err == nil {
+			action = "updated"
+		}
+		if err := ws.WriteFile(p, []byte(f.Content)); err != nil {
+			out.Refused = append(out.Refused, refuse(in, f.Path, err))
+			continue
+		}
+		out.Files = append(out.Files, FileChange{Path: p, Bytes: len(f.Content), Action: action})
+		in.Log(Info, fmt.Sprintf("%s %s (%d bytes)", strings.ToUpper(action[:1])+action[1:], p, len(f.Content)))
 	}
-	for _, p := range ans.Delete {
-		if err := ws.Remove(p); err != nil {
+	for _, raw := range ans.Delete {
+		p, err := workspace.CheckPath(raw, workspace.Write)
+		if err == nil {
+			err = ws.Remove(p)
+		}
+		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, os.ErrNotExist) {
 				continue
 			}
-			out.Refused = append(out.Refused, refuse(in, p, err))
+			out.Refused = append(out.Refused, refuse(in, raw, err))
 			continue
 		}
 		out.Files = append(out.Files, FileChange{Path: p, Action: "deleted"})
@@ -116,15 +129,27 @@ func (c *Coder) Run(ctx context.Context, in Input) (Output, error) {
 	return k.result(out)
 }
 
+// refuse records a model path that was not written. The reason says which
+// rule refused it, so the model can correct it in a fix round; the path is
+// quoted ASCII-only and capped, since it is hostile input.
 func refuse(in Input, path string, err error) RefusedPath {
 	reason := err.Error()
+	var pe *workspace.PathError
 	switch {
-	case errors.Is(err, workspace.ErrUnsafePath):
-		reason = "unsafe path (absolute, '..', a link leaving the workspace, .git or a special file)"
+	case errors.As(err, &pe):
+		reason = "unsafe path: " + pe.Reason
 	case errors.Is(err, workspace.ErrTooLarge):
 		reason = fmt.Sprintf("file larger than %d bytes", workspace.MaxFileSize)
 	}
-	in.Log(Warn, fmt.Sprintf("Refused to write %q: %s", path, reason))
+	quoted := workspace.QuotePath(path)
+	in.Log(Warn, fmt.Sprintf("Refused to write %s: %s", quoted, reason))
+	// The artifact reaches the dashboard: a name that is over-long or holds
+	// invisible or reordering characters is stored in its quoted form.
+	if len(path) > 1024 || strings.IndexFunc(path, func(r rune) bool {
+		return !unicode.IsGraphic(r) || unicode.Is(unicode.Cf, r) || domain.IsBidiControl(r)
+	}) >= 0 {
+		path = quoted
+	}
 	return RefusedPath{Path: path, Reason: reason}
 }
 

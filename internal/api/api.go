@@ -166,6 +166,7 @@ func (s *server) humaConfig() huma.Config {
 	// Unknown request fields are ignored, as FastAPI/pydantic did: clients
 	// of the original that send extra fields keep working.
 	c.AllowAdditionalPropertiesByDefault = true
+	c.Transformers = append(c.Transformers, capProblems)
 	return c
 }
 
@@ -177,7 +178,7 @@ func apiSubtreeGuard(mux *http.ServeMux) http.Handler {
 		h, pattern := mux.Handler(r)
 		switch {
 		case pattern == "GET /api/" && r.URL.Path != "/api/":
-			writeProblem(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
+			writeProblem(w, http.StatusNotFound, "no such endpoint: "+clip(r.URL.Path, maxEchoedValue))
 		case pattern == "":
 			rec := &headerOnly{header: http.Header{}}
 			h.ServeHTTP(rec, r)
@@ -185,7 +186,7 @@ func apiSubtreeGuard(mux *http.ServeMux) http.Handler {
 				if allow := rec.header.Get("Allow"); allow != "" {
 					w.Header().Set("Allow", allow)
 				}
-				writeProblem(w, rec.status, r.Method+" "+r.URL.Path+": "+strings.ToLower(http.StatusText(rec.status)))
+				writeProblem(w, rec.status, clip(r.Method, maxEchoedValue)+" "+clip(r.URL.Path, maxEchoedValue)+": "+strings.ToLower(http.StatusText(rec.status)))
 				return
 			}
 			mux.ServeHTTP(w, r)

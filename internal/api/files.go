@@ -11,9 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path"
-	"strconv"
 	"strings"
-	"syscall"
 	"unicode/utf8"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -147,32 +145,30 @@ func (s *server) handleFile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rel := r.PathValue("path")
-	notFound := func() { writeProblem(w, http.StatusNotFound, "file "+rel+" not found in task "+id) }
+	notFound := func() {
+		writeProblem(w, http.StatusNotFound, "file "+workspace.QuotePath(rel)+" not found in task "+id)
+	}
 	dir := s.workspaceDir(id)
 	if dir == "" {
 		notFound()
 		return
 	}
-	full, err := workspace.SafeJoin(dir, rel)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		notFound()
+		return
+	}
+	defer root.Close()
+	f, st, err := workspace.OpenRegular(root, rel)
 	switch {
 	case errors.Is(err, workspace.ErrUnsafePath):
-		writeProblem(w, http.StatusBadRequest, "path "+strconv.Quote(rel)+" is not a file path inside the workspace: "+err.Error())
+		writeProblem(w, http.StatusBadRequest, "not a file path inside the workspace: "+err.Error())
 		return
 	case err != nil:
 		notFound()
 		return
 	}
-	f, err := os.OpenFile(full, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		notFound()
-		return
-	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil || !st.Mode().IsRegular() {
-		notFound()
-		return
-	}
 
 	var head [512]byte
 	n, _ := io.ReadFull(f, head[:])
@@ -188,7 +184,7 @@ func (s *server) handleFile(w http.ResponseWriter, r *http.Request) {
 		ctype = "application/octet-stream"
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		s.writeError(w, r, "file "+rel, err)
+		s.writeError(w, r, "file "+workspace.QuotePath(rel), err)
 		return
 	}
 	h := w.Header()

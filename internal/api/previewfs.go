@@ -5,46 +5,29 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
-	"path/filepath"
 	"strings"
-	"syscall"
+
+	"github.com/catalyst/catalyst/internal/workspace"
 )
 
-// This file reads a task's workspace for the previews. It is read-only and
-// stricter than the workspace package (which the files API uses): lexical
-// checks first (no absolute paths, no "..", no NUL/control characters, no
-// .git or any other dot entry such as .env), then every access goes through
-// an os.Root, with symlinks refused.
+// The previews read a task's workspace through the workspace package's
+// path-safety (workspace.Resolve on an os.Root), the same that the files API
+// and the coder use. The preview adds one serving rule of its own: no dot
+// entry (.env, .git, ...) is served to the web, even though the file list
+// shows it.
 
-// errUnsafePath marks a requested path that is refused before any I/O.
-var errUnsafePath = errors.New("unsafe path")
-
-// cleanRel validates a slash-separated relative path from a URL.
+// cleanRel validates a slash-separated relative path from a preview URL.
 func cleanRel(rel string) (string, error) {
-	if rel == "" || len(rel) > 1024 {
-		return "", fmt.Errorf("%w: empty or too long", errUnsafePath)
+	clean, err := workspace.CheckPath(rel, workspace.Read)
+	if err != nil {
+		return "", err
 	}
-	if strings.HasPrefix(rel, "/") || strings.Contains(rel, `\`) || filepath.IsAbs(rel) {
-		return "", fmt.Errorf("%w: %q is absolute", errUnsafePath, rel)
-	}
-	for _, r := range rel {
-		if r < 0x20 || r == 0x7f {
-			return "", fmt.Errorf("%w: control character in path", errUnsafePath)
+	for _, comp := range strings.Split(clean, "/") {
+		if strings.HasPrefix(comp, ".") {
+			return "", &workspace.PathError{Path: rel, Reason: "names a hidden entry, which previews never serve"}
 		}
 	}
-	for _, comp := range strings.Split(rel, "/") {
-		switch {
-		case comp == "" || comp == ".":
-			return "", fmt.Errorf("%w: %q has an empty component", errUnsafePath, rel)
-		case comp == "..":
-			return "", fmt.Errorf("%w: %q leaves the workspace", errUnsafePath, rel)
-		case strings.HasPrefix(comp, "."):
-			// .git and other dot entries (.env, ...) are never served.
-			return "", fmt.Errorf("%w: %q names a hidden entry", errUnsafePath, rel)
-		}
-	}
-	return path.Clean(rel), nil
+	return clean, nil
 }
 
 // taskRoot opens the workspace directory; a missing one yields fs.ErrNotExist.
@@ -55,41 +38,25 @@ func taskRoot(dir string) (*os.Root, error) {
 	return os.OpenRoot(dir)
 }
 
-// lstatNoSymlink stats rel inside root, refusing a symlink at any component.
+// lstatNoSymlink stats rel inside root, refusing a symlink at any component;
+// a missing entry yields fs.ErrNotExist.
 func lstatNoSymlink(root *os.Root, rel string) (fs.FileInfo, error) {
-	comps := strings.Split(rel, "/")
-	var fi fs.FileInfo
-	for i := range comps {
-		var err error
-		fi, err = root.Lstat(strings.Join(comps[:i+1], "/"))
-		if err != nil {
-			return nil, err
-		}
-		if fi.Mode()&fs.ModeSymlink != 0 {
-			return nil, fmt.Errorf("%w: %q passes through a symlink", errUnsafePath, rel)
-		}
+	clean, fi, err := workspace.Resolve(root, rel, workspace.Read)
+	if err != nil {
+		return nil, err
+	}
+	if fi == nil {
+		return nil, fmt.Errorf("%s: %w", workspace.QuotePath(clean), fs.ErrNotExist)
 	}
 	return fi, nil
 }
 
 // openRegular opens rel for reading if it is a regular file (no symlink, no
-// device, no FIFO).
+// device, no FIFO); anything else reads as missing.
 func openRegular(root *os.Root, rel string) (*os.File, fs.FileInfo, error) {
-	fi, err := lstatNoSymlink(root, rel)
-	if err != nil {
-		return nil, nil, err
+	f, st, err := workspace.OpenRegular(root, rel)
+	if errors.Is(err, workspace.ErrUnsafePath) {
+		return nil, nil, fmt.Errorf("%w: %w", fs.ErrNotExist, err)
 	}
-	if !fi.Mode().IsRegular() {
-		return nil, fi, fmt.Errorf("%s: %w", rel, fs.ErrNotExist)
-	}
-	f, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, nil, err
-	}
-	st, err := f.Stat()
-	if err != nil || !st.Mode().IsRegular() {
-		f.Close()
-		return nil, nil, fmt.Errorf("%s: %w", rel, fs.ErrNotExist)
-	}
-	return f, st, nil
+	return f, st, err
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -30,7 +32,67 @@ func writeProblem(w http.ResponseWriter, status int, detail string) {
 	w.Header().Set("Content-Type", problemContentType)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(newProblem(status, detail))
+	_ = json.NewEncoder(w).Encode(capProblem(newProblem(status, detail)))
+}
+
+// An error answer names what was wrong; it never repeats the whole invalid
+// input, which may be hundreds of KB (huma puts the offending value, even the
+// whole unparseable body, into each error detail).
+const (
+	maxEchoedValue  = 200  // bytes of an offending value quoted back
+	maxProblemText  = 1024 // bytes of a detail, message or location
+	maxErrorDetails = 20   // error details listed
+)
+
+// clip cuts s after max bytes at a rune boundary and says how long it was.
+func clip(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("… (%d bytes, cut)", len(s))
+}
+
+// capProblem bounds what a problem body repeats of the request.
+func capProblem(m *huma.ErrorModel) *huma.ErrorModel {
+	m.Detail = clip(m.Detail, maxProblemText)
+	if len(m.Errors) > maxErrorDetails {
+		m.Errors = append(m.Errors[:maxErrorDetails:maxErrorDetails], &huma.ErrorDetail{
+			Message: fmt.Sprintf("%d more errors not listed", len(m.Errors)-maxErrorDetails),
+		})
+	}
+	for _, d := range m.Errors {
+		if d == nil {
+			continue
+		}
+		d.Message = clip(d.Message, maxProblemText)
+		d.Location = clip(d.Location, maxProblemText)
+		switch v := d.Value.(type) {
+		case nil, bool, int, int64, float64:
+		case string:
+			d.Value = clip(v, maxEchoedValue)
+		default:
+			b, err := json.Marshal(v)
+			if err != nil {
+				d.Value = nil
+			} else if len(b) > maxEchoedValue {
+				d.Value = clip(string(b), maxEchoedValue)
+			}
+		}
+	}
+	return m
+}
+
+// capProblems is a huma transformer applying capProblem to every error body,
+// huma's own (validation, unparseable JSON) included.
+func capProblems(_ huma.Context, _ string, v any) (any, error) {
+	if m, ok := v.(*huma.ErrorModel); ok {
+		return capProblem(m), nil
+	}
+	return v, nil
 }
 
 // statusOf maps the domain's sentinel errors to HTTP statuses: the one place
@@ -56,6 +118,7 @@ func statusOf(err error) int {
 // what names the thing operated on ("project abc"), for a message that says
 // what is wrong; server errors are logged and answered without internals.
 func (s *server) apiError(ctx context.Context, what string, err error) error {
+	what = clip(what, maxEchoedValue) // it names the thing by ids from the request
 	status := statusOf(err)
 	var detail string
 	switch status {

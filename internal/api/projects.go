@@ -43,10 +43,10 @@ type listProjectsInput struct{ PageParams }
 func (s *server) registerProjects(api huma.API) {
 	huma.Register(api, withErrors(s.op(http.MethodPost, "/api/projects", "create-project", "Create a project", "projects"), 400, 413, 422),
 		func(ctx context.Context, in *createProjectInput) (*projectOutput, error) {
-			name := strings.TrimSpace(in.Body.Name)
-			if name == "" {
-				return nil, huma.Error422UnprocessableEntity("name must not be blank")
+			if err := checkProjectFields(&in.Body.Name, &in.Body.Description); err != nil {
+				return nil, err
 			}
+			name := strings.TrimSpace(in.Body.Name)
 			now := time.Now().UTC()
 			p := domain.Project{
 				ID:          uuid.NewString(),
@@ -80,8 +80,8 @@ func (s *server) registerProjects(api huma.API) {
 	huma.Register(api, withErrors(s.op(http.MethodPatch, "/api/projects/{id}", "update-project", "Update a project's name, description, status or repository", "projects"), 400, 404, 413, 422),
 		func(ctx context.Context, in *updateProjectInput) (*projectOutput, error) {
 			b := in.Body
-			if b.Name != nil && strings.TrimSpace(*b.Name) == "" {
-				return nil, huma.Error422UnprocessableEntity("name must not be blank")
+			if err := checkProjectFields(b.Name, b.Description); err != nil {
+				return nil, err
 			}
 			p, err := s.store.UpdateProject(ctx, in.ID, func(p *domain.Project) error {
 				if b.Name != nil {
@@ -119,6 +119,23 @@ func (s *server) registerProjects(api huma.API) {
 			}
 			return &projectOutput{Body: p}, nil
 		})
+}
+
+// checkProjectFields refuses a name that is blank or holds a NUL, another
+// control character or a bidi override, and a description holding a NUL or
+// a control character (422). Absent fields (nil) are not checked.
+func checkProjectFields(name, description *string) error {
+	if name != nil {
+		if err := domain.CheckName("name", *name); err != nil {
+			return huma.Error422UnprocessableEntity(err.Error())
+		}
+	}
+	if description != nil {
+		if err := domain.CheckText("description", *description); err != nil {
+			return huma.Error422UnprocessableEntity(err.Error())
+		}
+	}
+	return nil
 }
 
 // defaultProjectID is the fixed id of the project that takes tasks submitted

@@ -198,6 +198,9 @@ type graphInput struct {
 type graphOutput struct{ Body graph.Description }
 
 func (s *server) createTask(ctx context.Context, in *createTaskInput) (*taskOutput, error) {
+	if err := domain.CheckText("prompt", in.Body.Prompt); err != nil {
+		return nil, huma.Error422UnprocessableEntity(err.Error())
+	}
 	prompt := strings.TrimSpace(in.Body.Prompt)
 	if prompt == "" {
 		return nil, huma.Error422UnprocessableEntity("prompt must not be blank")

@@ -33,6 +33,7 @@ import (
 	"github.com/catalyst/catalyst/internal/store/mongo"
 	"github.com/catalyst/catalyst/internal/store/sqlite"
 	"github.com/catalyst/catalyst/internal/tasks"
+	"github.com/catalyst/catalyst/internal/workspace"
 	"github.com/catalyst/catalyst/web"
 )
 
@@ -50,9 +51,11 @@ type App struct {
 	Recorder *events.Recorder
 	// NATS is the connection to NATS_URL (nil without it); it reconnects
 	// for ever, and Close closes it.
-	NATS     *nats.Conn
-	Models   *llm.Router
-	Executor *pipeline.Executor
+	NATS *nats.Conn
+	// snapshotCache unpacks stored workspaces for the API when scaled out.
+	snapshotCache *workspace.Materializer
+	Models        *llm.Router
+	Executor      *pipeline.Executor
 	// Tasks is the use-case layer every front end goes through.
 	Tasks  *tasks.Service
 	Graphs *graph.Registry
@@ -221,8 +224,40 @@ func (a *App) WorkspaceDir(taskID string) string {
 	return filepath.Join(a.Config.DataDir, "tasks", taskID, "workspace")
 }
 
+// servedWorkspace is the directory the API serves a task's files, zip and
+// preview from. Run in this process (the embedded default), that is its
+// workspace; scaled out, the task may run on any worker, so API nodes
+// serve the latest completed node's tree from the store, unpacked once
+// into a cache and kept while it is the latest.
+func (a *App) servedWorkspace(taskID string) string {
+	local := a.WorkspaceDir(taskID)
+	if a.snapshotCache == nil {
+		return local
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := a.snapshotCache.Acquire(ctx, taskID)
+	if err != nil {
+		if !errors.Is(err, domain.ErrNotFound) {
+			a.Logger.Warn("serving a task's stored workspace", "task", taskID, "err", err)
+		}
+		return local
+	}
+	// Held for a while so that a request in flight keeps its copy even if
+	// a newer snapshot supersedes it meanwhile.
+	time.AfterFunc(time.Minute, c.Release)
+	return c.Dir
+}
+
 // Handler returns the HTTP API with the embedded dashboard.
 func (a *App) Handler() (http.Handler, error) {
+	if a.NATS != nil && a.snapshotCache == nil {
+		m, err := workspace.NewMaterializer(a.Store, filepath.Join(a.Config.DataDir, "cache", "workspaces"))
+		if err != nil {
+			return nil, err
+		}
+		a.snapshotCache = m
+	}
 	return api.New(api.Options{
 		Config:       a.Config,
 		Store:        a.Store,
@@ -230,7 +265,7 @@ func (a *App) Handler() (http.Handler, error) {
 		NATS:         a.natsHealth(),
 		Tasks:        a.Tasks,
 		Running:      a.Executor.Running,
-		WorkspaceDir: a.WorkspaceDir,
+		WorkspaceDir: a.servedWorkspace,
 		UI:           web.Assets(),
 		Logger:       a.Logger,
 		Version:      Version,

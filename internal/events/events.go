@@ -221,8 +221,8 @@ type Recorder struct {
 	// field keeps its historical name so wiring written for the in-process
 	// broker stays valid.
 	Broker Bus
-	// Redact, when set, is applied to every message before it is stored
-	// (secrets, PII).
+	// Redact, when set, is applied to every message and every string of
+	// the data before it is stored or published (secrets, PII).
 	Redact func(string) string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -241,6 +241,7 @@ func (r *Recorder) Record(ctx context.Context, l domain.AgentLog) (domain.AgentL
 	}
 	if r.Redact != nil {
 		l.Message = r.Redact(l.Message)
+		l.Data = redactData(l.Data, r.Redact)
 	}
 	stored, err := r.Store.AppendLog(ctx, l)
 	if err != nil {

@@ -79,6 +79,9 @@ func Follow(ctx context.Context, opts FollowOptions) error {
 	if opts.Bus == nil || opts.Store == nil || opts.Send == nil || opts.TaskID == "" {
 		return errors.New("events.Follow: Bus, Store, Send and TaskID are required")
 	}
+	if opts.Tick != nil && opts.OnTick == nil {
+		return errors.New("events.Follow: Tick without OnTick")
+	}
 	if opts.Poll <= 0 {
 		opts.Poll = DefaultPoll
 	}

@@ -117,6 +117,9 @@ func (s *Service) Submit(ctx context.Context, a Actor, sub Submission) (domain.T
 	if prompt == "" {
 		return domain.Task{}, fmt.Errorf("%w: prompt must not be blank", domain.ErrInvalid)
 	}
+	if err := domain.CheckText("prompt", prompt); err != nil {
+		return domain.Task{}, fmt.Errorf("%w: %v", domain.ErrInvalid, err)
+	}
 	kind := sub.Kind
 	if kind == "" {
 		kind = domain.KindBuild

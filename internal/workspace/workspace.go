@@ -2,13 +2,13 @@
 // also a git repository (go-git v5).
 //
 // Paths handed to a Workspace come from a language model and are untrusted.
-// Every method that takes a path validates it lexically (no absolute paths, no
-// "..", no NUL or control characters, no ".git" component, no Windows device
-// names) and then resolves it inside the root through an os.Root, refusing any
-// symlink on the way and any existing target that is not a regular file.
-// Writes are atomic (temporary file + rename inside the same directory), so a
-// pre-existing hard link or symlink at the target is replaced, never written
-// through.
+// Every method that takes a path goes through Resolve (paths.go), the one
+// path-safety implementation that the files API and the previews use too: a
+// lexical check, then a walk inside an os.Root refusing any symlink on the
+// way. Writes are atomic (scratch file + rename inside the same directory),
+// so a pre-existing hard link or symlink at the target is replaced, never
+// written through. What List shows is what the zip holds, what the reviewer
+// reads and what Commit records.
 package workspace
 
 import (
@@ -30,14 +30,16 @@ import (
 
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
+	"github.com/go-git/go-git/v5/plumbing/format/index"
 	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
 var (
-	// ErrUnsafePath is returned for a path that is absolute, contains "..",
-	// NUL or control characters, names something under .git, a Windows device
-	// name, passes through a symlink, or names an existing non-regular file
-	// (device, FIFO, socket, directory).
+	// ErrUnsafePath matches every *PathError: a path CheckPath refuses, one
+	// that passes through a symlink, or one naming an existing non-regular
+	// file (device, FIFO, socket, directory) where a file is needed.
 	ErrUnsafePath = errors.New("workspace: unsafe path")
 	// ErrTooLarge is returned when content exceeds MaxFileSize.
 	ErrTooLarge = errors.New("workspace: file too large")
@@ -116,139 +118,13 @@ func Open(root string, opts ...Option) (*Workspace, error) {
 // Root returns the absolute path of the workspace directory.
 func (w *Workspace) Root() string { return w.root }
 
-// windowsDevice reports whether a component is a reserved device name on
-// Windows (with or without extension): the workspace is zipped and pushed, and
-// such a file breaks checkouts there.
-func windowsDevice(comp string) bool {
-	base := strings.ToLower(comp)
-	if i := strings.IndexByte(base, '.'); i >= 0 {
-		base = base[:i]
-	}
-	base = strings.TrimRight(base, " ")
-	switch base {
-	case "con", "prn", "aux", "nul", "conin$", "conout$":
-		return true
-	}
-	if len(base) == 4 && (strings.HasPrefix(base, "com") || strings.HasPrefix(base, "lpt")) &&
-		base[3] >= '0' && base[3] <= '9' {
-		return true
-	}
-	return false
-}
-
-// cleanRel validates an untrusted relative path lexically and returns it in
-// canonical slash form ("a/b/c"). Empty and "." components are dropped.
-func cleanRel(rel string) (string, error) {
-	bad := func(why string) (string, error) {
-		return "", fmt.Errorf("%w: %q: %s", ErrUnsafePath, rel, why)
-	}
-	if rel == "" {
-		return bad("empty")
-	}
-	if len(rel) > maxPathLen {
-		return bad("too long")
-	}
-	for _, r := range rel {
-		if r == 0 || r < 0x20 || r == 0x7f {
-			return bad("control character")
-		}
-		if r == '\\' {
-			return bad("backslash")
-		}
-	}
-	if strings.HasPrefix(rel, "/") {
-		return bad("absolute")
-	}
-	if len(rel) >= 2 && rel[1] == ':' {
-		return bad("drive letter")
-	}
-	var parts []string
-	for _, c := range strings.Split(rel, "/") {
-		switch {
-		case c == "" || c == ".":
-			continue
-		case c == "..":
-			return bad("parent directory")
-		case len(c) > maxComponentLen:
-			return bad("component too long")
-		case strings.EqualFold(strings.TrimRight(c, ". "), ".git"):
-			return bad("inside .git")
-		case windowsDevice(c):
-			return bad("device name")
-		}
-		parts = append(parts, c)
-	}
-	if len(parts) == 0 {
-		return bad("names the root")
-	}
-	return strings.Join(parts, "/"), nil
-}
-
-// checkNoSymlink walks the components of clean below root with Lstat and fails
-// if any existing component is a symlink, or if an intermediate one is not a
-// directory. It returns the Lstat of the final component (nil if missing).
-func checkNoSymlink(root *os.Root, clean string) (fs.FileInfo, error) {
-	parts := strings.Split(clean, "/")
-	for i := range parts {
-		p := strings.Join(parts[:i+1], "/")
-		fi, err := root.Lstat(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil
-		}
-		if err != nil {
-			if errors.Is(err, syscall.ENOTDIR) {
-				return nil, fmt.Errorf("%w: %q: a parent is not a directory", ErrUnsafePath, clean)
-			}
-			return nil, err
-		}
-		if fi.Mode()&fs.ModeSymlink != 0 {
-			return nil, fmt.Errorf("%w: %q: passes through a symlink", ErrUnsafePath, clean)
-		}
-		if i < len(parts)-1 && !fi.IsDir() {
-			return nil, fmt.Errorf("%w: %q: %s is not a directory", ErrUnsafePath, clean, p)
-		}
-		if i == len(parts)-1 {
-			return fi, nil
-		}
-	}
-	return nil, nil
-}
-
-func irregular(fi fs.FileInfo) bool { return fi != nil && !fi.Mode().IsRegular() }
-
-// SafeJoin validates rel as WriteFile does and returns the absolute path of rel
-// inside root. It refuses symlinks on the way and existing non-regular targets
-// (directories included); a missing target is not an error here.
-func SafeJoin(root, rel string) (string, error) {
-	clean, err := cleanRel(rel)
-	if err != nil {
-		return "", err
-	}
-	r, err := os.OpenRoot(root)
-	if err != nil {
-		return "", fmt.Errorf("workspace: %w", err)
-	}
-	defer r.Close()
-	fi, err := checkNoSymlink(r, clean)
-	if err != nil {
-		return "", err
-	}
-	if irregular(fi) {
-		return "", fmt.Errorf("%w: %q: not a regular file", ErrUnsafePath, clean)
-	}
-	return filepath.Join(root, filepath.FromSlash(clean)), nil
-}
-
-// resolve validates rel, opens the root and checks the path for symlinks.
-// fi is nil when the target does not exist. The caller closes r.
-func (w *Workspace) resolve(rel string) (r *os.Root, clean string, fi fs.FileInfo, err error) {
-	if clean, err = cleanRel(rel); err != nil {
-		return nil, "", nil, err
-	}
+// resolve opens the root and resolves rel inside it (see Resolve). fi is
+// nil when the target does not exist. The caller closes r.
+func (w *Workspace) resolve(rel string, access Access) (r *os.Root, clean string, fi fs.FileInfo, err error) {
 	if r, err = os.OpenRoot(w.root); err != nil {
 		return nil, "", nil, fmt.Errorf("workspace: %w", err)
 	}
-	if fi, err = checkNoSymlink(r, clean); err != nil {
+	if clean, fi, err = Resolve(r, rel, access); err != nil {
 		r.Close()
 		return nil, "", nil, err
 	}
@@ -256,39 +132,42 @@ func (w *Workspace) resolve(rel string) (r *os.Root, clean string, fi fs.FileInf
 }
 
 // WriteFile writes data to rel (mode 0644), creating parent directories.
-// It refuses unsafe paths (ErrUnsafePath) and content over MaxFileSize
-// (ErrTooLarge); it never follows a symlink and never writes through an
-// existing hard link (the file is replaced atomically).
+// It refuses unsafe paths and reserved scratch names (ErrUnsafePath) and
+// content over MaxFileSize (ErrTooLarge); it never follows a symlink and
+// never writes through an existing hard link (the file is replaced
+// atomically).
 func (w *Workspace) WriteFile(rel string, data []byte) error {
-	if clean, err := cleanRel(rel); err != nil {
+	if clean, err := CheckPath(rel, Write); err != nil {
 		return err
 	} else if len(data) > MaxFileSize {
-		return fmt.Errorf("%w: %q is %d bytes (max %d)", ErrTooLarge, clean, len(data), MaxFileSize)
+		return fmt.Errorf("%w: %s is %d bytes (max %d)", ErrTooLarge, QuotePath(clean), len(data), MaxFileSize)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	r, clean, fi, err := w.resolve(rel)
+	r, clean, fi, err := w.resolve(rel, Write)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	if irregular(fi) {
-		return fmt.Errorf("%w: %q: existing %s is not a regular file", ErrUnsafePath, clean, fi.Mode().Type())
+	if fi != nil && !fi.Mode().IsRegular() {
+		return &PathError{Path: clean, Reason: "existing " + fileType(fi) + " is not a regular file"}
 	}
 	if dir := path.Dir(clean); dir != "." {
 		// os.Root refuses to leave the root even if a component were swapped
 		// for a symlink between the check above and here.
 		if err := r.MkdirAll(dir, dirMode); err != nil {
-			return fmt.Errorf("workspace: mkdir %s: %w", dir, err)
+			return fmt.Errorf("workspace: mkdir %s: %w", QuotePath(dir), err)
 		}
-		if _, err := checkNoSymlink(r, dir); err != nil {
+		if _, _, err := Resolve(r, dir, Write); err != nil {
 			return err
 		}
 	}
-	tmp := path.Join(path.Dir(clean), fmt.Sprintf(".catalyst-tmp-%d-%d", os.Getpid(), time.Now().UnixNano()))
+	// The scratch file lives beside its target so that the rename is atomic;
+	// CheckPath reserves its prefix, so no model file can pass for one.
+	tmp := path.Join(path.Dir(clean), fmt.Sprintf("%s%d-%d", ScratchPrefix, os.Getpid(), time.Now().UnixNano()))
 	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, fileMode)
 	if err != nil {
-		return fmt.Errorf("workspace: write %s: %w", clean, err)
+		return fmt.Errorf("workspace: write %s: %w", QuotePath(clean), err)
 	}
 	_, werr := f.Write(data)
 	if cerr := f.Close(); werr == nil {
@@ -302,34 +181,38 @@ func (w *Workspace) WriteFile(rel string, data []byte) error {
 	}
 	if werr != nil {
 		_ = r.Remove(tmp)
-		return fmt.Errorf("workspace: write %s: %w", clean, werr)
+		return fmt.Errorf("workspace: write %s: %w", QuotePath(clean), werr)
 	}
 	return nil
+}
+
+func fileType(fi fs.FileInfo) string {
+	switch t := fi.Mode().Type(); {
+	case t.IsDir():
+		return "directory"
+	case t&fs.ModeNamedPipe != 0:
+		return "FIFO"
+	case t&fs.ModeSocket != 0:
+		return "socket"
+	case t&fs.ModeDevice != 0:
+		return "device"
+	}
+	return "special file"
 }
 
 // ReadFile returns the content of rel. A missing file yields an error
 // satisfying errors.Is(err, fs.ErrNotExist); unsafe paths ErrUnsafePath.
 func (w *Workspace) ReadFile(rel string) ([]byte, error) {
-	r, clean, fi, err := w.resolve(rel)
+	r, err := os.OpenRoot(w.root)
+	if err != nil {
+		return nil, fmt.Errorf("workspace: %w", err)
+	}
+	defer r.Close()
+	f, _, err := OpenRegular(r, rel)
 	if err != nil {
 		return nil, err
 	}
-	defer r.Close()
-	if fi == nil {
-		return nil, fmt.Errorf("workspace: read %s: %w", clean, fs.ErrNotExist)
-	}
-	if irregular(fi) {
-		return nil, fmt.Errorf("%w: %q: not a regular file", ErrUnsafePath, clean)
-	}
-	// O_NONBLOCK: should the file have been swapped for a FIFO, open does not hang.
-	f, err := r.OpenFile(clean, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, fmt.Errorf("workspace: read %s: %w", clean, err)
-	}
 	defer f.Close()
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%w: %q: not a regular file", ErrUnsafePath, clean)
-	}
 	return io.ReadAll(f)
 }
 
@@ -338,19 +221,19 @@ func (w *Workspace) ReadFile(rel string) ([]byte, error) {
 func (w *Workspace) Remove(rel string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	r, clean, fi, err := w.resolve(rel)
+	r, clean, fi, err := w.resolve(rel, Write)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
 	if fi == nil {
-		return fmt.Errorf("workspace: remove %s: %w", clean, fs.ErrNotExist)
+		return fmt.Errorf("workspace: remove %s: %w", QuotePath(clean), fs.ErrNotExist)
 	}
 	if fi.IsDir() {
-		return fmt.Errorf("%w: %q: is a directory", ErrUnsafePath, clean)
+		return &PathError{Path: clean, Reason: "is a directory"}
 	}
 	if err := r.Remove(clean); err != nil {
-		return fmt.Errorf("workspace: remove %s: %w", clean, err)
+		return fmt.Errorf("workspace: remove %s: %w", QuotePath(clean), err)
 	}
 	for dir := path.Dir(clean); dir != "."; dir = path.Dir(dir) {
 		if r.Remove(dir) != nil { // fails when not empty: stop
@@ -360,8 +243,12 @@ func (w *Workspace) Remove(rel string) error {
 	return nil
 }
 
-// walk calls fn for every regular file outside .git, in lexical order.
-// Symlinks and special files are skipped: they are never listed, zipped or served.
+// walk calls fn for every regular file outside .git whose path CheckPath
+// accepts for reading, in lexical order. Nothing else is skipped — scratch
+// names and dot files included — so what List shows is every file a test
+// run can execute and Commit can record. Symlinks, special files and names
+// no workspace operation accepts are never listed, zipped, served or
+// committed.
 func (w *Workspace) walk(fn func(rel string, fi fs.FileInfo) error) error {
 	return filepath.WalkDir(w.root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -375,13 +262,13 @@ func (w *Workspace) walk(fn func(rel string, fi fs.FileInfo) error) error {
 			return err
 		}
 		rel = filepath.ToSlash(rel)
-		if d.IsDir() {
-			if rel == ".git" {
-				return filepath.SkipDir
+		if _, err := CheckPath(rel, Read); err != nil {
+			if d.IsDir() {
+				return filepath.SkipDir // .git, and directories no path may name
 			}
 			return nil
 		}
-		if !d.Type().IsRegular() || strings.HasPrefix(path.Base(rel), ".catalyst-tmp-") {
+		if d.IsDir() || !d.Type().IsRegular() {
 			return nil
 		}
 		fi, err := d.Info()
@@ -453,8 +340,10 @@ func (w *Workspace) Head() (string, error) {
 	return ref.Hash().String(), nil
 }
 
-// Commit stages every change (additions, modifications, deletions; .gitignore
-// honoured) and commits it. If the staged tree equals HEAD's tree, nothing is
+// Commit records exactly the files List shows (additions, modifications,
+// deletions; .gitignore honoured for files HEAD does not track) and commits
+// them. Nothing List leaves out — a symlink, a special file, a nested .git,
+// a name no workspace operation accepts — is ever committed or pushed. If the staged tree equals HEAD's tree, nothing is
 // created and HEAD's SHA is returned with created=false — so a deployer that
 // crashed after committing and runs again gets the same SHA. The very first
 // commit of an empty workspace is created (empty) so there is always a SHA.
@@ -465,12 +354,12 @@ func (w *Workspace) Commit(message string, author Signature) (sha string, create
 	if err != nil {
 		return "", false, fmt.Errorf("workspace: commit: %w", err)
 	}
-	if err := wt.AddWithOptions(&git.AddOptions{All: true}); err != nil {
-		return "", false, fmt.Errorf("workspace: stage: %w", err)
-	}
 	head, err := w.Head()
 	if err != nil {
 		return "", false, err
+	}
+	if err := w.stage(head); err != nil {
+		return "", false, fmt.Errorf("workspace: stage: %w", err)
 	}
 	if author.Name == "" {
 		author.Name = "Catalyst"
@@ -494,6 +383,118 @@ func (w *Workspace) Commit(message string, author Signature) (sha string, create
 		return "", false, fmt.Errorf("workspace: commit: %w", err)
 	}
 	return h.String(), true, nil
+}
+
+// stage replaces the index with the files List returns, so the commit holds
+// nothing the file list, the zip and the reviewer did not see. go-git's
+// AddWithOptions is not used: it stages symlinks and whatever else lies in
+// the tree, and hashing a FIFO there would block.
+func (w *Workspace) stage(head string) error {
+	files, err := w.List()
+	if err != nil {
+		return err
+	}
+	tracked := map[string]bool{}
+	if head != "" {
+		c, err := w.repo.CommitObject(plumbing.NewHash(head))
+		if err != nil {
+			return err
+		}
+		tree, err := c.Tree()
+		if err != nil {
+			return err
+		}
+		if err := tree.Files().ForEach(func(f *object.File) error { tracked[f.Name] = true; return nil }); err != nil {
+			return err
+		}
+	}
+	ignored, err := w.ignoreMatcher(files)
+	if err != nil {
+		return err
+	}
+	r, err := os.OpenRoot(w.root)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	idx := &index.Index{Version: 2}
+	for _, f := range files {
+		if !tracked[f.Path] && ignored.Match(strings.Split(f.Path, "/"), false) {
+			continue
+		}
+		e, err := w.stageFile(r, f.Path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		idx.Entries = append(idx.Entries, e)
+	}
+	return w.repo.Storer.SetIndex(idx)
+}
+
+// stageFile stores the blob of one listed file and returns its index entry.
+func (w *Workspace) stageFile(r *os.Root, rel string) (*index.Entry, error) {
+	f, st, err := OpenRegular(r, rel)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	obj := w.repo.Storer.NewEncodedObject()
+	obj.SetType(plumbing.BlobObject)
+	obj.SetSize(st.Size())
+	ow, err := obj.Writer()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := io.Copy(ow, f); err != nil {
+		ow.Close()
+		return nil, err
+	}
+	if err := ow.Close(); err != nil {
+		return nil, err
+	}
+	h, err := w.repo.Storer.SetEncodedObject(obj)
+	if err != nil {
+		return nil, err
+	}
+	mode := filemode.Regular
+	if st.Mode()&0o111 != 0 {
+		mode = filemode.Executable
+	}
+	return &index.Entry{Name: rel, Hash: h, Mode: mode, Size: uint32(st.Size()), ModifiedAt: st.ModTime()}, nil
+}
+
+// ignoreMatcher builds the .gitignore rules from the listed .gitignore files
+// only, read through OpenRegular (go-git's own reader follows symlinks and
+// would block on a FIFO named .gitignore).
+func (w *Workspace) ignoreMatcher(files []File) (gitignore.Matcher, error) {
+	var ps []gitignore.Pattern
+	for _, f := range files {
+		if path.Base(f.Path) != ".gitignore" {
+			continue
+		}
+		data, err := w.ReadFile(f.Path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		var domain []string
+		if dir := path.Dir(f.Path); dir != "." {
+			domain = strings.Split(dir, "/")
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			line = strings.TrimRight(line, "\r")
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			ps = append(ps, gitignore.ParsePattern(line, domain))
+		}
+	}
+	return gitignore.NewMatcher(ps), nil
 }
 
 // Push pushes HEAD to branch of remoteURL by running the git CLI (go-git's

@@ -260,6 +260,11 @@ test('a todo app goes from prompt to deployed preview', { timeout: TASK_TIMEOUT 
   console.log('# node states seen:', JSON.stringify(Object.fromEntries(NODES.map((n) => [n, [...seen[n]]]))));
   await page.locator('[data-testid="task-status"][data-status="completed"]').waitFor({ timeout: 30_000 });
   for (const n of NODES) assert.equal(await page.getByTestId(`graph-node-${n}`).getAttribute('data-state'), 'completed', n);
+  // No LLM is configured: the offline demonstration provider served it, and the page says so plainly.
+  const served = page.getByTestId('task-provider');
+  assert.equal(await served.getAttribute('data-offline'), 'true');
+  assert.match(await served.textContent(), /^offline demonstration provider/);
+  assert.match(await served.getAttribute('class'), /\bwarn-text\b/, 'the offline provider stands out');
 
   // The log streamed lines from the agents.
   assert.ok((await page.getByTestId('log-line').count()) > 0, 'log lines shown');
@@ -398,7 +403,9 @@ function recordLive({ secret = '' } = {}) {
     pollUpdates: () => rec.poll.logs.length >= 2 && rec.poll.nodeChanges >= 1,
     // Now: the coder runs again in fix round 1, the tester's loop edge (which sent
     // the work back) lit and labelled, not the reviewer's (it approved); the
-    // tester waits for the new code instead of showing the round before.
+    // tester waits for the new code instead of showing the round before. The
+    // round is shown as the fix_round event said it: 1 of MAX_FIX_ITERATIONS
+    // (3), the tester failing, the loop body reset.
     coderRunsInFixRound: () =>
       document.querySelector('[data-testid="task-fix-iteration"]')?.textContent === '1' &&
       !!document.querySelector('[data-testid="graph-node-coder"][data-state="running"]') &&
@@ -406,7 +413,8 @@ function recordLive({ secret = '' } = {}) {
       !!document.querySelector('[data-testid="fix-loop"][data-active="true"].fixloop-on') &&
       !!document.querySelector('[data-testid="fix-edge-tester"][data-active="true"].edge-fix-on') &&
       !!document.querySelector('[data-testid="fix-edge-reviewer"][data-active="false"]:not(.edge-fix-on)') &&
-      document.querySelector('[data-testid="fix-loop"] .fix-label')?.textContent === 'fix round 1',
+      document.querySelector('[data-testid="fix-loop"] .fix-label')?.textContent === 'fix round 1 of 3' &&
+      !!document.querySelector('[data-testid="fix-round"][data-round="1"][data-max="3"][data-failing="tester"][data-reset="coder reviewer tester"]'),
   };
   window.__live = rec;
   // One sample of a typing line: raw is the model's text (the title), null in raw mode.
@@ -743,8 +751,8 @@ test('live fix loop: failing tests send the work back to the coder (OpenAI wire 
     const cost = await page.getByTestId('task-cost').textContent();
     assert.ok(Number(cost.replace(/^\$/, '')) > 0, `cost ${cost}`);
     const provider = await page.getByTestId('task-provider').textContent();
-    assert.match(provider, /gpt-4o/);
-    assert.doesNotMatch(provider, /offline/i);
+    assert.equal(provider, 'openai/gpt-4o', 'served by the provider and model the task stored');
+    assert.equal(await page.getByTestId('task-provider').getAttribute('data-offline'), 'false');
     // The fake model saw the key and the model on every call; the page never showed the key.
     const { planner, architect, coder, reviewer } = model.calls;
     assert.ok(planner === 1 && architect === 1 && coder === 2 && reviewer >= 1, `calls per agent ${JSON.stringify(model.calls)}: one plan, one design, two coder rounds`);
@@ -823,6 +831,139 @@ test('cancel a running task, then retry it to completion', { timeout: TASK_TIMEO
     console.log('# the task finished before the cancel landed; retry not exercised');
   }
   await ctx.close();
+});
+
+// The task page has no node list of its own: it draws the graph that
+// GET /api/graphs/{kind} serves. Checked twice: against the server's own build
+// graph (the drawing matches the description, one request per kind), then
+// with that request intercepted and answered with a graph of another shape
+// (an extra check, a fix loop going back further): the page draws that one.
+test("the task page draws the graph /api/graphs serves", { timeout: TASK_TIMEOUT + 60_000 }, async () => {
+  const api = async (p, body) => {
+    const r = await fetch(base + p, body ? { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) } : {});
+    assert.ok(r.ok, `${p}: HTTP ${r.status}`);
+    return r.json();
+  };
+  const graphs = await api('/api/graphs');
+  const build = await api('/api/graphs/build');
+  assert.deepEqual(graphs.find((g) => g.kind === 'build'), build, '/api/graphs lists the build graph as /api/graphs/build serves it');
+  const project = await api('/api/projects', { name: `Graphs ${Date.now().toString(36)}`, description: 'drawn from /api/graphs' });
+  const task = await api('/api/tasks', { project_id: project.id, prompt: 'Build a todo app' });
+  assert.equal(task.kind, 'build');
+  const deadline = Date.now() + TASK_TIMEOUT;
+  let stored = task;
+  while (!/^(completed|failed|cancelled)$/.test(stored.status) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 250));
+    stored = await api(`/api/tasks/${task.id}`);
+  }
+  assert.equal(stored.status, 'completed', stored.error);
+  const other = await api('/api/tasks', { project_id: project.id, prompt: 'Build a notes app' });
+
+  const drawn = (page) =>
+    page.evaluate(() => ({
+      nodes: [...document.querySelectorAll('[data-testid^="graph-node-"]')].map((g) => ({
+        id: g.getAttribute('data-testid').slice('graph-node-'.length),
+        label: g.querySelector('.node-title').textContent,
+        state: g.getAttribute('data-state'),
+        body: g.getAttribute('data-loop-body') === 'true',
+      })),
+      edges: [...document.querySelectorAll('[data-testid^="edge-"]')].map((e) => e.getAttribute('data-testid').slice('edge-'.length)),
+      fixEdges: [...document.querySelectorAll('[data-testid^="fix-edge-"]')].map((e) => e.getAttribute('data-testid').slice('fix-edge-'.length)),
+      target: document.querySelector('[data-testid="fix-loop"]')?.getAttribute('data-target') ?? null,
+      chips: [...document.querySelectorAll('[data-testid^="log-filter-"]')].map((c) => c.textContent),
+      costs: [...document.querySelectorAll('[data-testid^="cost-"]')].map((c) => c.getAttribute('data-testid').slice('cost-'.length)),
+    }));
+  const expected = (g) => ({
+    nodes: g.nodes.map((n) => n.id),
+    labels: g.nodes.map((n) => n.label),
+    edges: g.edges.filter((e) => e.when !== 'fail').map((e) => `${e.from}-${e.to}`),
+    fixEdges: g.fix_loop?.checks ?? [],
+    target: g.fix_loop?.target ?? null,
+    body: g.fix_loop?.body ?? [],
+  });
+  const check = (got, g, why) => {
+    const want = expected(g);
+    assert.deepEqual(got.nodes.map((n) => n.id), want.nodes, `${why}: nodes in the description's order`);
+    assert.deepEqual(got.nodes.map((n) => n.label), want.labels, `${why}: labels`);
+    assert.deepEqual(got.edges, want.edges, `${why}: forward edges`);
+    assert.deepEqual(got.fixEdges, want.fixEdges, `${why}: a fix edge from each check`);
+    assert.equal(got.target, want.target, `${why}: the fix loop goes back to its target`);
+    assert.deepEqual(got.nodes.filter((n) => n.body).map((n) => n.id).sort(), [...want.body].sort(), `${why}: the loop body`);
+    assert.deepEqual(got.chips, ['All', ...want.labels, 'System'], `${why}: the log filters name the graph's agents`);
+    assert.deepEqual(got.costs, want.nodes, `${why}: cost by agent`);
+  };
+
+  // 1. The server's graph, fetched once for two tasks of its kind.
+  const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const page = await ctx.newPage();
+  watch(page, 'graphs');
+  page.setDefaultTimeout(20_000);
+  const asked = [];
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.pathname.startsWith('/api/graphs')) asked.push(u.pathname);
+  });
+  await page.goto(`${base}/#/tasks/${task.id}`);
+  await page.locator(`[data-testid="graph-node-${build.nodes.at(-1).id}"][data-state="completed"]`).waitFor();
+  const got = await drawn(page);
+  check(got, build, 'server graph');
+  assert.ok(got.nodes.every((n) => n.state === 'completed'), `states ${JSON.stringify(got.nodes)}`);
+  await page.goto(`${base}/#/tasks/${other.id}`);
+  await page.locator(`[data-testid="task-page"][data-task-id="${other.id}"] [data-testid="graph"]`).waitFor();
+  check(await drawn(page), build, 'second task');
+  assert.deepEqual(asked, ['/api/graphs/build'], 'one request for the graph of the two tasks’ kind');
+  await ctx.close();
+
+  // 2. Another shape served for the same kind: the page draws that.
+  const audited = {
+    kind: 'build',
+    label: 'Build, audited',
+    nodes: [
+      ...build.nodes.filter((n) => n.id !== 'deployer').map((n) => ({ ...n, check: false })),
+      { id: 'auditor', label: 'Auditor', description: 'audits the whole change', check: true },
+      build.nodes.find((n) => n.id === 'deployer'),
+    ],
+    edges: [
+      ...build.edges.filter((e) => e.when === 'always'),
+      { from: 'tester', to: 'auditor', when: 'always' },
+      { from: 'reviewer', to: 'auditor', when: 'always' },
+      { from: 'auditor', to: 'deployer', when: 'pass' },
+      { from: 'auditor', to: 'architect', when: 'fail' },
+    ],
+    fix_loop: { target: 'architect', checks: ['auditor'], body: ['architect', 'coder', 'tester', 'reviewer', 'auditor'] },
+  };
+  const ctx2 = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const page2 = await ctx2.newPage();
+  watch(page2, 'graphs-routed');
+  page2.setDefaultTimeout(20_000);
+  let served = 0;
+  await page2.route('**/api/graphs/build', (route) => {
+    served++;
+    route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(audited) });
+  });
+  await page2.goto(`${base}/#/tasks/${task.id}`);
+  await page2.getByTestId('graph-node-auditor').waitFor();
+  const got2 = await drawn(page2);
+  check(got2, audited, 'intercepted graph');
+  assert.equal(served, 1, 'the page asked for the graph of the task’s kind');
+  // The auditor is no node of the task the server ran: it waits.
+  assert.equal(got2.nodes.find((n) => n.id === 'auditor').state, 'pending');
+  assert.equal(await page2.getByTestId('graph').getAttribute('data-kind'), 'build');
+  assert.match(await page2.locator('.graph-card .card-head').innerText(), /6\/7 done/);
+  await shot(page2, '15-graph-from-api');
+  await ctx2.close();
+
+  // 3. A graph the server cannot give: the card says so instead of drawing one of its own.
+  const ctx3 = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page3 = await ctx3.newPage();
+  page3.setDefaultTimeout(20_000);
+  await page3.route('**/api/graphs/build', (route) =>
+    route.fulfill({ status: 503, contentType: 'application/problem+json', body: JSON.stringify({ title: 'Service Unavailable', status: 503, detail: 'graphs are resting' }) }),
+  );
+  await page3.goto(`${base}/#/tasks/${task.id}`);
+  await page3.locator('.graph-card [data-testid="error"]', { hasText: 'graphs are resting' }).waitFor();
+  assert.equal(await page3.locator('[data-testid^="graph-node-"]').count(), 0, 'no node drawn without a graph');
+  await ctx3.close();
 });
 
 test('archive a project', { timeout: 60_000 }, async () => {

@@ -1,8 +1,8 @@
 // Typed client for Catalyst's HTTP API. Errors are RFC 9457 problem+json;
 // they surface as ApiError with the server's title and detail.
 
-export type NodeName = 'planner' | 'architect' | 'coder' | 'tester' | 'reviewer' | 'deployer';
-export const NODES: NodeName[] = ['planner', 'architect', 'coder', 'tester', 'reviewer', 'deployer'];
+/** A node's id in its task's graph (GET /api/graphs/{kind}): the dashboard has no node list of its own. */
+export type NodeName = string;
 export type NodeState = 'pending' | 'running' | 'completed' | 'failed' | 'skipped';
 export type TaskStatus = 'pending' | 'running' | 'completed' | 'failed' | 'cancelled';
 
@@ -20,20 +20,59 @@ export interface Task {
   id: string;
   project_id: string;
   prompt: string;
-  graph_state: Partial<Record<NodeName, NodeState>>;
+  /** The graph the task runs (GET /api/graphs/{kind}); absent on old tasks: build. */
+  kind?: string;
+  graph_state: Record<NodeName, NodeState>;
   status: TaskStatus;
   cost: number;
-  node_costs?: Partial<Record<NodeName, number>>;
+  node_costs?: Record<NodeName, number>;
   error?: string;
   fix_iteration: number;
+  /** Who answered the task's model calls: "anthropic", "openai", … or "offline". */
   provider?: string;
+  model?: string;
+  /** Answered by the offline demonstration provider (no LLM configured). */
+  offline?: boolean;
   created_at: string;
   updated_at: string;
   started_at?: string;
   finished_at?: string;
 }
 
-export type EventType = 'log' | 'node_state' | 'task_state' | 'cost' | 'token_delta';
+export type EventType = 'log' | 'node_state' | 'task_state' | 'cost' | 'token_delta' | 'fix_round';
+
+/** A task graph as GET /api/graphs serves it (internal/graph Description). */
+export interface GraphDesc {
+  kind: string;
+  label: string;
+  /** In topological order. */
+  nodes: GraphNode[];
+  edges: GraphEdge[];
+  /** Absent for graphs without a fix loop. */
+  fix_loop?: FixLoop;
+}
+export interface GraphNode {
+  id: string;
+  /** The agent's name, as events name it ("Planner"). */
+  label: string;
+  description?: string;
+  /** Whether the node's verdict can send work back. */
+  check: boolean;
+}
+export interface GraphEdge {
+  from: string;
+  to: string;
+  /** always: to waits for from; pass: from must also pass its check; fail: a failing check sends work back to to. */
+  when: 'always' | 'pass' | 'fail';
+}
+export interface FixLoop {
+  /** The node the work goes back to. */
+  target: string;
+  /** The nodes whose failing verdict starts a fix round. */
+  checks: string[];
+  /** The nodes that run again in a fix round. */
+  body: string[];
+}
 
 export interface AgentEvent {
   id: string;
@@ -45,6 +84,22 @@ export interface AgentEvent {
   level?: string;
   data?: any;
   timestamp: string;
+}
+
+/** The data of a fix_round event: the checks sent the work back and the loop body's nodes are pending again. */
+export interface FixRound {
+  /** The fix round that starts (1 for the first). */
+  round: number;
+  /** The bound (MAX_FIX_ITERATIONS); 0 when the event did not say. */
+  max: number;
+  /** The node the work goes back to. */
+  target: string;
+  /** The checks that failed. */
+  failing: string[];
+  /** The nodes that are pending again. */
+  reset: string[];
+  /** The failing checks' findings, summarized. */
+  findings: string[];
 }
 
 export interface Artifact<T = any> {
@@ -202,6 +257,9 @@ export const api = {
   updateProject: (id: string, patch: Partial<Pick<Project, 'name' | 'description' | 'status'>>) =>
     json<Project>('PATCH', `/api/projects/${enc(id)}`, patch),
   archiveProject: (id: string) => json<unknown>('DELETE', `/api/projects/${enc(id)}`),
+
+  graphs: async () => (await json<GraphDesc[] | null>('GET', '/api/graphs')) ?? [],
+  graph: (kind: string) => json<GraphDesc>('GET', `/api/graphs/${enc(kind)}`),
 
   listTasks: async (projectId?: string) =>
     (await json<Task[] | null>('GET', projectId ? `/api/tasks?project_id=${enc(projectId)}` : '/api/tasks')) ?? [],

@@ -8,7 +8,7 @@
 // Events on /api/tasks/{id}/events?after=SEQ, the same events over a long GET.
 // Only when that fails as well does it poll REST.
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { api, AgentEvent, ApiError, NodeName, NodeState, NODES, Task } from './api';
+import { api, AgentEvent, ApiError, FixRound, NodeName, NodeState, Task } from './api';
 import { TypingReader } from './partialjson';
 
 export type Conn = 'loading' | 'connecting' | 'live' | 'reconnecting' | 'polling' | 'idle';
@@ -33,27 +33,58 @@ export interface StreamState {
   error: ApiError | null;
   /** Bumps whenever a node finishes or the task changes state: time to refetch artifacts. */
   tick: number;
+  /** The fix rounds the task's fix_round events reported, oldest first (one per round). */
+  fixRounds: FixRound[];
 }
 
-const initialState = (): StreamState => ({ task: null, events: [], typing: {}, conn: 'loading', transport: 'ws', error: null, tick: 0 });
+const initialState = (): StreamState => ({ task: null, events: [], typing: {}, conn: 'loading', transport: 'ws', error: null, tick: 0, fixRounds: [] });
 
-// The nodes that run again in a fix round: the coder and the checks that send work back to it.
-const FIX_BODY: NodeName[] = ['coder', 'tester', 'reviewer'];
+const NODE_STATES: NodeState[] = ['pending', 'running', 'completed', 'failed', 'skipped'];
+const isNodeState = (s: unknown): s is NodeState => NODE_STATES.includes(s as NodeState);
+
+/** The task after a node_state event: that node's state, nothing guessed about the others. */
+export function withNodeState(t: Task, node: NodeName, state: NodeState): Task {
+  return { ...t, graph_state: { ...t.graph_state, [node]: state } };
+}
+
+const strings = (v: unknown, max: number): string[] =>
+  Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string' && x !== '').slice(0, max) : [];
 
 /**
- * The task after a node_state event. iteration is the node's run number: the
- * coder's first run is 1, fix round n is run n+1. When the coder starts a new
- * fix round the server has set the round's checks back to pending, without an
- * event each, so they no longer show the completed state of the round before.
+ * Reads a fix_round event's data ({round, max, target, failing, reset,
+ * findings}); null when it names no round. Event data crosses the network, so
+ * every field is checked and the lists are bounded.
  */
-export function withNodeState(t: Task, node: NodeName, state: NodeState, iteration?: unknown): Task {
-  const gs = { ...t.graph_state, [node]: state };
-  let fix = t.fix_iteration;
-  if (node === 'coder' && typeof iteration === 'number' && iteration - 1 > fix) {
-    fix = iteration - 1;
-    for (const n of FIX_BODY) if (n !== node) gs[n] = 'pending';
-  }
-  return { ...t, graph_state: gs, fix_iteration: fix };
+export function parseFixRound(d: unknown): FixRound | null {
+  if (!d || typeof d !== 'object') return null;
+  const o = d as Record<string, unknown>;
+  const round = o.round;
+  if (typeof round !== 'number' || !Number.isInteger(round) || round < 1) return null;
+  const max = typeof o.max === 'number' && Number.isInteger(o.max) && o.max > 0 ? o.max : 0;
+  return {
+    round,
+    max,
+    target: typeof o.target === 'string' ? o.target : '',
+    failing: strings(o.failing, 64),
+    reset: strings(o.reset, 256),
+    findings: strings(o.findings, 50),
+  };
+}
+
+/**
+ * The task after a fix round started: its count and the reset nodes back to
+ * pending, as the server set them, so a check that passed in the round before
+ * no longer shows completed while it waits for the fix.
+ */
+export function withFixRound(t: Task, fr: FixRound): Task {
+  const gs = { ...t.graph_state };
+  for (const n of fr.reset) gs[n] = 'pending';
+  return { ...t, graph_state: gs, fix_iteration: Math.max(t.fix_iteration ?? 0, fr.round) };
+}
+
+/** The list of rounds with fr in its place: a round reported again (a resumed run) replaces the earlier report. */
+export function addFixRound(list: FixRound[], fr: FixRound): FixRound[] {
+  return [...list.filter((r) => r.round !== fr.round), fr].sort((a, b) => a.round - b.round);
 }
 
 const terminal = (s?: string) => s === 'completed' || s === 'failed' || s === 'cancelled';
@@ -107,6 +138,7 @@ class TaskStream {
       if (this.disposed) return;
       this.s.task = task;
       this.s.events = [];
+      this.s.fixRounds = [];
       for (const ev of logs.sort((a, b) => a.seq - b.seq)) this.apply(ev, false);
       this.s.task = task; // the stored task is authoritative over replayed history
       this.s.error = null;
@@ -367,11 +399,12 @@ class TaskStream {
     if (!t) return;
     switch (ev.type) {
       case 'node_state': {
-        const node = String(d.node ?? '').toLowerCase() as NodeName;
-        const state = d.state as NodeState;
-        if (!NODES.includes(node) || !state) break;
-        this.s.task = withNodeState(t, node, state, d.iteration);
-        const agent = node.charAt(0).toUpperCase() + node.slice(1);
+        const node = typeof d.node === 'string' ? d.node : '';
+        const state = d.state;
+        if (!node || node.length > 128 || !isNodeState(state)) break;
+        this.s.task = withNodeState(t, node, state);
+        // Typing is keyed by the agent that events name.
+        const agent = ev.agent_name || node.charAt(0).toUpperCase() + node.slice(1);
         if (state !== 'running') {
           if (this.s.typing[agent] !== undefined) {
             const { [agent]: _gone, ...rest } = this.s.typing;
@@ -398,6 +431,14 @@ class TaskStream {
           this.s.task.finished_at ??= ev.timestamp;
           this.s.typing = {};
         }
+        this.s.tick++;
+        break;
+      }
+      case 'fix_round': {
+        const fr = parseFixRound(d);
+        if (!fr) break;
+        this.s.task = withFixRound(t, fr);
+        this.s.fixRounds = addFixRound(this.s.fixRounds, fr);
         this.s.tick++;
         break;
       }

@@ -2,7 +2,7 @@ import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/ho
 import { AgentEvent } from '../api';
 import { clock } from '../format';
 import { Typing } from '../stream';
-import { AGENTS, agentClass } from './ui';
+import { agentClass } from './ui';
 
 const MAX_LINES = 3000;
 
@@ -29,7 +29,12 @@ export function LogStream({
   agent,
   setAgent,
   live,
+  agents,
+  colours,
 }: {
+  /** The agents of the task's graph, in its order (System is added). */
+  agents: string[];
+  colours: Map<string, number>;
   events: AgentEvent[];
   typing: Record<string, Typing>;
   agent: string;
@@ -86,11 +91,11 @@ export function LogStream({
           <button type="button" class={`chip ${agent === 'all' ? 'chip-on' : ''}`} aria-pressed={agent === 'all'} onClick={() => setAgent('all')} data-testid="log-filter-all">
             All
           </button>
-          {AGENTS.map((a) => (
+          {[...agents, ...[...present].filter((p) => p !== 'System' && !agents.includes(p)), 'System'].map((a) => (
             <button
               type="button"
               key={a}
-              class={`chip ${agentClass(a)} ${agent === a ? 'chip-on' : ''} ${present.has(a) ? '' : 'chip-absent'}`}
+              class={`chip ${agentClass(a, colours)} ${agent === a ? 'chip-on' : ''} ${present.has(a) ? '' : 'chip-absent'}`}
               aria-pressed={agent === a}
               onClick={() => setAgent(agent === a ? 'all' : a)}
               data-testid={`log-filter-${a.toLowerCase()}`}
@@ -142,7 +147,7 @@ export function LogStream({
               <time class="log-time" dateTime={e.timestamp}>
                 {clock(e.timestamp)}
               </time>
-              <span class={`log-agent ${agentClass(e.agent_name)}`}>{e.agent_name || 'System'}</span>
+              <span class={`log-agent ${agentClass(e.agent_name, colours)}`}>{e.agent_name || 'System'}</span>
               <span class="log-msg">
                 {lv !== 'info' && lv !== 'debug' ? <span class={`lv-tag lv-tag-${lv}`}>{lv}</span> : null}
                 {describe(e)}
@@ -159,7 +164,7 @@ export function LogStream({
                 <i />
               </span>
             </span>
-            <span class={`log-agent ${agentClass(a)}`}>{a}</span>
+            <span class={`log-agent ${agentClass(a, colours)}`}>{a}</span>
             <span class="log-msg typing-line-body">
               <span class="typing-text" title={rawTyping ? undefined : raw} data-raw={rawTyping ? 'true' : 'false'}>
                 {t}

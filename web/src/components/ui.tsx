@@ -1,11 +1,10 @@
 import { ComponentChildren } from 'preact';
 import { ApiError } from '../api';
 
-export const AGENTS = ['Planner', 'Architect', 'Coder', 'Tester', 'Reviewer', 'Deployer', 'System'] as const;
-
-export function agentClass(name: string | undefined): string {
-  const n = (name || 'System').toLowerCase();
-  return AGENTS.some((a) => a.toLowerCase() === n) ? `agent-${n}` : 'agent-system';
+/** The colour class of an agent: its slot in the task's graph (graph.ts colours), System's grey otherwise. */
+export function agentClass(name: string | undefined, colours: Map<string, number>): string {
+  const c = name ? colours.get(name) : undefined;
+  return c ? `agent-c${c}` : 'agent-system';
 }
 
 export function StatusBadge({ status, testid }: { status: string; testid?: string }) {

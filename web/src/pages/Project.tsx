@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
-import { api, NODES, Project as P, Task } from '../api';
+import { api, GraphDesc, Project as P, Task } from '../api';
+import { kindOf, loadGraphs } from '../graph';
 import { ago, money } from '../format';
 import { href, navigate } from '../router';
 import { Empty, ErrorBox, Spinner, StatusBadge } from '../components/ui';
@@ -10,6 +11,11 @@ export function Project({ id }: { id: string }) {
   const [project, setProject] = useState<P | null>(null);
   const [tasks, setTasks] = useState<Task[] | null>(null);
   const [err, setErr] = useState<unknown>(null);
+  // The graphs of every kind, for each row's mini graph; without them the rows show none.
+  const [graphs, setGraphs] = useState<Map<string, GraphDesc>>(new Map());
+  useEffect(() => {
+    loadGraphs().then(setGraphs, () => {});
+  }, []);
 
   const load = () => {
     setErr(null);
@@ -74,9 +80,9 @@ export function Project({ id }: { id: string }) {
               <a href={href('tasks', t.id)} class="task-row" data-testid="task-row">
                 <StatusBadge status={t.status} />
                 <span class="task-prompt">{t.prompt}</span>
-                <span class="mini-graph" aria-label="agents">
-                  {NODES.map((n) => (
-                    <span key={n} class={`mini mini-${t.graph_state?.[n] ?? 'pending'}`} title={`${n}: ${t.graph_state?.[n] ?? 'pending'}`} />
+                <span class="mini-graph" aria-label="agents" data-kind={kindOf(t)}>
+                  {(graphs.get(kindOf(t))?.nodes ?? []).map(({ id: n, label }) => (
+                    <span key={n} class={`mini mini-${t.graph_state?.[n] ?? 'pending'}`} title={`${label || n}: ${t.graph_state?.[n] ?? 'pending'}`} />
                   ))}
                 </span>
                 <span class="task-cost">{money(t.cost)}</span>

@@ -1,13 +1,26 @@
 import { useEffect, useState } from 'preact/hooks';
-import { api, Artifact, ArchitectOutput, CoderOutput, Deployment, NodeName, NODES, PlannerOutput, Project, ReviewerOutput, Task, TesterOutput } from '../api';
+import { api, Artifact, ArchitectOutput, CoderOutput, Deployment, GraphDesc, NodeName, PlannerOutput, Project, ReviewerOutput, Task, TesterOutput } from '../api';
 import { duration, fullDate, money } from '../format';
 import { href } from '../router';
 import { useTaskStream } from '../stream';
-import { Graph } from '../components/Graph';
+import { FixRoundNote, Graph } from '../components/Graph';
+import { colours, costOf, kindOf, useGraph } from '../graph';
 import { LogStream } from '../components/LogStream';
 import { Files } from '../components/Files';
-import { DeploymentCard, Plan, Review, TestReport, testsPassed } from '../components/Reports';
+import { DeploymentCard, Plan, Review, TestReport } from '../components/Reports';
 import { ErrorBox, Spinner, StatusBadge } from '../components/ui';
+
+// The graph gives the nodes; these views know the output of particular agents
+// (by node id) and show when the task's graph has one of those nodes.
+const VIEW_NODES = {
+  plan: ['planner', 'architect'],
+  tests: ['tester'],
+  review: ['reviewer'],
+  files: ['coder'],
+  deployment: ['deployer'],
+} as const;
+type View = keyof typeof VIEW_NODES;
+const has = (g: GraphDesc | null, v: View) => !!g && g.nodes.some((n) => (VIEW_NODES[v] as readonly string[]).includes(n.id));
 
 const TABS = [
   ['', 'Activity'],
@@ -16,6 +29,13 @@ const TABS = [
   ['review', 'Review'],
   ['plan', 'Plan'],
 ] as const;
+
+/** "Served by": the provider and model, or the offline demonstration provider, said plainly. */
+export function servedBy(t: Pick<Task, 'provider' | 'model' | 'offline'>): string {
+  if (t.offline) return 'offline demonstration provider (no LLM configured)';
+  if (!t.provider) return '';
+  return t.model ? `${t.provider}/${t.model}` : t.provider;
+}
 
 // When the task's clock started: NaN while it waits to start.
 function startOf(task: Task | null): number {
@@ -47,6 +67,7 @@ function useNow(active: boolean, start: number) {
 export function TaskPage({ id, tab, file }: { id: string; tab: string; file: string }) {
   const s = useTaskStream(id);
   const { task } = s;
+  const { graph, error: graphErr } = useGraph(task ? kindOf(task) : '');
   const [arts, setArts] = useState<Artifact[]>([]);
   const [dep, setDep] = useState<Deployment | null>(null);
   const [project, setProject] = useState<Project | null>(null);
@@ -60,7 +81,7 @@ export function TaskPage({ id, tab, file }: { id: string; tab: string; file: str
     let live = true;
     const t = setTimeout(() => {
       api.artifacts(id).then((a) => live && setArts(a), () => {});
-      if (task.graph_state?.deployer === 'completed' || task.status === 'completed' || dep) {
+      if (VIEW_NODES.deployment.some((n) => task.graph_state?.[n] === 'completed') || task.status === 'completed' || dep) {
         api.deployment(id).then((d) => live && setDep(d), () => {});
       }
     }, 150);
@@ -82,11 +103,16 @@ export function TaskPage({ id, tab, file }: { id: string; tab: string; file: str
   if (!task) return <div class="page"><Spinner label="Loading task…" /></div>;
 
   const byNode = (n: NodeName) => arts.filter((a) => a.node === n).sort((a, b) => a.iteration - b.iteration);
-  const planner = byNode('planner').pop() as Artifact<PlannerOutput> | undefined;
-  const architect = byNode('architect').pop() as Artifact<ArchitectOutput> | undefined;
-  const coder = byNode('coder').pop() as Artifact<CoderOutput> | undefined;
-  const tests = byNode('tester') as Artifact<TesterOutput>[];
-  const reviews = byNode('reviewer') as Artifact<ReviewerOutput>[];
+  const [plannerId, architectId] = VIEW_NODES.plan;
+  const planner = byNode(plannerId).pop() as Artifact<PlannerOutput> | undefined;
+  const architect = byNode(architectId).pop() as Artifact<ArchitectOutput> | undefined;
+  const coder = byNode(VIEW_NODES.files[0]).pop() as Artifact<CoderOutput> | undefined;
+  const tests = byNode(VIEW_NODES.tests[0]) as Artifact<TesterOutput>[];
+  const reviews = byNode(VIEW_NODES.review[0]) as Artifact<ReviewerOutput>[];
+  const cols = colours(graph);
+  const agents = graph ? graph.nodes.map((n) => n.label || n.id) : [];
+  const tabs = TABS.filter(([k]) => k === '' || k === 'files' || has(graph, k));
+  const served = servedBy(task);
 
   const start = startOf(task);
   const end = task.finished_at ? Date.parse(task.finished_at) : running ? now : Date.parse(task.updated_at);
@@ -109,13 +135,6 @@ export function TaskPage({ id, tab, file }: { id: string; tab: string; file: str
     }
   };
 
-  // The checks that sent the work back: a run of a round that was followed by a fix round
-  // (the run numbers of round n are n+1) that failed its tests or requested changes.
-  const sentBack = (list: Artifact[], failed: (o: any) => boolean) => list.some((a) => a.iteration <= task.fix_iteration && a.output && failed(a.output));
-  const loops = {
-    tester: sentBack(tests, (o: TesterOutput) => !testsPassed(o)),
-    reviewer: sentBack(reviews, (o: ReviewerOutput) => o.approved === false),
-  };
   const lastTest = tests[tests.length - 1]?.output;
   const lastReview = reviews[reviews.length - 1]?.output;
   const tabCount: Record<string, string> = {
@@ -166,11 +185,18 @@ export function TaskPage({ id, tab, file }: { id: string; tab: string; file: str
               {task.fix_iteration}
             </span>
           </div>
-          {task.provider ? (
+          {served ? (
             <div class="metric metric-wide">
-              <span class="metric-label">Model</span>
-              <span class={`metric-value metric-small ${/offline/i.test(task.provider) ? 'warn-text' : ''}`} data-testid="task-provider">
-                {task.provider}
+              <span class="metric-label">Served by</span>
+              <span
+                class={`metric-value metric-small ${task.offline ? 'warn-text' : ''}`}
+                data-testid="task-provider"
+                data-offline={task.offline ? 'true' : 'false'}
+                data-provider={task.provider ?? ''}
+                data-model={task.model ?? ''}
+                title={task.offline ? 'No LLM is configured: a built-in provider answered with canned output, to demonstrate the pipeline' : undefined}
+              >
+                {served}
               </span>
             </div>
           ) : null}
@@ -208,15 +234,24 @@ export function TaskPage({ id, tab, file }: { id: string; tab: string; file: str
             <header class="card-head">
               <h2>Agents</h2>
               <span class="muted small">
-                {NODES.filter((n) => task.graph_state?.[n] === 'completed').length}/6 done · started {task.started_at ? fullDate(task.started_at) : '—'}
+                {graph ? `${graph.nodes.filter((n) => task.graph_state?.[n.id] === 'completed').length}/${graph.nodes.length} done · ` : ''}started {task.started_at ? fullDate(task.started_at) : '—'}
               </span>
             </header>
-            <Graph task={task} loops={loops} selected={agent} onSelect={(a) => setAgent(agent === a ? 'all' : a)} />
+            {graph ? (
+              <>
+                <Graph graph={graph} task={task} rounds={s.fixRounds} selected={agent} onSelect={(a) => setAgent(agent === a ? 'all' : a)} />
+                <FixRoundNote graph={graph} rounds={s.fixRounds} fixIteration={task.fix_iteration} />
+              </>
+            ) : graphErr ? (
+              <ErrorBox error={graphErr} onRetry={() => location.reload()} />
+            ) : (
+              <Spinner label="Loading the graph…" />
+            )}
           </section>
 
           <section class="card tabs-card">
             <div class="tabs" role="tablist" aria-label="Task details">
-              {TABS.map(([k, label]) => (
+              {tabs.map(([k, label]) => (
                 <a key={k} role="tab" aria-selected={tab === k} class={`tab ${tab === k ? 'tab-on' : ''}`} href={k ? href('tasks', id, k) : href('tasks', id)} data-testid={`tab-${k || 'activity'}`}>
                   {label}
                   {tabCount[k] ? <span class="tab-count">{tabCount[k]}</span> : null}
@@ -224,35 +259,35 @@ export function TaskPage({ id, tab, file }: { id: string; tab: string; file: str
               ))}
             </div>
             <div class="tab-body" role="tabpanel">
-              {tab === '' ? <LogStream events={s.events} typing={s.typing} agent={agent} setAgent={setAgent} live={!!running} /> : null}
+              {tab === '' ? <LogStream agents={agents} colours={cols} events={s.events} typing={s.typing} agent={agent} setAgent={setAgent} live={!!running} /> : null}
               {tab === 'files' ? (
                 <>
                   {coder?.output?.notes ? <p class="notes">{coder.output.notes}</p> : null}
-                  <Files taskId={id} selected={file} coder={coder?.output} tick={task.graph_state?.coder === 'completed' ? s.tick : 0} />
+                  <Files taskId={id} selected={file} coder={coder?.output} tick={task.graph_state?.[VIEW_NODES.files[0]] === 'completed' ? s.tick : 0} />
                 </>
               ) : null}
-              {tab === 'tests' ? <TestReport list={tests} state={task.graph_state?.tester} /> : null}
-              {tab === 'review' ? <Review list={reviews} state={task.graph_state?.reviewer} taskId={id} /> : null}
-              {tab === 'plan' ? <Plan planner={planner} architect={architect} pState={task.graph_state?.planner} aState={task.graph_state?.architect} /> : null}
+              {tab === 'tests' ? <TestReport list={tests} state={task.graph_state?.[VIEW_NODES.tests[0]]} /> : null}
+              {tab === 'review' ? <Review list={reviews} state={task.graph_state?.[VIEW_NODES.review[0]]} taskId={id} /> : null}
+              {tab === 'plan' ? <Plan planner={planner} architect={architect} pState={task.graph_state?.[plannerId]} aState={task.graph_state?.[architectId]} /> : null}
             </div>
           </section>
         </div>
 
         <aside class="task-side">
-          <DeploymentCard dep={dep} state={task.graph_state?.deployer} taskId={id} />
+          {has(graph, 'deployment') || dep ? <DeploymentCard dep={dep} state={task.graph_state?.[VIEW_NODES.deployment[0]]} taskId={id} /> : null}
           <section class="card">
             <header class="card-head">
               <h2>Cost by agent</h2>
             </header>
             <ul class="costs">
-              {NODES.map((n) => (
-                <li key={n}>
-                  <span class={`swatch agent-${n}`} aria-hidden="true" />
+              {(graph?.nodes ?? []).map(({ id: n }) => (
+                <li key={n} data-testid={`cost-${n}`}>
+                  <span class={`swatch agent-c${cols.get(n) ?? 1}`} aria-hidden="true" />
                   <span class="cost-name">{n}</span>
                   <span class="cost-bar" aria-hidden="true">
-                    <span style={{ width: `${task.cost ? Math.min(100, ((task.node_costs?.[n] ?? 0) / task.cost) * 100) : 0}%` }} class={`agent-bg-${n}`} />
+                    <span style={{ width: `${task.cost ? Math.min(100, (costOf(task, n) / task.cost) * 100) : 0}%` }} class={`agent-bg-c${cols.get(n) ?? 1}`} />
                   </span>
-                  <span class="cost-val">{money(task.node_costs?.[n] ?? 0)}</span>
+                  <span class="cost-val">{money(costOf(task, n))}</span>
                 </li>
               ))}
             </ul>
