@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 export GOTOOLCHAIN=local
 export GOFLAGS=${GOFLAGS:-}
+export CATALYST_REQUIRE_SANDBOX=${CATALYST_REQUIRE_SANDBOX:-1} # sandbox tests fail, not skip, where isolation is missing
 
 step() { printf '\n==> %s\n' "$*"; }
 

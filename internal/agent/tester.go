@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/catalyst/catalyst/internal/sandbox"
 	"github.com/catalyst/catalyst/internal/workspace"
@@ -27,7 +28,24 @@ type TestOutput struct {
 	ToolMissing bool          `json:"tool_missing"`
 	TestsAdded  []string      `json:"tests_added"`
 	Sandbox     SandboxReport `json:"sandbox"`
+	// Verdict sums the run up: passed, failed, hung (killed at its own
+	// timeout, the output so far kept), no_tests, tool_missing.
+	Verdict string `json:"verdict"`
+	// TimedOut: the run hung and was killed after TimeoutMS.
+	TimedOut  bool  `json:"timed_out,omitempty"`
+	TimeoutMS int64 `json:"timeout_ms,omitempty"`
+	// QuotaExceeded: the run filled its working copy's size or file quota.
+	QuotaExceeded bool `json:"quota_exceeded,omitempty"`
 }
+
+// Verdicts of a test run.
+const (
+	VerdictPassed      = "passed"
+	VerdictFailed      = "failed"
+	VerdictHung        = "hung"
+	VerdictNoTests     = "no_tests"
+	VerdictToolMissing = "tool_missing"
+)
 
 // TestFailure is one failing test.
 type TestFailure struct {
@@ -35,10 +53,31 @@ type TestFailure struct {
 	Message string `json:"message"`
 }
 
-// SandboxReport says how the tests were isolated.
+// SandboxReport says how the tests were isolated; Warnings name every
+// isolation the host could not give, and why.
 type SandboxReport struct {
 	Isolation []string `json:"isolation"`
 	Warnings  []string `json:"warnings"`
+}
+
+// testRunShare is the part of AGENT_TIMEOUT (and of the step's remaining
+// time) a test run may use, so that a hang ends in a report, not in the step
+// timing out; the sandbox's own Options.Timeout caps it further.
+const testRunShare = 0.8
+
+// testTimeout is the test run's wall clock; 0 leaves it to the sandbox.
+func testTimeout(ctx context.Context, agentTimeout time.Duration) time.Duration {
+	var t time.Duration
+	if agentTimeout > 0 {
+		t = time.Duration(float64(agentTimeout) * testRunShare)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		left := time.Duration(float64(time.Until(dl)) * testRunShare)
+		if t == 0 || left < t {
+			t = max(left, time.Second)
+		}
+	}
+	return t
 }
 
 // testAnswer is what the tester asks the model for when the code has no tests.
@@ -95,6 +134,7 @@ func (t *Tester) Run(ctx context.Context, in Input) (Output, error) {
 		return b
 	})
 	if cmd == nil {
+		out.Verdict = VerdictNoTests
 		out.Output = "no test files found"
 		out.Failures = append(out.Failures, TestFailure{Name: "tests", Message: "the project has no test files the tester can run"})
 		in.Log(Warn, "No tests to run")
@@ -106,7 +146,7 @@ func (t *Tester) Run(ctx context.Context, in Input) (Output, error) {
 	if run == nil {
 		run = sandbox.Run
 	}
-	res, err := run(ctx, sandbox.Spec{Dir: ws.Root(), Command: cmd})
+	res, err := run(ctx, sandbox.Spec{Dir: ws.Root(), Command: cmd, Timeout: testTimeout(ctx, t.Config.AgentTimeout)})
 	if ctx.Err() != nil {
 		return Output{}, ctx.Err()
 	}
@@ -114,6 +154,7 @@ func (t *Tester) Run(ctx context.Context, in Input) (Output, error) {
 	out.Sandbox.Warnings = append(out.Sandbox.Warnings, res.Warnings...)
 	missing := func(tool, output string) (Output, error) {
 		out.ToolMissing = true
+		out.Verdict = VerdictToolMissing
 		out.Output = output
 		out.Failures = append(out.Failures, TestFailure{Name: "toolchain", Message: tool + " is not installed where tests run"})
 		in.Log(Error, fmt.Sprintf("Cannot run the tests: %s is not installed (reported as a failure, not a pass)", tool))
@@ -136,8 +177,18 @@ func (t *Tester) Run(ctx context.Context, in Input) (Output, error) {
 		return missing("pytest (for "+cmd[0]+")", trim(combined, 1000, 3000))
 	}
 	out.Passed, out.Failed, out.Failures = parseResults(kind, combined)
-	if res.TimedOut {
-		out.Failures = append(out.Failures, TestFailure{Name: "timeout", Message: "the test run timed out and was killed"})
+	out.TimedOut, out.QuotaExceeded = res.TimedOut, res.QuotaExceeded
+	switch {
+	case res.TimedOut:
+		out.TimeoutMS = res.Timeout.Milliseconds()
+		out.Failures = append(out.Failures, TestFailure{Name: "timeout", Message: fmt.Sprintf(
+			"the test run hung: it did not finish within %s and was killed; the report holds its output so far", res.Timeout)})
+	case res.QuotaExceeded:
+		out.Failures = append(out.Failures, TestFailure{Name: "quota", Message: "the tests filled the sandbox's working copy quota: " + sandboxNote(res.Stderr)})
+	}
+	if out.Failed == 0 && out.Passed == 0 && out.ExitCode == 0 && len(out.Failures) == 0 {
+		// A runner that exits 0 having run nothing is not a pass.
+		out.Failures = append(out.Failures, TestFailure{Name: "tests", Message: fmt.Sprintf("no test ran: %s exited 0 without running a test", cmd[0])})
 	}
 	if out.Failed == 0 && (out.ExitCode != 0 || len(out.Failures) > 0) {
 		// The runner failed without a test failing: a syntax error, a crash,
@@ -147,6 +198,16 @@ func (t *Tester) Run(ctx context.Context, in Input) (Output, error) {
 			out.Failures = append(out.Failures, TestFailure{Name: "run", Message: fmt.Sprintf("%s exited with status %d: %s", cmd[0], out.ExitCode, firstError(combined))})
 		}
 	}
+	switch {
+	case out.TimedOut:
+		out.Verdict = VerdictHung
+	case TestsPassed(out):
+		out.Verdict = VerdictPassed
+	case out.Passed == 0 && len(out.Failures) == 1 && out.Failures[0].Name == "tests" && strings.HasPrefix(out.Failures[0].Message, "no test ran"):
+		out.Verdict = VerdictNoTests
+	default:
+		out.Verdict = VerdictFailed
+	}
 	out.Output = trim(combined, 1000, 3000)
 	for _, w := range res.Warnings {
 		in.Log(Warn, "Sandbox: "+w)
@@ -155,7 +216,10 @@ func (t *Tester) Run(ctx context.Context, in Input) (Output, error) {
 	if !TestsPassed(out) {
 		level = Warn
 	}
-	in.Log(level, fmt.Sprintf("%s: %d passed, %d failed (exit %d, %d ms)", out.Command, out.Passed, out.Failed, out.ExitCode, out.DurationMS))
+	if out.TimedOut {
+		in.Log(Warn, fmt.Sprintf("The test run hung and was killed after %s; reporting its output so far", res.Timeout))
+	}
+	in.Log(level, fmt.Sprintf("%s: %d passed, %d failed (exit %d, %d ms, verdict %s)", out.Command, out.Passed, out.Failed, out.ExitCode, out.DurationMS, out.Verdict))
 	for i, f := range out.Failures {
 		if i == 5 {
 			in.Log(Warn, fmt.Sprintf("… and %d more failures", len(out.Failures)-5))
@@ -166,9 +230,21 @@ func (t *Tester) Run(ctx context.Context, in Input) (Output, error) {
 	return k.result(out)
 }
 
-// TestsPassed is the tester's verdict: tests ran, some passed, none failed.
+// TestsPassed is the tester's verdict: tests ran, some passed, none failed,
+// and the run neither hung nor filled its quota.
 func TestsPassed(t TestOutput) bool {
-	return !t.ToolMissing && t.ExitCode == 0 && t.Passed > 0 && t.Failed == 0
+	return !t.ToolMissing && !t.TimedOut && !t.QuotaExceeded && t.ExitCode == 0 && t.Passed > 0 && t.Failed == 0
+}
+
+// sandboxNote returns the sandbox's own notes ("[sandbox: ...]") in stderr.
+func sandboxNote(stderr string) string {
+	var notes []string
+	for _, l := range strings.Split(stderr, "\n") {
+		if n, ok := strings.CutPrefix(strings.TrimSpace(l), "[sandbox: "); ok {
+			notes = append(notes, strings.TrimSuffix(n, "]"))
+		}
+	}
+	return strings.Join(notes, "; ")
 }
 
 // TestVerdict is the fix-loop condition on a tester artifact: pass, or the
@@ -289,7 +365,7 @@ var (
 	pytestStyle   = regexp.MustCompile(`(?m)^(?:(?:import|from)\s+pytest\b|(?:async\s+)?def\s+test\w*\s*\()`)
 	pytestMissing = regexp.MustCompile(`(?m)^\S*python[\d.]*: No module named pytest\s*$`)
 	// sandboxPath is the private working copy's directory in tracebacks.
-	sandboxPath = regexp.MustCompile(`/\S*?/catalyst-sandbox-\d+-\d+/work/`)
+	sandboxPath = regexp.MustCompile(`/\S*?/catalyst-sandbox-\d+-\d+/work/|/home/sandbox/`)
 	goResult    = regexp.MustCompile(`^\s*--- (PASS|FAIL): (\S+)`)
 	goBuildFail = regexp.MustCompile(`^FAIL\s+(\S+)\s+\[(build failed|setup failed)\]`)
 )

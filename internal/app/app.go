@@ -116,9 +116,11 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	}
 
 	// Generated code must not see the database or other tasks' workspaces.
+	var hidden []string
 	if abs, err := filepath.Abs(cfg.DataDir); err == nil {
-		sandbox.HiddenPaths = appendOnce(sandbox.HiddenPaths, abs)
+		hidden = append(hidden, abs)
 	}
+	sb := sandbox.New(sandbox.Options{HiddenPaths: hidden})
 	var publisher agent.PullRequests
 	if cfg.GitHubToken != "" && !cfg.MockDeployment {
 		client, err := github.New(cfg.GitHubToken)
@@ -137,6 +139,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		Config:       *cfg,
 		WorkspaceDir: a.WorkspaceDir,
 		GitHub:       publisher,
+		Sandbox:      sb.Run,
 	})
 	a.Executor = pipeline.New(pipeline.Options{
 		Store:    a.Store,
@@ -175,15 +178,6 @@ func (a *App) Start(ctx context.Context, recover bool) error {
 	}
 	a.Executor.SetRecover(recover)
 	return a.Executor.Start(ctx)
-}
-
-func appendOnce(list []string, s string) []string {
-	for _, x := range list {
-		if x == s {
-			return list
-		}
-	}
-	return append(list, s)
 }
 
 // NewRouter builds the model router: the configured providers, else a local

@@ -146,8 +146,6 @@ type runCgroup struct {
 	mem     bool     // memory limited
 	pids    bool     // process count limited
 	fd      *os.File // v2 directory, for CLONE_INTO_CGROUP
-	gateR   *os.File // v1: the child waits on this until placed
-	gateW   *os.File
 	applied []string
 }
 
@@ -213,53 +211,36 @@ func newCgroup(c capabilities, lim Limits) (*runCgroup, []string) {
 	return rc, warn
 }
 
-// gated reports whether the child must wait on fd 3 until placed (v1).
-func (rc *runCgroup) gated() bool { return rc != nil && len(rc.v1) > 0 }
-
-// prepare arranges for the child to start inside the cgroup.
-func (rc *runCgroup) prepare(cmd *exec.Cmd) error {
+// prepare arranges for a v2 child to start inside the cgroup. A v1 child is
+// placed by started before the init reads its configuration.
+func (rc *runCgroup) prepare(cmd *exec.Cmd) {
 	if rc.fd != nil {
 		cmd.SysProcAttr.UseCgroupFD = true
 		cmd.SysProcAttr.CgroupFD = int(rc.fd.Fd())
-		return nil
 	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	rc.gateR, rc.gateW = r, w
-	cmd.ExtraFiles = []*os.File{r}
-	return nil
 }
 
-// started places the child (v1) and opens the gate. On error the caller
-// must kill the child: it would otherwise run without its limits.
+// started places the child (v1). On error the caller must kill the child: it
+// would otherwise run without its limits.
 func (rc *runCgroup) started(cmd *exec.Cmd) error {
 	if rc.fd != nil {
 		_ = rc.fd.Close()
 		rc.fd = nil
 		return nil
 	}
-	_ = rc.gateR.Close()
-	defer rc.gateW.Close()
 	pid := []byte(strconv.Itoa(cmd.Process.Pid))
 	for _, dir := range rc.v1 {
 		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), pid, 0); err != nil {
 			return fmt.Errorf("sandbox: place run in cgroup %s: %w", dir, err)
 		}
 	}
-	_, err := rc.gateW.Write([]byte("go\n"))
-	return err
+	return nil
 }
 
 // remove kills whatever is left in the cgroup(s) and removes them.
 func (rc *runCgroup) remove() {
 	if rc.fd != nil {
 		_ = rc.fd.Close()
-	}
-	if rc.gateR != nil {
-		_ = rc.gateR.Close()
-		_ = rc.gateW.Close()
 	}
 	dirs := append([]string{}, rc.v1...)
 	if rc.v2 != "" {

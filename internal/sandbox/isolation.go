@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	llsys "github.com/landlock-lsm/go-landlock/landlock/syscall"
 )
 
 // nsFlags are the namespaces a run gets when Catalyst is root.
@@ -21,28 +24,74 @@ const nsFlags = syscall.CLONE_NEWNET | syscall.CLONE_NEWPID | syscall.CLONE_NEWN
 
 const prSetDumpable = 4 // PR_SET_DUMPABLE
 
-// privateTempDirs are replaced by empty private tmpfs mounts in a run.
-var privateTempDirs = []string{"/tmp", "/var/tmp", "/dev/shm"}
+// sandboxHome is the working copy's path inside the minimal root.
+const sandboxHome = "/home/sandbox"
 
-// HiddenPaths are directories replaced by an empty read-only view inside the
-// sandbox (when a mount namespace is available). Catalyst's working directory,
-// /root, /home and /run are hidden automatically; callers should add the data
-// directory (database, other tasks' workspaces) when it lies elsewhere.
-var HiddenPaths []string
+// systemDirs are the host directories a run sees read-only: the toolchains
+// (python3 and its pytest, node, go and GOROOT under /usr/local/go) and the
+// libraries they load.
+func systemDirs() []string {
+	return []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"}
+}
+
+// etcEntries are the /etc entries (globs) a toolchain reads: the dynamic
+// linker, time zones, certificates, MIME types, alternatives symlinks. The
+// rest of /etc (shadow, ssh keys, host configuration) stays out of sight.
+// passwd, group and hosts are written fresh inside the sandbox.
+func etcEntries() []string {
+	return []string{"ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "timezone",
+		"ssl", "ca-certificates", "ca-certificates.conf", "pki", "alternatives", "mime.types",
+		"os-release", "debian_version", "protocols", "services", "nsswitch.conf", "host.conf",
+		"gai.conf", "locale.alias", "python3", "python3.*", "nodejs"}
+}
+
+// devFiles are the device nodes a run may use.
+func devFiles() []string {
+	return []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"}
+}
 
 // capabilities is what this host allows, probed once.
 type capabilities struct {
-	root        bool   // euid 0
-	namespaces  bool   // new net/pid/ipc/uts namespaces work
-	mountns     bool   // a mount namespace with private /tmp and /proc works
-	prlimit     string // path of util-linux prlimit, "" if missing
-	setpriv     string // path of util-linux setpriv, "" if missing
-	ip          string // path of iproute2 ip
-	loopback    bool   // lo can be brought up inside the network namespace
-	shell       string
+	root        bool // euid 0
+	namespaces  bool // new net/pid/ipc/uts namespaces work
+	mountns     bool // a mount namespace with tmpfs and proc mounts works
+	landlockABI int  // 0: no Landlock
+	seccomp     bool
 	cg          *cgroupSupport
 	nondumpable bool // Catalyst made non-dumpable (its /proc entries hidden from same-uid commands)
-	warnings    []string
+	why         map[string]string
+	notes       []string
+}
+
+// warnings names every layer this host does not give, and why.
+func (c capabilities) warnings() []string {
+	why := func(k string) string {
+		if r := c.why[k]; r != "" {
+			return r
+		}
+		return "not available on this host"
+	}
+	w := append([]string(nil), c.notes...)
+	switch {
+	case !c.root:
+		w = append(w,
+			"namespaces not applied (no network/pid/mount isolation, no minimal root, no private /tmp, working copy quota only by polling): Catalyst is not running as root",
+			"runs as Catalyst's own uid (not root, cannot switch to an unprivileged uid): the process-count rlimit is not applied (it would count all of this user's processes)")
+	case !c.namespaces:
+		w = append(w, "namespaces not applied (no network/pid isolation, no minimal root, no private /tmp): "+why("namespaces"))
+	case !c.mountns:
+		w = append(w, "mount namespace not applied (no minimal root, no private /tmp, working copy quota only by polling): "+why("mountns"))
+	}
+	if c.landlockABI == 0 {
+		w = append(w, "Landlock filesystem allowlist not applied: "+why("landlock"))
+	}
+	if !c.seccomp {
+		w = append(w, "seccomp filter not applied (namespace creation, mount, ptrace, bpf, keyctl are not refused): "+why("seccomp"))
+	}
+	if c.cg == nil {
+		w = append(w, "cgroup limits not applied: no writable cgroup v2 (memory, pids) or v1 memory/pids hierarchy; memory bounded by RLIMIT_AS and processes by RLIMIT_NPROC instead")
+	}
+	return w
 }
 
 var (
@@ -56,23 +105,10 @@ func probe() capabilities {
 }
 
 func doProbe() capabilities {
-	c := capabilities{root: os.Geteuid() == 0, shell: "/bin/sh"}
-	c.prlimit, _ = lookTool("prlimit")
-	c.setpriv, _ = lookTool("setpriv")
-	if c.prlimit == "" {
-		c.warnings = append(c.warnings, "rlimits not applied: util-linux prlimit not found")
-	}
-	if !c.root {
-		c.warnings = append(c.warnings,
-			"namespaces not applied (no network/pid/mount isolation): Catalyst is not running as root",
-			"runs as Catalyst's own uid (not root, cannot switch to an unprivileged uid): the command can read every file Catalyst's user can, and the process-count rlimit is not applied (it would count all of this user's processes)")
-	} else if c.setpriv == "" {
-		c.warnings = append(c.warnings, "cannot drop to an unprivileged uid: util-linux setpriv not found; running as root")
-		c.root = false
-	}
+	c := capabilities{root: os.Geteuid() == 0, why: map[string]string{}}
 	if c.root {
 		try := func(flags uintptr, script string) error {
-			cmd := exec.Command(c.shell, "-c", script)
+			cmd := exec.Command("/bin/sh", "-c", script)
 			cmd.Env = []string{"PATH=" + SafePath}
 			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Cloneflags: flags, Pdeathsig: syscall.SIGKILL}
 			out, err := cmd.CombinedOutput()
@@ -85,20 +121,24 @@ func doProbe() capabilities {
 		switch {
 		case err == nil:
 			c.namespaces, c.mountns = true, true
-			if ip, lerr := lookTool("ip"); lerr == nil && try(nsFlags, shq(ip)+" link set lo up") == nil {
-				c.ip, c.loopback = ip, true
-			} else {
-				c.warnings = append(c.warnings, "loopback inside the sandbox is down (iproute2 `ip` missing or failed): tests cannot serve on 127.0.0.1")
-			}
 		default:
-			err2 := try(nsFlags&^syscall.CLONE_NEWNS, "true")
-			if err2 == nil {
+			c.why["mountns"] = err.Error()
+			if err2 := try(nsFlags&^syscall.CLONE_NEWNS, "true"); err2 == nil {
 				c.namespaces = true
-				c.warnings = append(c.warnings, "mount namespace not applied (no private /tmp, /proc): "+err.Error())
 			} else {
-				c.warnings = append(c.warnings, "namespaces not applied (no network isolation): "+err2.Error())
+				c.why["namespaces"] = err2.Error()
 			}
 		}
+	}
+	if v, err := llsys.LandlockGetABIVersion(); err == nil && v > 0 {
+		c.landlockABI = v
+	} else {
+		c.why["landlock"] = fmt.Sprintf("the kernel does not offer Landlock (%v)", err)
+	}
+	if seccompSupported() {
+		c.seccomp = true
+	} else {
+		c.why["seccomp"] = "the kernel does not offer seccomp filters"
 	}
 	if !c.namespaces {
 		// Without a PID namespace the command sees Catalyst in /proc and, as
@@ -107,104 +147,208 @@ func doProbe() capabilities {
 		if _, _, errno := syscall.RawSyscall6(syscall.SYS_PRCTL, prSetDumpable, 0, 0, 0, 0, 0); errno == 0 {
 			c.nondumpable = true
 		} else {
-			c.warnings = append(c.warnings, "could not make Catalyst non-dumpable: its /proc/<pid>/environ is readable by the command: "+errno.Error())
+			c.notes = append(c.notes, "could not make Catalyst non-dumpable: its /proc/<pid>/environ is readable by the command: "+errno.Error())
 		}
 	}
 	c.cg = probeCgroup(c.root)
 	cleanStale(c.cg)
-	if c.cg == nil {
-		c.warnings = append(c.warnings, "cgroup limits not applied: no writable cgroup v2 (memory, pids) or v1 memory/pids hierarchy; memory bounded by RLIMIT_AS instead")
-	}
 	return c
 }
 
-func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+// initConfig is what the init (init_linux.go) is told to do, as JSON on its
+// fd 3.
+type initConfig struct {
+	MountNS   bool     // build the minimal root and pivot into it
+	UID       int      // drop to this uid (and gid); <= 0 keeps Catalyst's
+	SpecDir   string   // copied by the init into the working copy's tmpfs (MountNS)
+	Work      string   // the working copy as the command sees it
+	NewRoot   string   // host directory that becomes the minimal root (MountNS)
+	CacheDir  string   // host cache directory, bound at Work/.cache (MountNS)
+	DiskBytes int64    // tmpfs size of the working copy (MountNS)
+	Files     int      // tmpfs inodes of the working copy (MountNS)
+	ReadOnly  []string // host paths shown read-only
+	Hidden    []string // host paths never shown
+	Landlock  bool
+	Seccomp   bool
+	RL        rlimits
+	Tool      string
+	Args      []string // argv, Args[0] included
+	Env       []string
+}
 
-// wrap builds the argv that runs tool with args under the applicable isolation.
-func wrap(c capabilities, lim Limits, uid int, work, cacheDir, tool string, args []string, gate, cgMemory bool) (argv, iso, warn []string) {
-	var rl []string
-	if c.prlimit != "" {
-		cpu := int64((lim.CPUTime + time.Second - 1) / time.Second)
-		rl = []string{c.prlimit,
-			fmt.Sprintf("--cpu=%d:%d", cpu, cpu+2),
-			fmt.Sprintf("--fsize=%d", lim.FileSizeBytes),
-			"--core=0",
-			"--nofile=4096",
-		}
-		names := []string{"cpu", "fsize", "core"}
-		if uid > 0 {
-			rl = append(rl, fmt.Sprintf("--nproc=%d", lim.Processes))
-			names = append(names, "nproc")
-		}
-		if !cgMemory {
-			as := max(4*lim.MemoryBytes, 16<<30)
-			rl = append(rl, fmt.Sprintf("--as=%d", as))
-			names = append(names, "as")
-			warn = append(warn, fmt.Sprintf("memory bounded only by RLIMIT_AS=%d bytes of address space (no cgroup memory controller)", as))
-		}
-		rl = append(rl, "--")
-		iso = append(iso, "rlimits: "+strings.Join(names, ","))
-	}
-	cmdline := append(append(rl, tool), args...)
-	if !c.root {
-		return cmdline, iso, warn
-	}
-	drop := []string{c.setpriv,
-		fmt.Sprintf("--reuid=%d", uid), fmt.Sprintf("--regid=%d", uid),
-		"--clear-groups", "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--"}
-	iso = append(iso, fmt.Sprintf("unprivileged uid %d (no capabilities, no_new_privs)", uid))
+type rlimits struct {
+	CPU, FSize, NProc, AS, NoFile uint64 // 0: not set
+}
 
-	var s strings.Builder
-	s.WriteString("set -eu\n")
-	if gate {
-		// Wait until the parent has placed this process in its cgroups.
-		s.WriteString("read -r _ <&3 || true\nexec 3<&-\n")
+// plan decides what the init applies and what it cannot, from the host's
+// capabilities.
+func (s *Sandbox) plan(c capabilities, spec Spec, lim Limits, uid int, tool, base, cacheDir string, cgMemory bool) (initConfig, []string, []string) {
+	var iso, warn []string
+	cfg := initConfig{
+		MountNS: c.mountns, UID: uid, SpecDir: spec.Dir, CacheDir: cacheDir,
+		DiskBytes: lim.DiskBytes, Files: lim.Files,
+		Landlock: c.landlockABI > 0, Seccomp: c.seccomp,
+		Tool: tool, Args: append([]string(nil), spec.Command...),
 	}
-	if c.namespaces {
-		if c.loopback {
-			// The namespace's own loopback, so tests may serve and call
-			// 127.0.0.1 among themselves; the host's stays out of reach.
-			s.WriteString(shq(c.ip) + " link set lo up\n")
-			iso = append(iso, "network namespace (no network; private loopback only)")
-		} else {
-			iso = append(iso, "network namespace (no network, loopback down)")
-		}
-		iso = append(iso, "pid namespace", "ipc namespace", "uts namespace")
-	}
+	tmp := "/tmp"
 	if c.mountns {
-		s.WriteString("cd " + shq(work) + "\n")
-		s.WriteString("mount --make-rprivate /\n")
-		if cacheDir != "" {
-			// Before anything is hidden: the cache may lie under a hidden directory.
-			s.WriteString("mount --bind " + shq(cacheDir) + " .cache\n")
+		cfg.NewRoot = filepath.Join(base, "root")
+		cfg.Work = sandboxHome
+	} else {
+		cfg.Work = filepath.Join(base, "work")
+		tmp = filepath.Join(cfg.Work, ".tmp")
+		warn = append(warn, fmt.Sprintf("working copy on the host disk (no mount namespace for a tmpfs): its quota of %d bytes and %d files is enforced by polling, so a fast writer may overshoot before it is stopped; no private /tmp", lim.DiskBytes, lim.Files))
+	}
+	cfg.Env = buildEnv(cfg.Work, tmp, spec.Env)
+	iso = append(iso, "scrubbed environment")
+
+	cpu := uint64((lim.CPUTime + time.Second - 1) / time.Second)
+	cfg.RL = rlimits{CPU: cpu, FSize: uint64(lim.FileSizeBytes), NoFile: 4096}
+	if uid > 0 {
+		cfg.RL.NProc = uint64(lim.Processes)
+	}
+	if !cgMemory {
+		as := max(4*lim.MemoryBytes, 16<<30)
+		cfg.RL.AS = uint64(as)
+		warn = append(warn, fmt.Sprintf("memory bounded only by RLIMIT_AS=%d bytes of address space (no cgroup memory controller)", as))
+	}
+	if uid <= 0 && c.cg == nil {
+		warn = append(warn, "process count not limited: no pids cgroup and no uid of the run's own for RLIMIT_NPROC")
+	}
+
+	cfg.ReadOnly = readOnlyPaths(tool, s.opt.ReadOnlyPaths)
+	hidden := append([]string(nil), s.opt.HiddenPaths...)
+	if wd, err := os.Getwd(); err == nil {
+		hidden = append(hidden, wd) // Catalyst's own directory: its .env, its data
+	}
+	for _, h := range hidden {
+		if h = filepath.Clean(h); filepath.IsAbs(h) && h != "/" {
+			cfg.Hidden = append(cfg.Hidden, h)
 		}
-		// Private, empty, writable temp dirs: writes there vanish with the run.
-		for _, d := range privateTempDirs {
-			if isDir(d) && !within(work, d) || d == "/tmp" {
-				s.WriteString("mount -t tmpfs -o mode=1777,size=256m,nosuid,nodev tmpfs " + shq(d) + "\n")
+	}
+
+	if c.namespaces {
+		iso = append(iso, "network namespace (no network)", "pid namespace", "ipc namespace", "uts namespace")
+	}
+	if !cfg.Landlock && !cfg.MountNS {
+		warn = append(warn, "no filesystem allowlist (neither Landlock nor a minimal root): the command can read every host file its uid can read")
+	}
+	if cfg.Landlock && !cfg.MountNS {
+		for _, h := range cfg.Hidden {
+			for _, p := range append(append([]string{cfg.Work}, cfg.ReadOnly...), filepath.Dir(cfg.Work)) {
+				if within(h, p) {
+					warn = append(warn, fmt.Sprintf("hidden path %s lies inside %s, which the Landlock allowlist shows (no mount namespace to cover it)", h, p))
+				}
 			}
 		}
-		for _, d := range hiddenPaths(work, tool) {
-			s.WriteString("mount -t tmpfs -o mode=0755,size=1m,nosuid,nodev tmpfs " + shq(d) + "\n")
+	}
+	return cfg, iso, warn
+}
+
+// readOnlyPaths are the host paths shown read-only: the system directories,
+// the operator's additions and, when the tool resolves outside them, the
+// installation it belongs to (its bin directory's parent).
+func readOnlyPaths(tool string, extra []string) []string {
+	out := systemDirs()
+	for _, e := range extra {
+		if e = filepath.Clean(e); filepath.IsAbs(e) && e != "/" {
+			out = append(out, e)
 		}
-		// Re-expose the private copy at its own path (it may lie under a
-		// directory just hidden; the cwd still refers to it).
-		s.WriteString("mkdir -p " + shq(work) + "\nmount --rbind --no-canonicalize . " + shq(work) + "\ncd " + shq(work) + "\n")
-		s.WriteString("mount -t proc -o nosuid,nodev,noexec proc /proc\n")
-		iso = append(iso, "mount namespace (private /tmp, fresh /proc; /root, /home, /run and Catalyst's directory hidden)")
 	}
-	if c.namespaces {
-		// Stay as the namespace's init (pid 1) and run the command as its
-		// child: pid 1 does not get kernel signals it has no handler for, and
-		// RLIMIT_CPU's SIGXCPU must reach the command.
-		s.WriteString("set +e\n\"$@\"\nexit $?\n")
-	} else {
-		s.WriteString(`exec "$@"` + "\n")
+	if real, err := filepath.EvalSymlinks(tool); err == nil {
+		covered := false
+		for _, d := range out {
+			if within(real, d) {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			dir := filepath.Dir(real)
+			if up := filepath.Dir(dir); up != "/" {
+				dir = up
+			}
+			out = append(out, dir)
+		}
 	}
-	argv = append([]string{c.shell, "-c", s.String(), "catalyst-sandbox"}, cmdline[:len(rl)]...)
-	argv = append(argv, drop...)
-	argv = append(argv, cmdline[len(rl):]...)
-	return argv, iso, warn
+	return out
+}
+
+// prepareHostCopy makes the private copy on disk where no mount namespace
+// holds a tmpfs for it.
+func prepareHostCopy(src, work, cacheDir string, uid int) error {
+	if err := os.Mkdir(work, 0o755); err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	if src != "" {
+		if err := copyTree(src, work); err != nil {
+			if errors.Is(err, ErrBadSpec) {
+				return err
+			}
+			return fmt.Errorf("sandbox: copy %s: %w", src, err)
+		}
+	}
+	for _, d := range []string{".tmp", ".cache"} {
+		if err := os.RemoveAll(filepath.Join(work, d)); err != nil {
+			return fmt.Errorf("sandbox: %w", err)
+		}
+		if err := os.Mkdir(filepath.Join(work, d), 0o755); err != nil {
+			return fmt.Errorf("sandbox: %w", err)
+		}
+	}
+	if uid > 0 {
+		if err := chownTree(work, uid); err != nil {
+			return fmt.Errorf("sandbox: chown working copy: %w", err)
+		}
+	}
+	if cacheDir != "" {
+		// Without a mount namespace the cache is reached through a symlink.
+		cache := filepath.Join(work, ".cache")
+		err := os.Remove(cache)
+		if err == nil {
+			err = os.Symlink(cacheDir, cache)
+		}
+		if err != nil {
+			return fmt.Errorf("sandbox: cache dir: %w", err)
+		}
+	}
+	return nil
+}
+
+// watchQuota stops a run whose on-disk working copy grows past its quota
+// (used only where no tmpfs can hold it).
+func watchQuota(ctx context.Context, dir string, maxBytes int64, maxFiles int, hit chan<- string) {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var bytes int64
+		files := 0
+		over := errors.New("over")
+		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return nil
+			}
+			files++
+			if d.Type().IsRegular() {
+				if fi, err := d.Info(); err == nil {
+					bytes += fi.Size()
+				}
+			}
+			if bytes > maxBytes || files > maxFiles {
+				return over
+			}
+			return nil
+		})
+		if err == over {
+			hit <- fmt.Sprintf("stopped: the working copy went past its quota of %d bytes / %d files", maxBytes, maxFiles)
+			return
+		}
+	}
 }
 
 func isDir(p string) bool {
@@ -216,50 +360,6 @@ func isDir(p string) bool {
 func within(p, dir string) bool {
 	rel, err := filepath.Rel(dir, p)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
-}
-
-// hiddenPaths lists existing directories to hide: never "/", never one that
-// holds the tool or a SafePath directory.
-func hiddenPaths(work, tool string) []string {
-	// /run holds the host's service sockets (a filesystem socket crosses
-	// network namespaces).
-	cands := append([]string{"/root", "/home", "/run"}, HiddenPaths...)
-	if wd, err := os.Getwd(); err == nil {
-		cands = append(cands, wd)
-	}
-	var out []string
-	seen := map[string]bool{}
-next:
-	for _, d := range cands {
-		d = filepath.Clean(d)
-		if d == "/" || !filepath.IsAbs(d) || seen[d] || !isDir(d) {
-			continue
-		}
-		for _, keep := range append(filepath.SplitList(SafePath), tool, "/tmp", "/usr", "/etc", "/bin", "/lib", "/proc", "/dev", "/sys") {
-			if within(keep, d) {
-				continue next
-			}
-		}
-		seen[d] = true
-		out = append(out, d)
-	}
-	// A directory inside another hidden one, or inside a private temp dir,
-	// is already out of sight; mounting over it would fail, as its mount
-	// point no longer exists once the parent is replaced.
-	kept := out[:0]
-	for _, d := range out {
-		covered := false
-		for _, other := range append(append([]string{}, privateTempDirs...), out...) {
-			if other != d && within(d, other) {
-				covered = true
-				break
-			}
-		}
-		if !covered {
-			kept = append(kept, d)
-		}
-	}
-	return kept
 }
 
 // MaxCopyBytes and MaxCopyFiles bound the working copy of Spec.Dir.

@@ -1,30 +1,31 @@
 // Package sandbox runs generated code and its tests isolated from Catalyst and
 // from the host: generated code is hostile until proven otherwise.
 //
-// A run works on a private copy of Spec.Dir (the original is never written),
-// with a scrubbed environment, in its own process group, under a wall-clock
-// timeout that kills the whole group, with CPU, memory, process-count and
-// file-size limits and capped output. When Catalyst runs as root (the normal
-// case on a Linux server) the run also gets new network, PID, mount, IPC and
-// UTS namespaces (no network at all; every process dies with the run; a
-// private /tmp and fresh /proc; the private copy re-exposed at its own path;
-// /root and /home hidden) and runs as an unprivileged uid of its own, so that
-// the process-count limit is per run and it cannot signal other runs.
+// A run shows the command only what it needs: a private copy of Spec.Dir
+// (the original is never written) in a size- and file-count-limited tmpfs, the
+// toolchains read-only, an empty private /tmp, no network, a scrubbed
+// environment; it runs in its own process group under a wall-clock timeout
+// that kills the whole group, with CPU, memory, process-count and file-size
+// limits and capped output.
 //
-// Mechanism (no init hook, no re-exec of the calling binary): the child is
-// /bin/sh running a short setup script inside the new namespaces, which then
-// execs util-linux `prlimit` (rlimits) and `setpriv` (drop to the run's uid,
-// no capabilities, no_new_privs) and finally the command. Memory and process
-// count are bounded by a cgroup (v2 memory.max/pids.max via CLONE_INTO_CGROUP,
-// or v1 memory/pids placed before the command starts) where the cgroup
-// filesystem is writable; otherwise by RLIMIT_AS with a generous value and
-// RLIMIT_NPROC. Result.Isolation lists what was applied, Result.Warnings what
-// could not be and why.
+// Mechanism: Go cannot run code between fork and exec, so the calling binary
+// re-executes itself (as runc does) as an init inside new network, PID, mount,
+// IPC and UTS namespaces. The init (init_linux.go) builds a minimal root out of
+// read-only binds and pivots into it, sets the rlimits, drops to an
+// unprivileged uid of the run's own with no capabilities and no_new_privs,
+// applies a Landlock filesystem allowlist and a seccomp filter, and only then
+// starts the command. Memory and process count are bounded by a cgroup (v2 via
+// CLONE_INTO_CGROUP, or v1 placed before the init reads its configuration)
+// where the cgroup filesystem is writable. Each layer that this host cannot
+// give is named in Result.Warnings with the reason; Result.Isolation lists
+// what was applied.
 package sandbox
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -47,15 +48,21 @@ var ErrBadSpec = errors.New("sandbox: invalid spec")
 
 // SafePath is the PATH inside the sandbox and the only place Command[0] is
 // looked up (unless it contains a slash). Catalyst's own PATH is not used.
-var SafePath = "/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+const SafePath = "/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// Limits bound one run. Zero fields take the DefaultLimits value.
+// Limits bound one run. Zero fields take the Options' value, then the
+// DefaultLimits value.
 type Limits struct {
 	CPUTime       time.Duration // RLIMIT_CPU, whole seconds (rounded up)
 	MemoryBytes   int64         // cgroup memory.max; else RLIMIT_AS of max(4×this, 16 GiB)
 	Processes     int           // cgroup pids.max and RLIMIT_NPROC for the run's uid
 	FileSizeBytes int64         // RLIMIT_FSIZE: largest file a process may write
 	OutputBytes   int           // per stream (stdout, stderr); beyond it head and tail are kept
+	// DiskBytes is the size of the working copy's tmpfs, /tmp included: a
+	// write past it fails with ENOSPC. tmpfs pages count against the memory
+	// limit, so keep it below MemoryBytes.
+	DiskBytes int64
+	Files     int // files and directories the working copy may hold (tmpfs inodes)
 }
 
 // DefaultLimits are generous enough for `go test`, `node --test` and pytest on
@@ -67,46 +74,86 @@ func DefaultLimits() Limits {
 		Processes:     256,
 		FileSizeBytes: 256 << 20,
 		OutputBytes:   256 << 10,
+		DiskBytes:     512 << 20,
+		Files:         50_000,
 	}
 }
 
-func (l Limits) withDefaults() Limits {
-	d := DefaultLimits()
-	if l.CPUTime <= 0 {
-		l.CPUTime = d.CPUTime
+func (l Limits) withDefaults(d Limits) Limits {
+	pick := func(v, o, def int64) int64 {
+		switch {
+		case v > 0:
+			return v
+		case o > 0:
+			return o
+		}
+		return def
 	}
-	if l.MemoryBytes <= 0 {
-		l.MemoryBytes = d.MemoryBytes
-	}
-	if l.Processes <= 0 {
-		l.Processes = d.Processes
-	}
-	if l.FileSizeBytes <= 0 {
-		l.FileSizeBytes = d.FileSizeBytes
-	}
-	if l.OutputBytes <= 0 {
-		l.OutputBytes = d.OutputBytes
-	}
+	def := DefaultLimits()
+	l.CPUTime = time.Duration(pick(int64(l.CPUTime), int64(d.CPUTime), int64(def.CPUTime)))
+	l.MemoryBytes = pick(l.MemoryBytes, d.MemoryBytes, def.MemoryBytes)
+	l.Processes = int(pick(int64(l.Processes), int64(d.Processes), int64(def.Processes)))
+	l.FileSizeBytes = pick(l.FileSizeBytes, d.FileSizeBytes, def.FileSizeBytes)
+	l.OutputBytes = int(pick(int64(l.OutputBytes), int64(d.OutputBytes), int64(def.OutputBytes)))
+	l.DiskBytes = pick(l.DiskBytes, d.DiskBytes, def.DiskBytes)
+	l.Files = int(pick(int64(l.Files), int64(d.Files), int64(def.Files)))
 	return l
 }
 
-// DefaultTimeout applies when Spec.Timeout is zero.
+// DefaultTimeout applies when neither Spec.Timeout nor Options.Timeout is set.
 const DefaultTimeout = 5 * time.Minute
+
+// Options configure a Sandbox. The zero value is the standard sandbox.
+type Options struct {
+	// HiddenPaths are host directories that must never be visible to a run
+	// (the data directory: database, other tasks' workspaces). The
+	// allowlist keeps them out already unless one lies inside a path it
+	// shows; then it is covered by an empty mount, or, where that is not
+	// possible, named in the warnings.
+	HiddenPaths []string
+	// ReadOnlyPaths are further host paths shown read-only (a toolchain
+	// installed outside /usr).
+	ReadOnlyPaths []string
+	// Timeout is a run's default and longest wall clock: a longer
+	// Spec.Timeout is cut to it (DefaultTimeout when zero).
+	Timeout time.Duration
+	// Limits fill the zero fields of Spec.Limits (then DefaultLimits).
+	Limits Limits
+}
+
+// Sandbox runs commands under its Options.
+type Sandbox struct{ opt Options }
+
+// New returns a Sandbox; opt is copied.
+func New(opt Options) *Sandbox {
+	opt.HiddenPaths = append([]string(nil), opt.HiddenPaths...)
+	opt.ReadOnlyPaths = append([]string(nil), opt.ReadOnlyPaths...)
+	if opt.Timeout <= 0 {
+		opt.Timeout = DefaultTimeout
+	}
+	return &Sandbox{opt: opt}
+}
+
+var standard = New(Options{})
+
+// Run runs spec in the standard sandbox (zero Options).
+func Run(ctx context.Context, spec Spec) (Result, error) { return standard.Run(ctx, spec) }
 
 // Spec describes one run.
 type Spec struct {
 	Dir     string            // contents COPIED into a private working dir; never written. "" = empty dir
 	Command []string          // argv; Command[0] looked up on SafePath
 	Env     map[string]string // added to the minimal scrubbed environment
-	Timeout time.Duration     // wall clock; kills the whole process group (default DefaultTimeout)
+	Timeout time.Duration     // wall clock, at most Options.Timeout; kills the whole process group
 	Limits  Limits
 	// CacheDir, optional, is a host directory kept between runs (created if
 	// missing) that the run sees as HOME/.cache: GOCACHE, GOMODCACHE and the
 	// XDG caches live there, so a second `go test` does not rebuild the
 	// standard library. Share it only between runs of the same project: one
-	// run's code can plant cache entries that the next run uses. Where no
-	// mount namespace is available it is reached through a symlink, so the
-	// run's uid must be able to traverse its parent directories.
+	// run's code can plant cache entries that the next run uses. It lies
+	// outside the DiskBytes quota. Where no mount namespace is available it
+	// is reached through a symlink, so the run's uid must be able to
+	// traverse its parent directories.
 	CacheDir string
 }
 
@@ -118,10 +165,15 @@ type Result struct {
 	Stderr    string        `json:"stderr"`
 	Truncated bool          `json:"truncated"`
 	TimedOut  bool          `json:"timed_out"`
+	Timeout   time.Duration `json:"timeout"`  // the wall clock the run had
 	Canceled  bool          `json:"canceled"` // the caller's ctx was cancelled
-	Duration  time.Duration `json:"duration"`
-	Isolation []string      `json:"isolation"`
-	Warnings  []string      `json:"warnings,omitempty"`
+	// QuotaExceeded: the run filled its working copy's size or file quota
+	// (its writes past it were refused, or it was stopped).
+	QuotaExceeded bool          `json:"quota_exceeded,omitempty"`
+	Duration      time.Duration `json:"duration"`
+	Isolation     []string      `json:"isolation"`
+	// Warnings name every isolation this host could not give, and why.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // uidBase is the first of the unprivileged uids given to runs (one per
@@ -163,7 +215,7 @@ func acquireUID() (int, func(), error) {
 // Run executes spec and reports what happened. It returns an error only when
 // the run could not start (ErrToolMissing, ErrBadSpec, setup failure); a
 // failing, crashing, timed-out or cancelled command is a Result.
-func Run(ctx context.Context, spec Spec) (Result, error) {
+func (s *Sandbox) Run(ctx context.Context, spec Spec) (Result, error) {
 	res := Result{Command: quoteArgs(spec.Command)}
 	if len(spec.Command) == 0 || spec.Command[0] == "" {
 		return res, fmt.Errorf("%w: empty command", ErrBadSpec)
@@ -183,52 +235,36 @@ func Run(ctx context.Context, spec Spec) (Result, error) {
 		if err != nil || !fi.IsDir() {
 			return res, fmt.Errorf("%w: Dir %q is not a directory", ErrBadSpec, spec.Dir)
 		}
+		if spec.Dir, err = filepath.Abs(spec.Dir); err != nil {
+			return res, fmt.Errorf("%w: %v", ErrBadSpec, err)
+		}
 	}
 	tool, err := lookTool(spec.Command[0])
 	if err != nil {
 		return res, err
 	}
-	lim := spec.Limits.withDefaults()
-	timeout := spec.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
+	lim := spec.Limits.withDefaults(s.opt.Limits)
+	timeout := s.opt.Timeout
+	if spec.Timeout > 0 && spec.Timeout < timeout {
+		timeout = spec.Timeout
 	}
+	res.Timeout = timeout
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("sandbox: not started: %w", err)
 	}
 
 	caps := probe()
-	res.Warnings = append(res.Warnings, caps.warnings...)
+	res.Warnings = append(res.Warnings, caps.warnings()...)
 	if caps.nondumpable {
 		res.Isolation = append(res.Isolation, "Catalyst non-dumpable (its /proc entries unreadable)")
 	}
 
-	// The private working copy.
 	base, err := os.MkdirTemp("", fmt.Sprintf("catalyst-sandbox-%d-", os.Getpid()))
 	if err != nil {
 		return res, fmt.Errorf("sandbox: %w", err)
 	}
 	defer removeAll(base)
 	if err := os.Chmod(base, 0o711); err != nil {
-		return res, fmt.Errorf("sandbox: %w", err)
-	}
-	work := filepath.Join(base, "work")
-	if err := os.Mkdir(work, 0o755); err != nil {
-		return res, fmt.Errorf("sandbox: %w", err)
-	}
-	if spec.Dir != "" {
-		if err := copyTree(spec.Dir, work); err != nil {
-			return res, fmt.Errorf("sandbox: copy %s: %w", spec.Dir, err)
-		}
-	}
-	tmp := filepath.Join(work, ".tmp")
-	_ = os.Mkdir(tmp, 0o755)
-	res.Isolation = append(res.Isolation, "private working copy")
-	cache := filepath.Join(work, ".cache")
-	if err := os.RemoveAll(cache); err != nil {
-		return res, fmt.Errorf("sandbox: %w", err)
-	}
-	if err := os.Mkdir(cache, 0o755); err != nil {
 		return res, fmt.Errorf("sandbox: %w", err)
 	}
 	cacheDir := ""
@@ -240,7 +276,6 @@ func Run(ctx context.Context, spec Spec) (Result, error) {
 			return res, fmt.Errorf("sandbox: cache dir: %w", err)
 		}
 	}
-
 	uid := -1
 	if caps.root {
 		var release func()
@@ -248,44 +283,41 @@ func Run(ctx context.Context, spec Spec) (Result, error) {
 			return res, err
 		}
 		defer release()
-		if err := chownTree(work, uid); err != nil {
-			return res, fmt.Errorf("sandbox: chown working copy: %w", err)
-		}
 		if cacheDir != "" {
 			if err := chownTree(cacheDir, uid); err != nil {
 				return res, fmt.Errorf("sandbox: chown cache dir: %w", err)
 			}
 		}
 	}
-	if cacheDir != "" && !caps.mountns {
-		// Without a mount namespace the cache is reached through a symlink.
-		if err := os.Remove(cache); err == nil {
-			err = os.Symlink(cacheDir, cache)
-		}
-		if err != nil {
-			return res, fmt.Errorf("sandbox: cache dir: %w", err)
-		}
-	}
-
-	env := buildEnv(work, tmp, spec.Env)
-	res.Isolation = append(res.Isolation, "scrubbed environment")
 
 	cg, cgWarn := newCgroup(caps, lim)
 	res.Warnings = append(res.Warnings, cgWarn...)
 	if cg != nil {
 		defer cg.remove()
 	}
-	cgMemory := cg != nil && cg.mem
-	argv, iso, warn := wrap(caps, lim, uid, work, cacheDir, tool, spec.Command[1:], cg.gated(), cgMemory)
+	cfg, iso, warn := s.plan(caps, spec, lim, uid, tool, base, cacheDir, cg != nil && cg.mem)
 	res.Isolation = append(res.Isolation, iso...)
 	res.Warnings = append(res.Warnings, warn...)
+	if cfg.MountNS {
+		if err := os.Mkdir(cfg.NewRoot, 0o755); err != nil {
+			return res, fmt.Errorf("sandbox: %w", err)
+		}
+	} else {
+		// No mount namespace for a tmpfs: the private copy lives on disk.
+		if err := prepareHostCopy(spec.Dir, cfg.Work, cacheDir, uid); err != nil {
+			return res, err
+		}
+		res.Isolation = append(res.Isolation, "private working copy")
+	}
 
 	runCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = work
-	cmd.Env = env
+	// The init: this very binary, re-executed (see init_linux.go).
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Args = []string{initArg0}
+	cmd.Env = []string{}
+	cmd.Dir = base
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if caps.namespaces {
 		cmd.SysProcAttr.Cloneflags = nsFlags
@@ -294,15 +326,27 @@ func Run(ctx context.Context, spec Spec) (Result, error) {
 	stderr := newCapWriter(lim.OutputBytes)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.WaitDelay = 500 * time.Millisecond
-
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return res, fmt.Errorf("sandbox: %w", err)
+	}
+	defer cfgW.Close()
+	stR, stW, err := os.Pipe()
+	if err != nil {
+		cfgR.Close()
+		return res, fmt.Errorf("sandbox: %w", err)
+	}
+	defer stR.Close()
+	cmd.ExtraFiles = []*os.File{cfgR, stW} // fds 3 and 4 of the init
 	if cg != nil {
-		if err := cg.prepare(cmd); err != nil {
-			return res, fmt.Errorf("sandbox: cgroup: %w", err)
-		}
+		cg.prepare(cmd)
 	}
 
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	cfgR.Close()
+	stW.Close()
+	if err != nil {
 		return res, fmt.Errorf("sandbox: start: %w", err)
 	}
 	pgid := cmd.Process.Pid
@@ -315,28 +359,80 @@ func Run(ctx context.Context, spec Spec) (Result, error) {
 		}
 		res.Isolation = append(res.Isolation, cg.applied...)
 	}
+	// The init waits for its configuration, so it is in its cgroups before
+	// it does anything.
+	statusDone := make(chan []statusLine, 1)
+	go func() { statusDone <- readStatus(stR) }()
+	if err := json.NewEncoder(cfgW).Encode(cfg); err != nil {
+		killGroup(pgid, uid)
+		_ = cmd.Wait()
+		return res, fmt.Errorf("sandbox: configure init: %w", err)
+	}
+	cfgW.Close()
 
+	quotaHit := make(chan string, 1)
+	if !cfg.MountNS {
+		go watchQuota(runCtx, cfg.Work, lim.DiskBytes, lim.Files, quotaHit)
+	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	var werr error
+	quotaNote := ""
 	select {
 	case werr = <-done:
 	case <-runCtx.Done():
 		killGroup(pgid, uid)
 		werr = <-done
+	case quotaNote = <-quotaHit:
+		killGroup(pgid, uid)
+		werr = <-done
 	}
+	cancel()
 	killGroup(pgid, uid) // leftovers of a command that exited: daemons, orphans
 	res.Duration = time.Since(start)
 	if ctx.Err() != nil {
 		res.Canceled = true
-	} else if runCtx.Err() == context.DeadlineExceeded {
+	} else if quotaNote == "" && runCtx.Err() == context.DeadlineExceeded {
 		res.TimedOut = true
+	}
+	var status []statusLine
+	select {
+	case status = <-statusDone:
+	case <-time.After(2 * time.Second):
+		status = []statusLine{{"warn", "the init's report was not complete"}}
 	}
 	res.ExitCode = exitCode(cmd, werr)
 	res.Stdout, res.Stderr = stdout.String(), stderr.String()
 	res.Truncated = stdout.truncated() || stderr.truncated()
+	var notes []string
+	for _, st := range status {
+		switch st.kind {
+		case "iso":
+			res.Isolation = append(res.Isolation, st.text)
+		case "warn":
+			res.Warnings = append(res.Warnings, st.text)
+		case "quota":
+			res.QuotaExceeded = true
+			notes = append(notes, st.text)
+		case "note":
+			notes = append(notes, st.text)
+		case "badspec":
+			return res, fmt.Errorf("%w: %s", ErrBadSpec, st.text)
+		case "fail":
+			if !res.TimedOut && !res.Canceled {
+				return res, fmt.Errorf("sandbox: init: %s", st.text)
+			}
+		}
+	}
+	if quotaNote != "" {
+		res.QuotaExceeded = true
+		notes = append(notes, quotaNote)
+	}
+	for _, n := range notes {
+		res.Stderr += "\n[sandbox: " + n + "]\n"
+	}
 	if cg != nil && cg.oomKilled() {
-		res.Stderr += fmt.Sprintf("\n[sandbox: a process was killed for exceeding the memory limit of %d bytes]\n", lim.MemoryBytes)
+		res.Stderr += fmt.Sprintf("\n[sandbox: a process was killed for exceeding the memory limit of %d bytes (the working copy's tmpfs counts against it)]\n", lim.MemoryBytes)
 	}
 	switch res.ExitCode {
 	case 128 + int(syscall.SIGXCPU):
@@ -349,6 +445,24 @@ func Run(ctx context.Context, spec Spec) (Result, error) {
 	}
 	sort.Strings(res.Warnings)
 	return res, nil
+}
+
+// statusLine is one report of the init: what it applied ("iso"), could not
+// apply ("warn"), a note for the output ("note", "quota"), or why it could not
+// start the command ("fail", "badspec").
+type statusLine struct{ kind, text string }
+
+func readStatus(r *os.File) []statusLine {
+	var out []statusLine
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		kind, text, ok := strings.Cut(sc.Text(), "\t")
+		if ok && len(out) < 200 {
+			out = append(out, statusLine{kind, text})
+		}
+	}
+	return out
 }
 
 func exitCode(cmd *exec.Cmd, werr error) int {

@@ -79,13 +79,35 @@ func hasIsolation(res Result, prefix string) bool {
 	return false
 }
 
-// requireRoot skips tests whose containment needs the root-only mechanisms;
-// the Warnings then say what was not applied.
+// skipUnlessRequired skips a test whose containment this host cannot give;
+// with CATALYST_REQUIRE_SANDBOX=1 (CI, as root) it fails instead, so a
+// sandbox that silently lost a layer cannot pass as skipped tests.
+func skipUnlessRequired(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CATALYST_REQUIRE_SANDBOX") == "1" {
+		t.Fatalf("CATALYST_REQUIRE_SANDBOX=1 but: "+format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// requireNamespaces skips (or fails, see skipUnlessRequired) tests whose
+// containment needs the root-only mechanisms; the Warnings then say what was
+// not applied.
 func requireNamespaces(t *testing.T) {
 	t.Helper()
-	if c := probe(); !c.namespaces || !c.root {
-		t.Skipf("namespaces unavailable here: %v", c.warnings)
+	if c := probe(); !c.namespaces || !c.mountns || !c.root {
+		skipUnlessRequired(t, "namespaces unavailable here: %v", c.warnings())
 	}
+}
+
+// withCaps runs the rest of the test as if the host offered less: the
+// fallback paths of hosts without Landlock, a mount namespace or cgroups.
+func withCaps(t *testing.T, f func(c *capabilities)) {
+	t.Helper()
+	probe()
+	saved := probed
+	t.Cleanup(func() { probed = saved })
+	f(&probed)
 }
 
 // processesWith returns host pids whose command line contains marker.
@@ -160,8 +182,8 @@ func TestSecretsNotInherited(t *testing.T) {
 
 func TestNoNetwork(t *testing.T) {
 	requireNamespaces(t)
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("python3 missing")
+	if _, err := lookTool("python3"); err != nil {
+		skipUnlessRequired(t, "python3 missing")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -224,9 +246,6 @@ sys.exit(1 if ok else 0)
 // themselves; that works inside, on the namespace's own loopback.
 func TestPrivateLoopback(t *testing.T) {
 	requireNamespaces(t)
-	if !probe().loopback {
-		t.Skip("loopback cannot be brought up here (see Warnings)")
-	}
 	script := `
 import socket, threading
 srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(1)
@@ -236,8 +255,8 @@ c = socket.create_connection(("127.0.0.1", port), timeout=5)
 print(c.recv(4).decode())
 `
 	res := run(t, Spec{Command: []string{"python3", "-c", script}})
-	if res.ExitCode != 0 || res.Stdout != "pong\n" {
-		t.Fatalf("loopback inside the sandbox: %d %q %q", res.ExitCode, res.Stdout, res.Stderr)
+	if res.ExitCode != 0 || res.Stdout != "pong\n" || !hasIsolation(res, "private loopback only") {
+		t.Fatalf("loopback inside the sandbox: %d %q %q %v", res.ExitCode, res.Stdout, res.Stderr, res.Isolation)
 	}
 }
 
@@ -456,11 +475,11 @@ func TestCPUTimeLimit(t *testing.T) {
 }
 
 func TestMemoryLimit(t *testing.T) {
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("python3 missing")
+	if _, err := lookTool("python3"); err != nil {
+		skipUnlessRequired(t, "python3 missing")
 	}
 	if c := probe(); c.cg == nil || (c.cg.v2 == "" && c.cg.v1mem == "") {
-		t.Skip("no cgroup memory controller here: memory is bounded only by a generous RLIMIT_AS (see Warnings)")
+		skipUnlessRequired(t, "no cgroup memory controller here: memory is bounded only by a generous RLIMIT_AS (see Warnings)")
 	}
 	res := run(t, Spec{
 		Command: []string{"python3", "-c", "a = bytearray(400 << 20); a[::4096] = b'x' * len(a[::4096]); print('allocated')"},
@@ -514,7 +533,7 @@ func TestRealTestRunners(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := lookTool(tc.tool); err != nil {
-				t.Skipf("%s not installed", tc.tool)
+				skipUnlessRequired(t, "%s not installed", tc.tool)
 			}
 			dir := project(t, tc.pass)
 			before := snapshot(t, dir)
@@ -659,7 +678,7 @@ func TestCacheDirPersists(t *testing.T) {
 // file is held elsewhere is never handed out.
 func TestUIDLockedByAnotherProcessIsSkipped(t *testing.T) {
 	if !probe().root {
-		t.Skip("runs get their own uid only as root")
+		skipUnlessRequired(t, "runs get their own uid only as root")
 	}
 	next := uidBase + int((uint32(os.Getpid())+uidNext.Load()+1)%uidRange)
 	// Hold next's lock through a separate open file description, as another
@@ -690,32 +709,41 @@ func TestUIDLockedByAnotherProcessIsSkipped(t *testing.T) {
 	}
 }
 
-// TestHostDirectoriesHidden: Catalyst's own directory (its .env, its data),
-// /root, /run and a caller-added path (outside /tmp, which is private anyway)
-// are empty inside.
+// TestHostDirectoriesHidden: a host directory outside the allowlist is not
+// there at all, even world-readable; Options.HiddenPaths covers a directory
+// that lies inside a path the sandbox shows (the control run, without the
+// option, sees it: the hiding is the option's doing).
 func TestHostDirectoriesHidden(t *testing.T) {
 	requireNamespaces(t)
-	secretDir, err := os.MkdirTemp("/var/lib", "catalyst-hidden-test-")
+	outside, err := os.MkdirTemp("/var/lib", "catalyst-hidden-test-")
 	if err != nil {
-		t.Skip("cannot create a directory outside /tmp:", err)
-	}
-	defer os.RemoveAll(secretDir)
-	if err := os.Chmod(secretDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(secretDir, "catalyst.db"), []byte("secret"), 0o644); err != nil {
+	defer os.RemoveAll(outside)
+	inside, err := os.MkdirTemp("/usr/local/share", "catalyst-hidden-test-")
+	if err != nil {
 		t.Fatal(err)
 	}
-	// Visible without HiddenPaths (the run's uid may read it): the control.
-	res := run(t, Spec{Command: sh("cat " + shq(secretDir) + "/catalyst.db")})
-	if res.Stdout != "secret" {
-		t.Fatalf("control: %q %q", res.Stdout, res.Stderr)
+	defer os.RemoveAll(inside)
+	for _, d := range []string{outside, inside} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "catalyst.db"), []byte("secret"), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	defer func(saved []string) { HiddenPaths = saved }(HiddenPaths)
-	HiddenPaths = append(HiddenPaths, secretDir)
 	wd, _ := os.Getwd()
-	res = run(t, Spec{Command: sh(fmt.Sprintf(`find %s %s /root /run -mindepth 1 -not -path "/run/mount*" | head -5; cat %s/catalyst.db 2>/dev/null; true`,
-		shq(secretDir), shq(wd), shq(secretDir)))})
+	script := fmt.Sprintf(`for f in %s/catalyst.db %s/catalyst.db %s/sandbox.go; do cat "$f" 2>/dev/null && echo " read $f"; done; true`,
+		outside, inside, wd)
+	res := run(t, Spec{Command: sh(script)})
+	if res.ExitCode != 0 || res.Stdout != "secret read "+inside+"/catalyst.db\n" {
+		t.Fatalf("control: want only %s readable, got %q %q", inside, res.Stdout, res.Stderr)
+	}
+	res, err = New(Options{HiddenPaths: []string{inside}}).Run(context.Background(), Spec{Command: sh(script), Timeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if res.ExitCode != 0 || res.Stdout != "" {
 		t.Fatalf("hidden directories visible inside: %q", res.Stdout)
 	}
