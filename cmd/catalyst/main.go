@@ -22,6 +22,7 @@ const usage = `Catalyst — a multi-agent software-development platform.
 
 Usage:
   catalyst serve [flags]          run the API, WebSocket streams and dashboard (default port 8001)
+  catalyst worker [flags]         run tasks from the NATS JetStream work queue (needs NATS_URL and MONGO_URL)
   catalyst run [flags] "PROMPT"   run one task through the agent graph in the terminal
   catalyst llm ping [--agent A]   show which model would be used and make one tiny call
   catalyst config env [flags]     generate .env, backend/.env and frontend/.env from config.yaml
@@ -50,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		err = cmdServe(ctx, args[1:], stdout, stderr)
+	case "worker":
+		err = cmdWorker(ctx, args[1:], stdout, stderr)
 	case "run":
 		return cmdRun(ctx, args[1:], stdout, stderr)
 	case "llm":

@@ -26,6 +26,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.SetOutput(stderr)
 	src := sourceFlags(fs)
 	printConfig := fs.Bool("print-config", false, "print the effective configuration (secrets redacted) and exit")
+	workers := fs.Int("workers", -1, "tasks this node runs at once, -1: MAX_CONCURRENT_TASKS; 0: API only, tasks run on catalyst worker processes (needs NATS_URL)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -41,6 +42,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg, err := load(*src)
 	if err != nil {
+		return err
+	}
+	if err := applyWorkers(cfg, *workers); err != nil {
 		return err
 	}
 	// The token first: the logger and the event recorder scrub every secret
@@ -105,7 +109,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	go func() { serveErr <- srv.Serve(ln) }()
 	go func() { serveErr <- previewSrv.Serve(pln) }()
 
-	if err := a.Start(ctx, true); err != nil {
+	if *workers == 0 {
+		logger.Info("API node only (--workers 0): tasks run on catalyst worker processes")
+	} else if err := a.Start(ctx, true); err != nil {
 		srv.Close()
 		previewSrv.Close()
 		a.Close(context.Background())

@@ -61,6 +61,11 @@ type App struct {
 	Graphs *graph.Registry
 	// StoreKind describes the store in use ("sqlite <path>" or "mongodb <db>").
 	StoreKind string
+	// Queue and Worker are set when scaled out (NATS_URL): tasks are
+	// submitted to the JetStream work queue, and Worker, once started,
+	// runs them from it.
+	Queue  *pipeline.Queue
+	Worker *pipeline.Worker
 
 	natsBus *natsbus.Bus
 }
@@ -95,6 +100,11 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		}
 		a.natsBus = natsbus.New(a.NATS, natsbus.Options{Logger: logger})
 		a.Bus = a.natsBus
+		if a.Queue, err = openQueue(ctx, a.NATS, cfg.LeaseTTL, logger); err != nil {
+			a.closeNATS()
+			a.Store.Close()
+			return nil, err
+		}
 	}
 	a.Recorder = &events.Recorder{Store: a.Store, Broker: a.Bus, Redact: redactor.Redact}
 
@@ -152,13 +162,20 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		Snapshots: pipeline.StoredWorkspaces{Store: a.Store, Dir: a.WorkspaceDir},
 		Logger:    logger,
 	})
-	a.Tasks = tasks.New(tasks.Options{Store: a.Store, Recorder: a.Recorder, Graphs: a.Graphs, Dispatcher: a.Executor})
+	var dispatcher tasks.Dispatcher = a.Executor
+	if a.Queue != nil {
+		dispatcher = a.Queue
+	}
+	a.Tasks = tasks.New(tasks.Options{Store: a.Store, Recorder: a.Recorder, Graphs: a.Graphs, Dispatcher: dispatcher})
 	return a, nil
 }
 
 // Start starts running tasks in this process. recover: also resume the
 // tasks nobody runs (a server); `catalyst run` runs only what it submits.
 func (a *App) Start(ctx context.Context, recover bool) error {
+	if a.Queue != nil && recover {
+		return a.StartWorker(ctx)
+	}
 	a.Executor.SetRecover(recover)
 	return a.Executor.Start(ctx)
 }
@@ -283,6 +300,10 @@ func EnsureAPIToken(cfg *config.Config) (created bool, err error) {
 // resume at the next start) and closes the store.
 func (a *App) Close(ctx context.Context) error {
 	var errs []error
+	if a.Worker != nil {
+		// Before NATS closes: its tasks go back to the queue at once.
+		errs = append(errs, a.Worker.Stop(ctx))
+	}
 	if a.Executor != nil {
 		errs = append(errs, a.Executor.Shutdown(ctx))
 	}
