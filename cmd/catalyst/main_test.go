@@ -320,6 +320,20 @@ func TestServeBuildsATodoAppEndToEnd(t *testing.T) {
 	}
 }
 
+// printedToken waits for the sign-in link a server prints just after it
+// listens, and returns its token.
+func printedToken(t *testing.T, s *server) string {
+	t.Helper()
+	re := regexp.MustCompile(`sign in: http://\S+/\?token=(\S+)`)
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if m := re.FindStringSubmatch(s.out.String()); m != nil {
+			return m[1]
+		}
+	}
+	t.Fatalf("no sign-in link printed:\n%s", s.out)
+	return ""
+}
+
 // checkLockdown: the token was generated into the data directory (0600),
 // the API refuses requests without it, the sign-in link gives a session
 // cookie, and the token never reaches the log.

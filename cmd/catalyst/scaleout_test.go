@@ -98,6 +98,7 @@ func startCluster(t *testing.T, latency string) *cluster {
 	c.api, _ = proc(t, []string{"serve", "--workers", "0"}, isolatedEnv(t.TempDir(), c.env...), regexp.MustCompile(`listening on (http://\S+)`))
 	m := regexp.MustCompile(`listening on (http://\S+)`).FindStringSubmatch(c.api.out.String())
 	c.api.URL = m[1]
+	c.api.Token = printedToken(t, c.api)
 	c.startWorker()
 	c.startWorker()
 	return c
@@ -179,9 +180,10 @@ type wsEvent struct {
 
 // follow collects a task's events from the API node's WebSocket until the
 // task's terminal task_state (or ctx ends).
-func follow(ctx context.Context, t *testing.T, base, id string) <-chan []wsEvent {
+func follow(ctx context.Context, t *testing.T, base, token, id string) <-chan []wsEvent {
 	out := make(chan []wsEvent, 1)
-	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/ws/"+id, nil)
+	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/ws/"+id,
+		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + token}}})
 	if err != nil {
 		t.Fatalf("websocket: %v", err)
 	}
@@ -259,7 +261,7 @@ func TestScaleOutAPINodeAndTwoWorkers(t *testing.T) {
 		tk := api.createTask("Build a calculator")
 		ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 		defer cancel()
-		events := follow(ctx, t, api.URL, tk.ID)
+		events := follow(ctx, t, api.URL, api.Token, tk.ID)
 		api.waitTask(tk.ID, 90*time.Second, func(t task) bool { return t.GraphState["coder"] == "completed" || terminal(t) })
 		victim := c.runner(tk.ID)
 		if err := victim.cmd.Process.Kill(); err != nil {
@@ -385,6 +387,7 @@ func TestHealthReportsNATSDown(t *testing.T) {
 	env := []string{"MONGO_URL=" + mongotest.Start(t), "DB_NAME=" + mongotest.DBName(t), "NATS_URL=" + srv.URL(), "CATALYST_LEASE_TTL=2s"}
 	api, _ := proc(t, []string{"serve", "--workers", "0"}, isolatedEnv(t.TempDir(), env...), regexp.MustCompile(`listening on (http://\S+)`))
 	api.URL = regexp.MustCompile(`listening on (http://\S+)`).FindStringSubmatch(api.out.String())[1]
+	api.Token = printedToken(t, api)
 	srv.Shutdown()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
