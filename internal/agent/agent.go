@@ -15,9 +15,10 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/catalyst/catalyst/internal/agent/schemas"
-	"github.com/catalyst/catalyst/internal/config"
+
 	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/llm"
 	"github.com/catalyst/catalyst/internal/sandbox"
@@ -108,7 +109,15 @@ type PullRequests interface {
 type Deps struct {
 	Models Models
 	Store  store.Store
-	Config config.Config
+	// PreviewURL is the origin deployments link to (previews are served
+	// apart from the API).
+	PreviewURL string
+	// MockDeployment simulates publishing outside Catalyst.
+	MockDeployment bool
+	// GitHubToken pushes a branch when publishing for real.
+	GitHubToken string
+	// AgentTimeout bounds a step; the tester's run gets a share of it.
+	AgentTimeout time.Duration
 	// WorkspaceDir is the directory (and git repository) of a task's files.
 	WorkspaceDir func(taskID string) string
 	// Sandbox runs tests; nil means sandbox.Run.

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/catalyst/catalyst/internal/config"
 	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/llm"
 	"github.com/catalyst/catalyst/internal/llm/offline"
@@ -296,7 +295,7 @@ func TestDeployerIsIdempotentAndPublishesWithMockOff(t *testing.T) {
 	write(t, wsDir, map[string]string{"index.html": "<html></html>"})
 	gh := &fakeGitHub{prs: map[string]string{}}
 	d := &Deployer{Deps{Store: st, WorkspaceDir: func(string) string { return wsDir }, GitHub: gh,
-		Config:    config.Config{MockDeployment: false, GitHubToken: "ghp_test", PublicURL: "http://h:1/"},
+		MockDeployment: false, GitHubToken: "ghp_test", PreviewURL: "http://h:1/",
 		RemoteURL: func(repo string) string { return remote }}}
 	var outs []DeployOutput
 	for i := 0; i < 2; i++ { // the second run is a deployer resumed after a crash
@@ -331,7 +330,7 @@ func TestDeployerMockReportsSimulation(t *testing.T) {
 	st, task := deployFixture(t, dir, "", domain.Task{ID: "t1", Prompt: "x", Provider: "offline", Offline: true})
 	wsDir := filepath.Join(dir, "ws")
 	write(t, wsDir, map[string]string{"index.html": "<html></html>"})
-	d := &Deployer{Deps{Store: st, WorkspaceDir: func(string) string { return wsDir }, Config: config.Config{MockDeployment: true, PublicURL: "http://h"}}}
+	d := &Deployer{Deps{Store: st, WorkspaceDir: func(string) string { return wsDir }, MockDeployment: true, PreviewURL: "http://h"}}
 	var l logs
 	if _, err := d.Run(ctx, Input{Task: task, Node: "deployer", Iteration: 1, Log: l.log,
 		Artifacts: map[string]domain.Artifact{"tester": {Output: json.RawMessage(`{"command":"node --test","passed":3,"failed":0}`)}}}); err != nil {

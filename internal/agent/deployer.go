@@ -56,19 +56,16 @@ func (d *Deployer) Run(ctx context.Context, in Input) (Output, error) {
 		in.Log(Info, "Workspace already committed as "+sha)
 	}
 	// Previews live on their own origin (CATALYST_PREVIEW_URL), never the API's.
-	previewBase := d.Config.PreviewURL
-	if previewBase == "" {
-		previewBase = d.Config.PublicURL
-	}
+	previewBase := d.PreviewURL
 	out := DeployOutput{
 		CommitSHA: sha,
 		URL:       strings.TrimRight(previewBase, "/") + "/apps/" + in.Task.ID + "/",
-		Mock:      d.Config.MockDeployment,
+		Mock:      d.MockDeployment,
 	}
 	in.Log(Info, "Preview: "+out.URL)
 	publishing := ""
 	switch {
-	case d.Config.MockDeployment:
+	case d.MockDeployment:
 		publishing = "External publishing simulated (MOCK_DEPLOYMENT=true): no branch was pushed and no pull request opened."
 		in.Log(Info, publishing)
 	default:
@@ -110,7 +107,7 @@ func (d *Deployer) publish(ctx context.Context, in Input, ws *workspace.Workspac
 	switch {
 	case proj.GitHubRepo == "":
 		return d.skip(in, "the project is not linked to a GitHub repository"), nil
-	case d.Config.GitHubToken == "":
+	case d.GitHubToken == "":
 		return d.skip(in, "GITHUB_TOKEN is not set"), nil
 	case d.GitHub == nil:
 		return d.skip(in, "no GitHub client is configured"), nil
@@ -121,7 +118,7 @@ func (d *Deployer) publish(ctx context.Context, in Input, ws *workspace.Workspac
 	if d.RemoteURL != nil {
 		remote = d.RemoteURL(repo)
 	}
-	if err := ws.Push(ctx, remote, out.Branch, d.Config.GitHubToken); err != nil {
+	if err := ws.Push(ctx, remote, out.Branch, d.GitHubToken); err != nil {
 		return "", fmt.Errorf("deployer: push: %w", err)
 	}
 	in.Log(Info, fmt.Sprintf("Pushed %s to %s", out.Branch, repo))

@@ -146,7 +146,7 @@ func (t *Tester) Run(ctx context.Context, in Input) (Output, error) {
 	if run == nil {
 		run = sandbox.Run
 	}
-	res, err := run(ctx, sandbox.Spec{Dir: ws.Root(), Command: cmd, Timeout: testTimeout(ctx, t.Config.AgentTimeout)})
+	res, err := run(ctx, sandbox.Spec{Dir: ws.Root(), Command: cmd, Timeout: testTimeout(ctx, t.AgentTimeout)})
 	if ctx.Err() != nil {
 		return Output{}, ctx.Err()
 	}

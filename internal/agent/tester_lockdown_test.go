@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/catalyst/catalyst/internal/config"
 	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/sandbox"
 )
@@ -26,7 +25,7 @@ func runScriptedTester(t *testing.T, tests map[string]string, sb *sandbox.Sandbo
 		ans.Files = append(ans.Files, fileContent{Path: p, Content: c})
 	}
 	tr := &Tester{Deps{Models: fixed{ans}, WorkspaceDir: func(string) string { return wsDir },
-		Sandbox: sb.Run, Config: config.Config{AgentTimeout: agentTimeout}}}
+		Sandbox: sb.Run, AgentTimeout: agentTimeout}}
 	var l logs
 	out, err := tr.Run(context.Background(), Input{Task: domain.Task{ID: "t"}, Node: "tester", Iteration: 1, Log: l.log})
 	if err != nil {

@@ -134,12 +134,15 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 
 	a.Graphs = graph.Builtin()
 	buildSteps := agent.Steps(agent.Deps{
-		Models:       a.Models,
-		Store:        a.Store,
-		Config:       *cfg,
-		WorkspaceDir: a.WorkspaceDir,
-		GitHub:       publisher,
-		Sandbox:      sb.Run,
+		Models:         a.Models,
+		Store:          a.Store,
+		PreviewURL:     previewBase(cfg),
+		MockDeployment: cfg.MockDeployment,
+		GitHubToken:    cfg.GitHubToken,
+		AgentTimeout:   cfg.AgentTimeout,
+		WorkspaceDir:   a.WorkspaceDir,
+		GitHub:         publisher,
+		Sandbox:        sb.Run,
 	})
 	a.Executor = pipeline.New(pipeline.Options{
 		Store:    a.Store,
@@ -312,4 +315,13 @@ func (a *App) Close(ctx context.Context) error {
 		errs = append(errs, a.Store.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// previewBase is the origin deployments link to: CATALYST_PREVIEW_URL, or
+// the public URL when none is set.
+func previewBase(cfg *config.Config) string {
+	if cfg.PreviewURL != "" {
+		return cfg.PreviewURL
+	}
+	return cfg.PublicURL
 }

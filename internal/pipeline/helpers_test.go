@@ -80,7 +80,8 @@ func (e *env) options(models agent.Models, g *testGraph) Options {
 	cfg := e.cfg
 	if g == nil {
 		g = &testGraph{g: graph.Build(), steps: agent.Steps(agent.Deps{
-			Models: models, Store: e.store, Config: cfg, WorkspaceDir: e.workspaceDir})}
+			Models: models, Store: e.store, WorkspaceDir: e.workspaceDir,
+			PreviewURL: cfg.PublicURL, MockDeployment: cfg.MockDeployment, AgentTimeout: cfg.AgentTimeout})}
 	}
 	reg, err := graph.NewRegistry(g.g)
 	if err != nil {
@@ -151,6 +152,14 @@ func (e *env) wait(id string, d time.Duration) domain.Task {
 	t, err := e.exec.Wait(ctx, id)
 	if err != nil {
 		e.t.Fatalf("waiting for %s: %v (task %+v)", id, err, t)
+	}
+	// The status is stored before the events it implies are recorded (as
+	// streams know): wait for the closing task_state too.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		logs, err := e.store.ListLogs(context.Background(), id, 0, 0)
+		if err == nil && len(logs) > 0 && logs[len(logs)-1].Type == domain.EventTaskState {
+			break
+		}
 	}
 	return t
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/catalyst/catalyst/internal/agent"
-	"github.com/catalyst/catalyst/internal/config"
 	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/events"
 	"github.com/catalyst/catalyst/internal/graph"
@@ -59,7 +58,7 @@ func run(t *testing.T, tty bool) (string, domain.Task) {
 	b := events.NewBroker()
 	steps := agent.Steps(agent.Deps{
 		Models: models{offline.New(30 * time.Millisecond)}, Store: st,
-		Config:       config.Config{MaxConcurrentTasks: 1, AgentTimeout: time.Minute, MockDeployment: true, PublicURL: "http://localhost:8001"},
+		AgentTimeout: time.Minute, MockDeployment: true, PreviewURL: "http://localhost:8001",
 		WorkspaceDir: func(id string) string { return filepath.Join(dir, id) },
 	})
 	x := pipeline.New(pipeline.Options{
