@@ -19,18 +19,40 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
-	"github.com/catalyst/catalyst/internal/config"
 	"github.com/catalyst/catalyst/internal/events"
 	"github.com/catalyst/catalyst/internal/graph"
 	"github.com/catalyst/catalyst/internal/store"
 	"github.com/catalyst/catalyst/internal/tasks"
 )
 
+// Settings are the server's own knobs; app maps the configuration to them
+// (the API reads no Config and applies no default of its own).
+type Settings struct {
+	// APIToken is the credential every API request needs (required).
+	APIToken string
+	// PublicURL is how users reach the API; PreviewURL the origin previews
+	// are served from (never the API's).
+	PublicURL, PreviewURL string
+	// AllowedHosts are the Host names accepted besides loopback names and
+	// those of PublicURL; BindAddress is accepted too when it is an IP.
+	AllowedHosts []string
+	BindAddress  string
+	// CORSOrigins lists the origins that may call with the token ("*": any).
+	CORSOrigins []string
+	// MaxBodyBytes bounds a request body (required, positive).
+	MaxBodyBytes int64
+	// WebSocketPingInterval is how often an idle stream pings (required).
+	WebSocketPingInterval time.Duration
+	// SessionTimeout is how long a dashboard session lasts unused.
+	SessionTimeout time.Duration
+	EnableMetrics  bool
+}
+
 // Options wires the API to the rest of Catalyst.
 type Options struct {
-	Config *config.Config
-	Store  store.Store
-	Broker events.Bus
+	Settings Settings
+	Store    store.Store
+	Broker   events.Bus
 	// NATS reports the NATS connection for /api/health (nil error:
 	// connected); nil when NATS is not used.
 	NATS func() error
@@ -49,17 +71,12 @@ type Options struct {
 	Version string
 }
 
-// Defaults applied when the Config leaves a value unset.
-const (
-	defaultMaxBodyBytes = 1 << 20
-	defaultPingInterval = 30 * time.Second
-	// maxPromptRunes bounds a task prompt.
-	maxPromptRunes = 20000
-)
+// maxPromptRunes bounds a task prompt.
+const maxPromptRunes = 20000
 
 // server holds the wired dependencies of the handlers.
 type server struct {
-	cfg     config.Config
+	cfg     Settings
 	store   store.Store
 	broker  events.Bus
 	nats    func() error
@@ -93,21 +110,14 @@ func newServer(opts Options) (*server, error) {
 	if opts.Store == nil {
 		return nil, errors.New("api: Options.Store is required")
 	}
-	var cfg config.Config
-	if opts.Config != nil {
-		cfg = *opts.Config
-	}
-	if len(cfg.CORSOrigins) == 0 {
-		cfg.CORSOrigins = []string{"*"}
-	}
-	if cfg.APIToken == "" {
-		return nil, errors.New("api: Config.APIToken is required: every API request needs the server token")
-	}
-	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = defaultMaxBodyBytes
-	}
-	if cfg.WebSocketPingInterval <= 0 {
-		cfg.WebSocketPingInterval = defaultPingInterval
+	cfg := opts.Settings
+	switch {
+	case cfg.APIToken == "":
+		return nil, errors.New("api: Settings.APIToken is required: every API request needs the server token")
+	case cfg.MaxBodyBytes <= 0:
+		return nil, errors.New("api: Settings.MaxBodyBytes must be positive")
+	case cfg.WebSocketPingInterval <= 0:
+		return nil, errors.New("api: Settings.WebSocketPingInterval must be positive")
 	}
 	broker := opts.Broker
 	if broker == nil {

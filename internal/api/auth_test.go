@@ -18,7 +18,6 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/catalyst/catalyst/internal/config"
 	"github.com/catalyst/catalyst/internal/domain"
 )
 
@@ -123,7 +122,7 @@ func TestEveryAPIRouteNeedsTheToken(t *testing.T) {
 }
 
 func TestSignInLinkSetsAStrictSessionCookie(t *testing.T) {
-	e := newEnv(t, withConfig(func(c *config.Config) { c.SessionTimeout = 60 * time.Minute }))
+	e := newEnv(t, withConfig(func(c *Settings) { c.SessionTimeout = 60 * time.Minute }))
 	c := e.signIn()
 	if !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Path != "/" || c.Secure || c.MaxAge != 3600 {
 		t.Fatalf("cookie %+v: want HttpOnly, SameSite=Strict, Path=/, Max-Age=SESSION_TIMEOUT, not Secure on http", c)
@@ -185,7 +184,7 @@ func TestSignInLinkSetsAStrictSessionCookie(t *testing.T) {
 	e.must(401, "GET", "/api/projects", nil, asBrowser(c)...)
 
 	// Behind TLS (an https public URL) the cookie is Secure.
-	tls := newEnv(t, withConfig(func(c *config.Config) { c.PublicURL = "https://catalyst.example.com" }))
+	tls := newEnv(t, withConfig(func(c *Settings) { c.PublicURL = "https://catalyst.example.com" }))
 	if c := tls.signIn(); !c.Secure {
 		t.Fatalf("cookie not Secure behind https: %+v", c)
 	}
@@ -236,7 +235,7 @@ func TestTheCookieCountsOnlyForTheDashboardsOwnOrigin(t *testing.T) {
 
 func TestOpaqueAndPreviewOriginsAreRefused(t *testing.T) {
 	for _, cors := range [][]string{{"*"}, {"null", "http://localhost:3000"}} {
-		e := newEnv(t, withConfig(func(c *config.Config) { c.CORSOrigins = cors }))
+		e := newEnv(t, withConfig(func(c *Settings) { c.CORSOrigins = cors }))
 		// The list may even name the preview origin: it is refused anyway.
 		e.api.cfg.CORSOrigins = append(e.api.cfg.CORSOrigins, e.preview.URL)
 		c := e.signIn()
@@ -284,7 +283,7 @@ func TestOpaqueAndPreviewOriginsAreRefused(t *testing.T) {
 }
 
 func TestRefusedOriginsAreNotExecuted(t *testing.T) {
-	e := newEnv(t, withConfig(func(c *config.Config) { c.CORSOrigins = []string{"https://app.example.com"} }))
+	e := newEnv(t, withConfig(func(c *Settings) { c.CORSOrigins = []string{"https://app.example.com"} }))
 	p := e.createProject("p")
 	before := e.counts()
 	for _, m := range []string{"POST /api/projects", "POST /api/tasks", "DELETE /api/projects/" + p.ID, "GET /api/tasks"} {
@@ -340,7 +339,7 @@ func TestMutatingRequestsMustBeJSON(t *testing.T) {
 }
 
 func TestHostHeaderMustBeOurs(t *testing.T) {
-	e := newEnv(t, withConfig(func(c *config.Config) {
+	e := newEnv(t, withConfig(func(c *Settings) {
 		c.PublicURL = "https://catalyst.example.com"
 		c.AllowedHosts = []string{"box.internal", "10.1.2.3"}
 	}))
@@ -375,7 +374,7 @@ func TestHostHeaderMustBeOurs(t *testing.T) {
 }
 
 func TestHealthAndMetricsAreOpenOnlyToFirstPartyLoopback(t *testing.T) {
-	e := newEnv(t, withConfig(func(c *config.Config) { c.EnableMetrics = true }))
+	e := newEnv(t, withConfig(func(c *Settings) { c.EnableMetrics = true }))
 	for _, p := range []string{"/api/health", "/metrics"} {
 		e.must(200, "GET", p, nil, "Authorization", "")
 		// A page elsewhere learns nothing, not even that the server is up.
@@ -565,7 +564,7 @@ func TestPreviewsLiveOnTheirOwnOrigin(t *testing.T) {
 }
 
 func TestServerRefusesToStartWithoutAToken(t *testing.T) {
-	if _, err := New(Options{Store: newEnv(t).store, Config: &config.Config{}}); err == nil || !strings.Contains(err.Error(), "APIToken") {
+	if _, err := New(Options{Store: newEnv(t).store, Settings: Settings{MaxBodyBytes: 1 << 20, WebSocketPingInterval: time.Second}}); err == nil || !strings.Contains(err.Error(), "APIToken") {
 		t.Fatalf("New without a token: %v", err)
 	}
 }

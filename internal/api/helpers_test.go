@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/catalyst/catalyst/internal/config"
 	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/events"
 	"github.com/catalyst/catalyst/internal/graph"
@@ -46,13 +45,8 @@ type env struct {
 
 type envOption func(*Options, *server)
 
-func withConfig(mut func(*config.Config)) envOption {
-	return func(o *Options, _ *server) {
-		if o.Config == nil {
-			o.Config = &config.Config{}
-		}
-		mut(o.Config)
-	}
+func withConfig(mut func(*Settings)) envOption {
+	return func(o *Options, _ *server) { mut(&o.Settings) }
 }
 
 func withoutRunner() envOption { return func(o *Options, _ *server) { o.Tasks = nil } }
@@ -95,9 +89,16 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	// refused origin) before either serves.
 	e.preview = httptest.NewUnstartedServer(nil)
 	t.Cleanup(e.preview.Close)
-	cfg := config.Config{}
-	if o.Config != nil {
-		cfg = *o.Config
+	cfg := o.Settings
+	// What config's defaults give a real server.
+	if len(cfg.CORSOrigins) == 0 {
+		cfg.CORSOrigins = []string{"*"}
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.WebSocketPingInterval == 0 {
+		cfg.WebSocketPingInterval = 30 * time.Second
 	}
 	if cfg.APIToken == "" {
 		cfg.APIToken = testToken
@@ -105,7 +106,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if cfg.PreviewURL == "" {
 		cfg.PreviewURL = "http://" + e.preview.Listener.Addr().String()
 	}
-	o.Config = &cfg
+	o.Settings = cfg
 	s, err := newServer(o)
 	if err != nil {
 		t.Fatal(err)

@@ -3,12 +3,10 @@ package api
 import (
 	"strings"
 	"testing"
-
-	"github.com/catalyst/catalyst/internal/config"
 )
 
 func TestMetricsInPrometheusTextFormat(t *testing.T) {
-	e := newEnv(t, withConfig(func(c *config.Config) { c.EnableMetrics = true }))
+	e := newEnv(t, withConfig(func(c *Settings) { c.EnableMetrics = true }))
 	e.must(200, "GET", "/api/", nil)
 	e.do("GET", "/api/projects/does-not-exist", nil)
 	sub := e.broker.Subscribe("some-task", 1)
@@ -41,7 +39,7 @@ func TestMetricsInPrometheusTextFormat(t *testing.T) {
 }
 
 func TestMetricsOffWhenDisabled(t *testing.T) {
-	e := newEnv(t, withConfig(func(c *config.Config) { c.EnableMetrics = false }))
+	e := newEnv(t, withConfig(func(c *Settings) { c.EnableMetrics = false }))
 	r := e.do("GET", "/metrics", nil)
 	if strings.Contains(string(r.body), "catalyst_http_requests_total") {
 		t.Fatal("metrics served with ENABLE_METRICS=false")

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/catalyst/catalyst/internal/config"
 	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/workspace"
 )
@@ -140,7 +139,7 @@ func TestFilesAPIRefusesSymlinksAndShowsScratchNames(t *testing.T) {
 // TestErrorsDoNotEchoInput: 400 and 422 answers, huma's own included, quote
 // at most a short part of the invalid input.
 func TestErrorsDoNotEchoInput(t *testing.T) {
-	e := newEnv(t, withConfig(func(c *config.Config) { c.MaxBodyBytes = 4 << 20 }))
+	e := newEnv(t, withConfig(func(c *Settings) { c.MaxBodyBytes = 4 << 20 }))
 	big := strings.Repeat("A", 300_000)
 	p := e.createProject("p")
 	for _, c := range []struct {

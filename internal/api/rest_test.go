@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/catalyst/catalyst/internal/config"
 	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/store"
 )
@@ -131,7 +130,7 @@ func TestTaskWithoutProjectGoesToDefaultProject(t *testing.T) {
 }
 
 func TestBadInputIsRejectedAndNothingWritten(t *testing.T) {
-	e := newEnv(t, withConfig(func(c *config.Config) { c.MaxBodyBytes = 4096 }))
+	e := newEnv(t, withConfig(func(c *Settings) { c.MaxBodyBytes = 4096 }))
 	proj := e.createProject("p")
 	archived := e.createProject("old")
 	e.must(200, "DELETE", "/api/projects/"+archived.ID, nil)
@@ -479,7 +478,7 @@ func TestCORS(t *testing.T) {
 		}
 	})
 	t.Run("exact list", func(t *testing.T) {
-		e := newEnv(t, withConfig(func(c *config.Config) {
+		e := newEnv(t, withConfig(func(c *Settings) {
 			c.CORSOrigins = []string{"https://catalyst.example.com", "http://localhost:3000"}
 		}))
 		r := e.must(204, "OPTIONS", "/api/tasks", nil, "Origin", "http://localhost:3000", "Access-Control-Request-Method", "POST")

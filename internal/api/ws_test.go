@@ -15,7 +15,6 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/catalyst/catalyst/internal/config"
 	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/events"
 )
@@ -295,7 +294,7 @@ func TestWebSocketGraceEndsOrFollowsARetry(t *testing.T) {
 }
 
 func TestWebSocketUnknownTaskAndOrigins(t *testing.T) {
-	e := newEnv(t, withConfig(func(c *config.Config) { c.CORSOrigins = []string{"https://good.example"} }))
+	e := newEnv(t, withConfig(func(c *Settings) { c.CORSOrigins = []string{"https://good.example"} }))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, resp, err := websocket.Dial(ctx, e.wsURL("/ws/no-such-task"), authed(nil))
@@ -325,7 +324,7 @@ func TestWebSocketUnknownTaskAndOrigins(t *testing.T) {
 }
 
 func TestWebSocketPing(t *testing.T) {
-	e := newEnv(t, withConfig(func(c *config.Config) { c.WebSocketPingInterval = 40 * time.Millisecond }))
+	e := newEnv(t, withConfig(func(c *Settings) { c.WebSocketPingInterval = 40 * time.Millisecond }))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	task := e.createTask(e.createProject("p").ID, "x")
@@ -435,7 +434,7 @@ func waitFor(t *testing.T, cond func() bool) {
 }
 
 func TestSSEReplayWithLastEventID(t *testing.T) {
-	e := newEnv(t, withConfig(func(c *config.Config) { c.WebSocketPingInterval = 50 * time.Millisecond }))
+	e := newEnv(t, withConfig(func(c *Settings) { c.WebSocketPingInterval = 50 * time.Millisecond }))
 	task := e.createTask(e.createProject("p").ID, "x")
 	for i := range 5 {
 		e.record(task.ID, domain.EventLog, fmt.Sprint("line ", i+1), "")

@@ -274,8 +274,14 @@ func (a *App) apiOptions() (api.Options, error) {
 		}
 		a.snapshotCache = m
 	}
+	c := a.Config
 	return api.Options{
-		Config:       a.Config,
+		Settings: api.Settings{
+			APIToken: c.APIToken, PublicURL: c.PublicURL, PreviewURL: c.PreviewURL,
+			AllowedHosts: c.AllowedHosts, BindAddress: c.BindAddress, CORSOrigins: c.CORSOrigins,
+			MaxBodyBytes: c.MaxBodyBytes, WebSocketPingInterval: c.WebSocketPingInterval,
+			SessionTimeout: c.SessionTimeout, EnableMetrics: c.EnableMetrics,
+		},
 		Store:        a.Store,
 		Broker:       a.Bus,
 		NATS:         a.natsHealth(),
