@@ -84,6 +84,15 @@ func (s *server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(&b, "catalyst_stream_token_deltas_dropped_total %d\n", dropped)
 	metric("catalyst_stream_subscribers_evicted_total", "counter", "Subscribers disconnected for being too slow.")
 	fmt.Fprintf(&b, "catalyst_stream_subscribers_evicted_total %d\n", evicted)
+	if nb, ok := s.broker.(interface {
+		Lost() int64
+		Rejected() int64
+	}); ok {
+		metric("catalyst_nats_events_lost_total", "counter", "Events not published on NATS (queue full or disconnected); followers read them from the store.")
+		fmt.Fprintf(&b, "catalyst_nats_events_lost_total %d\n", nb.Lost())
+		metric("catalyst_nats_events_rejected_total", "counter", "Malformed or foreign messages received on NATS event subjects and dropped.")
+		fmt.Fprintf(&b, "catalyst_nats_events_rejected_total %d\n", nb.Rejected())
+	}
 
 	s.metrics.mu.Lock()
 	keys := make([]requestKey, 0, len(s.metrics.requests))

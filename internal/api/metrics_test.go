@@ -3,6 +3,8 @@ package api
 import (
 	"strings"
 	"testing"
+
+	"github.com/catalyst/catalyst/internal/events"
 )
 
 func TestMetricsInPrometheusTextFormat(t *testing.T) {
@@ -43,5 +45,26 @@ func TestMetricsOffWhenDisabled(t *testing.T) {
 	r := e.do("GET", "/metrics", nil)
 	if strings.Contains(string(r.body), "catalyst_http_requests_total") {
 		t.Fatal("metrics served with ENABLE_METRICS=false")
+	}
+}
+
+// lossyBus is a Bus that counts what NATS lost and refused, as natsbus does.
+type lossyBus struct{ *events.Broker }
+
+func (lossyBus) Lost() int64     { return 7 }
+func (lossyBus) Rejected() int64 { return 3 }
+
+func TestMetricsCountWhatTheNATSBusLostAndRefused(t *testing.T) {
+	e := newEnv(t, withConfig(func(c *Settings) { c.EnableMetrics = true }),
+		func(o *Options, _ *server) { o.Broker = lossyBus{events.NewBroker()} })
+	body := string(e.must(200, "GET", "/metrics", nil).body)
+	for _, want := range []string{"catalyst_nats_events_lost_total 7", "catalyst_nats_events_rejected_total 3"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	plain := string(newEnv(t, withConfig(func(c *Settings) { c.EnableMetrics = true })).must(200, "GET", "/metrics", nil).body)
+	if strings.Contains(plain, "catalyst_nats_") {
+		t.Error("NATS counters shown without NATS")
 	}
 }
