@@ -634,13 +634,59 @@ func storeWithTask(t testing.TB) (store.Store, string) {
 
 func putTree(t testing.TB, s store.Snapshots, taskID, node, dir string) store.SnapshotInfo {
 	t.Helper()
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(Archive(dir, pw)) }()
-	info, err := s.PutSnapshot(t.Context(), store.SnapshotInfo{TaskID: taskID, Node: node}, pr)
+	info, err := SaveSnapshot(t.Context(), s, store.SnapshotInfo{TaskID: taskID, Node: node}, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return info
+}
+
+// A worker takes a task over: the workspace as the last node left it, with
+// its repository, from the store alone.
+func TestSaveSnapshotRestoreLatest(t *testing.T) {
+	t.Run("SQLite", func(t *testing.T) { testSaveRestore(t, storeWithTask) })
+	t.Run("MongoWire", func(t *testing.T) { testSaveRestore(t, mongoWithTask) })
+}
+
+func testSaveRestore(t *testing.T, open func(testing.TB) (store.Store, string)) {
+	s, taskID := open(t)
+	base := t.TempDir()
+	src := filepath.Join(base, "worker1")
+	head := genApp(t, src)
+	dst := filepath.Join(base, "worker2")
+	if _, err := RestoreLatest(t.Context(), s, taskID, dst); !errors.Is(err, domain.ErrNotFound) {
+		t.Errorf("RestoreLatest with no snapshot = %v, want ErrNotFound", err)
+	}
+	saved, err := SaveSnapshot(t.Context(), s, store.SnapshotInfo{TaskID: taskID, Node: "coder", Iteration: 1}, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := RestoreLatest(t.Context(), s, taskID, dst)
+	if err != nil || info.ID != saved.ID || info.Node != "coder" || info.Iteration != 1 {
+		t.Fatalf("RestoreLatest = %+v, %v; want %+v", info, err, saved)
+	}
+	w, err := Open(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := w.Head(); err != nil || got != head {
+		t.Errorf("HEAD after takeover = %s, %v; want %s", got, err, head)
+	}
+	want, got := tree(t, src), tree(t, dst)
+	if len(got) != len(want) {
+		t.Errorf("restored %d entries, want %d", len(got), len(want))
+	}
+
+	// Failures come back, and do not hang on the archiving side.
+	if _, err := SaveSnapshot(t.Context(), s, store.SnapshotInfo{TaskID: "no-such-task", Node: "coder"}, src); !errors.Is(err, domain.ErrNotFound) {
+		t.Errorf("SaveSnapshot for an unknown task = %v, want ErrNotFound", err)
+	}
+	if _, err := SaveSnapshot(t.Context(), s, store.SnapshotInfo{TaskID: taskID, Node: "coder"}, filepath.Join(base, "missing")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("SaveSnapshot of a missing directory = %v, want fs.ErrNotExist", err)
+	}
+	if latest, _ := RestoreLatest(t.Context(), s, taskID, filepath.Join(base, "again")); latest.ID != saved.ID {
+		t.Errorf("a failed save replaced the snapshot: latest %s, want %s", latest.ID, saved.ID)
+	}
 }
 
 func TestMaterializer(t *testing.T) {
@@ -799,7 +845,7 @@ func BenchmarkSnapshot(b *testing.B) {
 		open func(b *testing.B) (store.Store, string)
 	}{
 		{"SQLite", func(b *testing.B) (store.Store, string) { return storeWithTask(b) }},
-		{"MongoWire", mongoWithTask},
+		{"MongoWire", func(b *testing.B) (store.Store, string) { return mongoWithTask(b) }},
 	} {
 		b.Run("ArchivePutRestore/"+st.name, func(b *testing.B) {
 			s, taskID := st.open(b)
