@@ -421,13 +421,15 @@ func (z *zeroReader) Read(p []byte) (int, error) {
 
 func TestRestoreRefusesBombs(t *testing.T) {
 	t.Run("gzip bomb", func(t *testing.T) {
-		// 64 MiB of zeros, about 64 KiB compressed, against a 16 MiB cap:
+		// 32 MiB of zeros, under 1 MiB compressed, against a 4 MiB cap:
 		// refused from the header, before a byte is written.
 		var buf bytes.Buffer
-		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
 		tw := tar.NewWriter(zw)
-		tw.WriteHeader(&tar.Header{Name: "zeros", Size: 64 << 20, Mode: 0o644})
-		io.Copy(tw, &zeroReader{64 << 20})
+		tw.WriteHeader(&tar.Header{Name: "small", Size: 1000, Mode: 0o644})
+		io.Copy(tw, &zeroReader{1000})
+		tw.WriteHeader(&tar.Header{Name: "zeros", Size: 32 << 20, Mode: 0o644})
+		io.Copy(tw, &zeroReader{32 << 20})
 		tw.Close()
 		zw.Close()
 		if buf.Len() > 1<<20 {
@@ -435,7 +437,7 @@ func TestRestoreRefusesBombs(t *testing.T) {
 		}
 		base := t.TempDir()
 		start := time.Now()
-		err := restoreTree(&buf, filepath.Join(base, "ws"), archiveLimits{bytes: 16 << 20, entries: 100})
+		err := restoreTree(&buf, filepath.Join(base, "ws"), archiveLimits{bytes: 4 << 20, entries: 100})
 		if !errors.Is(err, ErrArchiveTooLarge) {
 			t.Errorf("Restore = %v, want ErrArchiveTooLarge", err)
 		}
