@@ -26,6 +26,7 @@ Usage:
   catalyst llm ping [--agent A]   show which model would be used and make one tiny call
   catalyst config env [flags]     generate .env, backend/.env and frontend/.env from config.yaml
   catalyst config print           print the effective configuration, secrets redacted
+  catalyst health [--addr H:P]    exit 0 when the local API node's /api/health answers 200
   catalyst version                print the version
 
 Configuration comes from built-in defaults < config.yaml < backend/.env < the
@@ -55,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdLLM(ctx, args[1:], stdout, stderr)
 	case "config":
 		err = cmdConfig(args[1:], stdout, stderr)
+	case "health":
+		err = cmdHealth(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "catalyst", app.Version)
 	case "help", "--help", "-h":

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/catalyst/catalyst/internal/domain"
 )
 
 // These tests run the real binary as a user would: built once, started as a
@@ -154,6 +156,12 @@ type task struct {
 	Cost       float64           `json:"cost"`
 	Error      string            `json:"error"`
 	Provider   string            `json:"provider"`
+	Model      string            `json:"model"`
+	Offline    bool              `json:"offline"`
+}
+
+func (t task) Served() domain.Served {
+	return domain.Served{Provider: t.Provider, Model: t.Model, Offline: t.Offline}
 }
 
 func (s *server) createTask(prompt string) task {
@@ -222,8 +230,8 @@ func TestServeBuildsATodoAppEndToEnd(t *testing.T) {
 			t.Errorf("node %s is %s", node, state)
 		}
 	}
-	if !strings.Contains(tk.Provider, "offline provider") {
-		t.Errorf("task provider %q does not say it was the offline provider", tk.Provider)
+	if !tk.Offline || tk.Provider != "offline" {
+		t.Errorf("task served by %+v, not marked as the offline provider", tk.Served())
 	}
 
 	var dep struct {

@@ -228,8 +228,8 @@ func throughProvider(t *testing.T, s *server, fake *modelServer, key, model stri
 	if tk.Status != "completed" {
 		t.Fatalf("task %s: %s\n%s", tk.Status, tk.Error, s.out)
 	}
-	if strings.Contains(tk.Provider, "offline") || !strings.Contains(tk.Provider, model) {
-		t.Errorf("provider %q, want the configured openai model", tk.Provider)
+	if tk.Offline || tk.Model != model {
+		t.Errorf("served by %+v, want the configured model", tk.Served())
 	}
 
 	fake.mu.Lock()

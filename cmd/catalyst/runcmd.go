@@ -16,6 +16,7 @@ import (
 	"github.com/catalyst/catalyst/internal/llm"
 	"github.com/catalyst/catalyst/internal/logging"
 	"github.com/catalyst/catalyst/internal/store"
+	"github.com/catalyst/catalyst/internal/tasks"
 	"github.com/catalyst/catalyst/internal/termui"
 )
 
@@ -58,7 +59,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "catalyst:", err)
 		return 1
 	}
-	if err := a.Executor.Start(ctx); err != nil {
+	// Only the task submitted here runs in this process: a server on the same
+	// data directory keeps running (and serving) its own.
+	if err := a.Start(ctx, false); err != nil {
 		fmt.Fprintln(stderr, "catalyst:", err)
 		return 1
 	}
@@ -73,7 +76,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if ctx.Err() != nil {
 			// Ctrl-C: stop the task for real, not just the display.
 			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			a.Executor.Cancel(cctx, task.ID)
+			a.Tasks.Cancel(cctx, tasks.Local(), task.ID)
 			cancel()
 			fmt.Fprintln(stderr, "catalyst: interrupted; task cancelled")
 			return 130

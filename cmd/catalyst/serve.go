@@ -77,7 +77,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
-	if err := a.Executor.Start(ctx); err != nil {
+	if err := a.Start(ctx, true); err != nil {
 		srv.Close()
 		a.Close(context.Background())
 		return fmt.Errorf("starting executor: %w", err)

@@ -75,9 +75,8 @@ type Output struct {
 	Usage    domain.Usage
 	// Cost in USD of the step's model calls.
 	Cost float64
-	// Provider describes who answered ("anthropic/claude-...", or
-	// llm.OfflineLabel); empty when the step made no model call.
-	Provider string
+	// Served says who answered; zero when the step made no model call.
+	Served domain.Served
 }
 
 // Step is one node's work.
@@ -151,18 +150,15 @@ func (d Deps) workspace(taskID string) (*workspace.Workspace, error) {
 	return workspace.Open(d.WorkspaceDir(taskID))
 }
 
-// ProviderLabel says who answered a call, as logs and reports show it.
-func ProviderLabel(r *llm.Response) string {
+// ServedBy says who answered a call.
+func ServedBy(r *llm.Response) domain.Served {
 	if r == nil || r.Provider == "" {
-		return ""
+		return domain.Served{}
 	}
-	if r.Provider == "offline" {
-		return llm.OfflineLabel
+	if r.Provider == llm.ProviderOffline {
+		return domain.Served{Provider: llm.ProviderOffline, Offline: true}
 	}
-	if r.Model == "" {
-		return r.Provider
-	}
-	return r.Provider + "/" + r.Model
+	return domain.Served{Provider: r.Provider, Model: r.Model}
 }
 
 // call is the bookkeeping of one step's model calls.
@@ -196,8 +192,8 @@ func (c *call) ask(ctx context.Context, d Deps, in Input, agent, system, context
 	c.mu.Lock()
 	c.out.Usage = c.out.Usage.Add(resp.Usage)
 	c.out.Cost += resp.Cost
-	if p := ProviderLabel(resp); p != "" {
-		c.out.Provider = p
+	if sv := ServedBy(resp); sv != (domain.Served{}) {
+		c.out.Served = sv
 	}
 	c.mu.Unlock()
 	doc := resp.JSON

@@ -213,7 +213,7 @@ func TestCoderRefusesUnsafePaths(t *testing.T) {
 	if !strings.Contains(l.String(), `warn: Refused to write "../escape.js"`) {
 		t.Fatalf("refusals not logged:\n%s", l.String())
 	}
-	if out.Cost != 0.02 || out.Provider != "test/fixed" {
+	if out.Cost != 0.02 || out.Served != (domain.Served{Provider: "test", Model: "fixed"}) {
 		t.Fatalf("usage %+v", out)
 	}
 }
@@ -328,7 +328,7 @@ func TestDeployerIsIdempotentAndPublishesWithMockOff(t *testing.T) {
 
 func TestDeployerMockReportsSimulation(t *testing.T) {
 	dir, ctx := t.TempDir(), context.Background()
-	st, task := deployFixture(t, dir, "", domain.Task{ID: "t1", Prompt: "x", Provider: llm.OfflineLabel})
+	st, task := deployFixture(t, dir, "", domain.Task{ID: "t1", Prompt: "x", Provider: "offline", Offline: true})
 	wsDir := filepath.Join(dir, "ws")
 	write(t, wsDir, map[string]string{"index.html": "<html></html>"})
 	d := &Deployer{Deps{Store: st, WorkspaceDir: func(string) string { return wsDir }, Config: config.Config{MockDeployment: true, PublicURL: "http://h"}}}
@@ -359,7 +359,7 @@ func deployFixture(t *testing.T, dir, repo string, task domain.Task) (*sqlite.St
 		t.Fatal(err)
 	}
 	task.ProjectID, task.Status, task.CreatedAt, task.UpdatedAt = "p", domain.TaskRunning, now, now
-	task.GraphState = domain.NewGraphState(domain.StandardNodes)
+	task.GraphState = domain.NewGraphState([]string{domain.NodePlanner, domain.NodeArchitect, domain.NodeCoder, domain.NodeTester, domain.NodeReviewer, domain.NodeDeployer})
 	if err := st.CreateTask(ctx, task); err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/catalyst/catalyst/internal/domain"
-	"github.com/catalyst/catalyst/internal/llm"
 	"github.com/catalyst/catalyst/internal/workspace"
 )
 
@@ -180,9 +179,9 @@ func (d *Deployer) report(in Input, files []workspace.File, out DeployOutput, pu
 		fmt.Fprintf(&b, "Fix rounds: %d\n", in.Task.FixIteration)
 	}
 	fmt.Fprintf(&b, "\nCommit: %s\nPreview: %s\n%s\n", out.CommitSHA, out.URL, publishing)
-	if in.Task.Provider != "" {
-		fmt.Fprintf(&b, "Model: %s\n", in.Task.Provider)
-		if in.Task.Provider == llm.OfflineLabel {
+	if l := in.Task.Served().Label(); l != "" {
+		fmt.Fprintf(&b, "Model: %s\n", l)
+		if in.Task.Offline {
 			b.WriteString("Note: no LLM was configured; the offline provider produced a demonstration app.\n")
 		}
 	}

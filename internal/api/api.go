@@ -9,7 +9,6 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"io/fs"
 	"log/slog"
@@ -21,27 +20,22 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
 	"github.com/catalyst/catalyst/internal/config"
-	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/events"
+	"github.com/catalyst/catalyst/internal/graph"
 	"github.com/catalyst/catalyst/internal/store"
+	"github.com/catalyst/catalyst/internal/tasks"
 )
-
-// Runner runs tasks; implemented by the pipeline executor. May be nil: tasks
-// then stay pending.
-type Runner interface {
-	Enqueue(ctx context.Context, taskID string) error
-	// Cancel wraps domain.ErrConflict when the task is not pending/running.
-	Cancel(ctx context.Context, taskID string) (domain.Task, error)
-	// Retry wraps domain.ErrConflict unless the task is failed/cancelled.
-	Retry(ctx context.Context, taskID string) (domain.Task, error)
-}
 
 // Options wires the API to the rest of Catalyst.
 type Options struct {
 	Config *config.Config
 	Store  store.Store
 	Broker *events.Broker
-	Runner Runner
+	// Tasks is the task use cases; nil: a Service over Store whose tasks
+	// stay pending for whichever runner looks.
+	Tasks *tasks.Service
+	// Running counts the tasks this process runs now (metrics); optional.
+	Running func() int
 	// WorkspaceDir returns the root directory of a task's workspace (its
 	// generated files). Nil: no task has files.
 	WorkspaceDir func(taskID string) string
@@ -65,7 +59,8 @@ type server struct {
 	cfg     config.Config
 	store   store.Store
 	broker  *events.Broker
-	runner  Runner
+	tasks   *tasks.Service
+	running func() int
 	wsDir   func(string) string
 	ui      fs.FS
 	log     *slog.Logger
@@ -112,6 +107,11 @@ func newServer(opts Options) (*server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	svc := opts.Tasks
+	if svc == nil {
+		svc = tasks.New(tasks.Options{Store: opts.Store, Graphs: graph.Builtin(),
+			Recorder: &events.Recorder{Store: opts.Store, Broker: broker}})
+	}
 	version := opts.Version
 	if version == "" {
 		version = "dev"
@@ -120,7 +120,8 @@ func newServer(opts Options) (*server, error) {
 		cfg:          cfg,
 		store:        opts.Store,
 		broker:       broker,
-		runner:       opts.Runner,
+		tasks:        svc,
+		running:      opts.Running,
 		wsDir:        opts.WorkspaceDir,
 		ui:           opts.UI,
 		log:          logger,

@@ -18,8 +18,10 @@ import (
 	"github.com/catalyst/catalyst/internal/config"
 	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/events"
+	"github.com/catalyst/catalyst/internal/graph"
 	"github.com/catalyst/catalyst/internal/store"
-	"github.com/catalyst/catalyst/internal/store/sqlite"
+	"github.com/catalyst/catalyst/internal/store/storetest/teststore"
+	"github.com/catalyst/catalyst/internal/tasks"
 )
 
 // env is a really listening server on a real SQLite store in t.TempDir().
@@ -44,7 +46,7 @@ func withConfig(mut func(*config.Config)) envOption {
 	}
 }
 
-func withoutRunner() envOption { return func(o *Options, _ *server) { o.Runner = nil } }
+func withoutRunner() envOption { return func(o *Options, _ *server) { o.Tasks = nil } }
 
 func withStore(wrap func(store.Store) store.Store) envOption {
 	return func(o *Options, _ *server) { o.Store = wrap(o.Store) }
@@ -60,18 +62,13 @@ func withServer(mut func(*server)) envOption {
 
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "catalyst.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := teststore.Open(t, "")
 	e := &env{t: t, store: st, broker: events.NewBroker(), wsRoot: t.TempDir()}
-	e.runner = &fakeRunner{store: st}
+	e.runner = &fakeRunner{}
 	o := Options{
 		Store:        st,
 		Broker:       e.broker,
-		Runner:       e.runner,
+		Tasks:        &tasks.Service{}, // replaced below, once the store is final
 		WorkspaceDir: func(id string) string { return filepath.Join(e.wsRoot, id) },
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Version:      "test",
@@ -79,8 +76,11 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	for _, opt := range opts {
 		opt(&o, nil)
 	}
-	if o.Runner == nil {
+	if o.Tasks == nil {
 		e.runner = nil
+	} else {
+		o.Tasks = tasks.New(tasks.Options{Store: o.Store, Graphs: graph.Builtin(), Dispatcher: e.runner,
+			Recorder: &events.Recorder{Store: o.Store, Broker: e.broker}})
 	}
 	s, err := newServer(o)
 	if err != nil {
@@ -213,14 +213,14 @@ func (e *env) counts() string {
 
 // fakeRunner stands in for the executor: it records enqueued tasks and
 // implements the executor's state rules for cancel and retry.
+// fakeRunner records dispatched tasks (tasks.Dispatcher) without running them.
 type fakeRunner struct {
-	store store.Store
 	mu    sync.Mutex
 	queue []string
 	fail  error
 }
 
-func (f *fakeRunner) Enqueue(_ context.Context, id string) error {
+func (f *fakeRunner) Dispatch(_ context.Context, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.fail != nil {
@@ -234,26 +234,6 @@ func (f *fakeRunner) enqueued() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.queue...)
-}
-
-func (f *fakeRunner) Cancel(ctx context.Context, id string) (domain.Task, error) {
-	return f.store.UpdateTask(ctx, id, func(t *domain.Task) error {
-		if t.Status != domain.TaskPending && t.Status != domain.TaskRunning {
-			return fmt.Errorf("%w: task is %s", domain.ErrConflict, t.Status)
-		}
-		t.Status = domain.TaskCancelled
-		return nil
-	})
-}
-
-func (f *fakeRunner) Retry(ctx context.Context, id string) (domain.Task, error) {
-	return f.store.UpdateTask(ctx, id, func(t *domain.Task) error {
-		if t.Status != domain.TaskFailed && t.Status != domain.TaskCancelled {
-			return fmt.Errorf("%w: task is %s", domain.ErrConflict, t.Status)
-		}
-		t.Status = domain.TaskPending
-		return nil
-	})
 }
 
 // setStatus forces a task's status in the store (as the executor would).

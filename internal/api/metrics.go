@@ -53,9 +53,6 @@ func (m *metrics) observe(method string, code int, d time.Duration) {
 	m.mu.Unlock()
 }
 
-// runningCounter is implemented by executors that know how many tasks run.
-type runningCounter interface{ Running() int }
-
 // handleMetrics serves GET /metrics.
 func (s *server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	var b strings.Builder
@@ -75,9 +72,9 @@ func (s *server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	metric("catalyst_store_up", "gauge", "1 when the store answers a ping.")
 	fmt.Fprintf(&b, "catalyst_store_up %d\n", up)
 
-	if rc, ok := s.runner.(runningCounter); ok {
+	if s.running != nil {
 		metric("catalyst_tasks_running", "gauge", "Tasks executing in this process.")
-		fmt.Fprintf(&b, "catalyst_tasks_running %d\n", rc.Running())
+		fmt.Fprintf(&b, "catalyst_tasks_running %d\n", s.running())
 	}
 
 	dropped, evicted := s.broker.Stats()

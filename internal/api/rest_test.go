@@ -79,10 +79,10 @@ func TestGuideCurlExamples(t *testing.T) {
 	if task.Status != domain.TaskPending || task.Cost != 0 || task.Prompt != "Build a todo app" {
 		t.Fatalf("task = %+v", task)
 	}
-	if len(task.GraphState) != len(domain.StandardNodes) {
+	if len(task.GraphState) != len(buildNodes()) {
 		t.Fatalf("graph_state = %v", task.GraphState)
 	}
-	for _, n := range domain.StandardNodes {
+	for _, n := range buildNodes() {
 		if task.GraphState[n] != domain.NodePending {
 			t.Fatalf("node %s = %q, want pending", n, task.GraphState[n])
 		}

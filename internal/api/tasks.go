@@ -2,24 +2,25 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
-	"github.com/danielgtaylor/huma/v2"
-	"github.com/google/uuid"
-
 	"github.com/catalyst/catalyst/internal/domain"
+	"github.com/catalyst/catalyst/internal/graph"
 	"github.com/catalyst/catalyst/internal/store"
+	"github.com/catalyst/catalyst/internal/tasks"
+	"github.com/danielgtaylor/huma/v2"
 )
 
 type createTaskBody struct {
 	ProjectID string `json:"project_id,omitempty" maxLength:"200" example:"abc-123" doc:"Project the task belongs to; omitted: the built-in \"Default\" project"`
 	Prompt    string `json:"prompt" minLength:"1" maxLength:"20000" example:"Build a todo app"`
+	Kind      string `json:"kind,omitempty" maxLength:"64" example:"build" doc:"Graph the task runs (GET /api/graphs lists them); omitted: build. An unknown kind answers 422"`
 }
 
 type createTaskInput struct{ Body createTaskBody }
@@ -84,13 +85,13 @@ func (s *server) registerTasks(api huma.API) {
 			}
 			filter := store.TaskFilter{ProjectID: in.ProjectID, Statuses: statuses}
 			return listPage(ctx, s, &in.PageParams, "tasks page", func(ctx context.Context, p store.Page) ([]domain.Task, string, error) {
-				return s.store.ListTasks(ctx, filter, p)
+				return s.tasks.List(ctx, actor(ctx), filter, p)
 			})
 		})
 
 	huma.Register(api, withErrors(s.op(http.MethodGet, "/api/tasks/{id}", "get-task", "Get a task", "tasks"), 404),
 		func(ctx context.Context, in *taskIDInput) (*taskOutput, error) {
-			t, err := s.store.GetTask(ctx, in.ID)
+			t, err := s.tasks.Get(ctx, actor(ctx), in.ID)
 			if err != nil {
 				return nil, s.apiError(ctx, "task "+in.ID, err)
 			}
@@ -100,7 +101,7 @@ func (s *server) registerTasks(api huma.API) {
 	huma.Register(api, withErrors(s.op(http.MethodPost, "/api/tasks/{id}/cancel", "cancel-task",
 		"Cancel a pending or running task (409 otherwise)", "tasks"), 404, 409),
 		func(ctx context.Context, in *taskIDInput) (*taskOutput, error) {
-			t, err := s.cancelTask(ctx, in.ID)
+			t, err := s.tasks.Cancel(ctx, actor(ctx), in.ID)
 			if err != nil {
 				return nil, s.apiError(ctx, "task "+in.ID, err)
 			}
@@ -110,7 +111,7 @@ func (s *server) registerTasks(api huma.API) {
 	huma.Register(api, withErrors(s.op(http.MethodPost, "/api/tasks/{id}/retry", "retry-task",
 		"Retry a failed or cancelled task from its first unfinished node (409 otherwise)", "tasks"), 404, 409),
 		func(ctx context.Context, in *taskIDInput) (*taskOutput, error) {
-			t, err := s.retryTask(ctx, in.ID)
+			t, err := s.tasks.Retry(ctx, actor(ctx), in.ID)
 			if err != nil {
 				return nil, s.apiError(ctx, "task "+in.ID, err)
 			}
@@ -120,7 +121,7 @@ func (s *server) registerTasks(api huma.API) {
 	huma.Register(api, withErrors(s.op(http.MethodGet, "/api/tasks/{id}/artifacts", "list-task-artifacts",
 		"The per-node outputs of a task (plan, design, test report, review findings, ...), oldest first", "tasks"), 404),
 		func(ctx context.Context, in *taskIDInput) (*artifactsOutput, error) {
-			if _, err := s.store.GetTask(ctx, in.ID); err != nil {
+			if _, err := s.tasks.Get(ctx, actor(ctx), in.ID); err != nil {
 				return nil, s.apiError(ctx, "task "+in.ID, err)
 			}
 			arts, err := s.store.ListArtifacts(ctx, in.ID)
@@ -136,7 +137,7 @@ func (s *server) registerTasks(api huma.API) {
 	huma.Register(api, withErrors(s.op(http.MethodGet, "/api/logs/{task_id}", "list-task-logs",
 		"The stored events of a task in seq order (the same objects WS /ws/{task_id} streams)", "tasks"), 404, 422),
 		func(ctx context.Context, in *logsInput) (*listOutput[domain.AgentLog], error) {
-			if _, err := s.store.GetTask(ctx, in.TaskID); err != nil {
+			if _, err := s.tasks.Get(ctx, actor(ctx), in.TaskID); err != nil {
 				return nil, s.apiError(ctx, "task "+in.TaskID, err)
 			}
 			limit := in.Limit
@@ -160,7 +161,7 @@ func (s *server) registerTasks(api huma.API) {
 	huma.Register(api, withErrors(s.op(http.MethodGet, "/api/deployments/{task_id}", "get-deployment",
 		"The deployment report of a task (404 until the deployer has run)", "tasks"), 404),
 		func(ctx context.Context, in *deploymentInput) (*deploymentOutput, error) {
-			if _, err := s.store.GetTask(ctx, in.TaskID); err != nil {
+			if _, err := s.tasks.Get(ctx, actor(ctx), in.TaskID); err != nil {
 				return nil, s.apiError(ctx, "task "+in.TaskID, err)
 			}
 			d, err := s.store.GetDeployment(ctx, in.TaskID)
@@ -170,8 +171,31 @@ func (s *server) registerTasks(api huma.API) {
 			return &deploymentOutput{Body: d}, nil
 		})
 
+	huma.Register(api, withErrors(s.op(http.MethodGet, "/api/graphs", "list-graphs",
+		"The task graphs by kind: nodes, edges, labels and the fix loop (the dashboard draws tasks from these)", "tasks")),
+		func(ctx context.Context, _ *struct{}) (*graphsOutput, error) {
+			return &graphsOutput{Body: s.tasks.Graphs().Describe()}, nil
+		})
+
+	huma.Register(api, withErrors(s.op(http.MethodGet, "/api/graphs/{kind}", "get-graph", "One task graph", "tasks"), 404),
+		func(ctx context.Context, in *graphInput) (*graphOutput, error) {
+			p, ok := s.tasks.Graphs().Lookup(in.Kind)
+			if !ok {
+				return nil, huma.Error404NotFound(fmt.Sprintf("graph %q not found (known: %s)", truncate(in.Kind, 64), strings.Join(s.tasks.Graphs().Kinds(), ", ")))
+			}
+			return &graphOutput{Body: p.Describe()}, nil
+		})
+
 	s.registerFileList(api)
 }
+
+type graphsOutput struct{ Body []graph.Description }
+
+type graphInput struct {
+	Kind string `path:"kind" maxLength:"64"`
+}
+
+type graphOutput struct{ Body graph.Description }
 
 func (s *server) createTask(ctx context.Context, in *createTaskInput) (*taskOutput, error) {
 	prompt := strings.TrimSpace(in.Body.Prompt)
@@ -181,89 +205,39 @@ func (s *server) createTask(ctx context.Context, in *createTaskInput) (*taskOutp
 	if utf8.RuneCountInString(prompt) > maxPromptRunes {
 		return nil, huma.Error422UnprocessableEntity(fmt.Sprintf("prompt is longer than %d characters", maxPromptRunes))
 	}
+	if in.Body.Kind != "" {
+		if _, ok := s.tasks.Graphs().Lookup(in.Body.Kind); !ok {
+			return nil, huma.Error422UnprocessableEntity(fmt.Sprintf("unknown kind %q (known: %s)",
+				truncate(in.Body.Kind, 64), strings.Join(s.tasks.Graphs().Kinds(), ", ")))
+		}
+	}
 	p, err := s.projectForTask(ctx, in.Body.ProjectID)
 	if err != nil {
 		return nil, s.apiError(ctx, "project "+in.Body.ProjectID, err)
 	}
-	if p.Status == domain.ProjectArchived {
-		return nil, huma.Error409Conflict("project " + p.ID + " is archived; unarchive it (PATCH status=active) to add tasks")
-	}
-	now := time.Now().UTC()
-	t := domain.Task{
-		ID:         uuid.NewString(),
-		ProjectID:  p.ID,
-		Prompt:     prompt,
-		GraphState: domain.NewGraphState(domain.StandardNodes),
-		Status:     domain.TaskPending,
-		CreatedAt:  now,
-		UpdatedAt:  now,
-	}
-	if err := s.store.CreateTask(ctx, t); err != nil {
-		return nil, s.apiError(ctx, "task "+t.ID, err)
-	}
-	if s.runner != nil {
-		if err := s.runner.Enqueue(ctx, t.ID); err != nil {
-			s.log.ErrorContext(ctx, "enqueue failed", "task_id", t.ID, "err", err)
-			reason := "could not be queued: " + err.Error()
-			// The task exists; say honestly that it will not run (it can be retried).
-			if _, uerr := s.store.UpdateTask(context.WithoutCancel(ctx), t.ID, func(t *domain.Task) error {
-				t.Status = domain.TaskFailed
-				t.Error = reason
-				return nil
-			}); uerr != nil {
-				s.log.ErrorContext(ctx, "marking unqueued task failed", "task_id", t.ID, "err", uerr)
-			}
-			return nil, huma.Error503ServiceUnavailable("task " + t.ID + " " + reason)
-		}
-	}
-	// Return what is stored now: the runner may already have started it.
-	if cur, err := s.store.GetTask(ctx, t.ID); err == nil {
-		t = cur
+	t, err := s.tasks.Submit(ctx, actor(ctx), tasks.Submission{ProjectID: p.ID, Prompt: prompt, Kind: in.Body.Kind})
+	switch {
+	case errors.Is(err, tasks.ErrUnavailable):
+		s.log.ErrorContext(ctx, "enqueue failed", "task_id", t.ID, "err", err)
+		return nil, huma.Error503ServiceUnavailable(err.Error())
+	case errors.Is(err, tasks.ErrUnknownKind):
+		return nil, huma.Error422UnprocessableEntity(err.Error())
+	case err != nil:
+		return nil, s.apiError(ctx, "task of project "+p.ID, err)
 	}
 	return &taskOutput{Body: t}, nil
 }
 
-// errNoTransition is wrapped with domain.ErrConflict for invalid transitions.
-func errNoTransition(from domain.TaskStatus, action string) error {
-	return fmt.Errorf("%w: a %s task cannot be %s", domain.ErrConflict, from, action)
-}
+// actor is who sends the request. Without accounts every request is the
+// local user's; the accounts work replaces this with the authenticated one.
+func actor(context.Context) tasks.Actor { return tasks.Local() }
 
-// cancelTask asks the runner; without one, a pending task is cancelled in the
-// store directly (there is nothing running to stop).
-func (s *server) cancelTask(ctx context.Context, id string) (domain.Task, error) {
-	if s.runner != nil {
-		return s.runner.Cancel(ctx, id)
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	return s.store.UpdateTask(ctx, id, func(t *domain.Task) error {
-		if t.Status != domain.TaskPending && t.Status != domain.TaskRunning {
-			return errNoTransition(t.Status, "cancelled")
-		}
-		now := time.Now().UTC()
-		t.Status = domain.TaskCancelled
-		t.Error = "cancelled by user"
-		t.FinishedAt = &now
-		return nil
-	})
-}
-
-// retryTask asks the runner; without one, a failed or cancelled task is put
-// back to pending (its unfinished nodes pending) where it waits for a runner.
-func (s *server) retryTask(ctx context.Context, id string) (domain.Task, error) {
-	if s.runner != nil {
-		return s.runner.Retry(ctx, id)
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
-	return s.store.UpdateTask(ctx, id, func(t *domain.Task) error {
-		if t.Status != domain.TaskFailed && t.Status != domain.TaskCancelled {
-			return errNoTransition(t.Status, "retried")
-		}
-		t.Status = domain.TaskPending
-		t.Error = ""
-		t.FinishedAt = nil
-		for n, st := range t.GraphState {
-			if st != domain.NodeCompleted {
-				t.GraphState[n] = domain.NodePending
-			}
-		}
-		return nil
-	})
+	return s[:n] + "…"
 }

@@ -13,14 +13,13 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/catalyst/catalyst/internal/agent"
 	"github.com/catalyst/catalyst/internal/api"
 	"github.com/catalyst/catalyst/internal/config"
 	"github.com/catalyst/catalyst/internal/connector/github"
 	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/events"
+	"github.com/catalyst/catalyst/internal/graph"
 	"github.com/catalyst/catalyst/internal/llm"
 	"github.com/catalyst/catalyst/internal/llm/offline"
 	"github.com/catalyst/catalyst/internal/llm/providers"
@@ -30,6 +29,7 @@ import (
 	"github.com/catalyst/catalyst/internal/store"
 	"github.com/catalyst/catalyst/internal/store/mongo"
 	"github.com/catalyst/catalyst/internal/store/sqlite"
+	"github.com/catalyst/catalyst/internal/tasks"
 	"github.com/catalyst/catalyst/web"
 )
 
@@ -45,6 +45,9 @@ type App struct {
 	Recorder *events.Recorder
 	Models   *llm.Router
 	Executor *pipeline.Executor
+	// Tasks is the use-case layer every front end goes through.
+	Tasks  *tasks.Service
+	Graphs *graph.Registry
 	// StoreKind describes the store in use ("sqlite <path>" or "mongodb <db>").
 	StoreKind string
 }
@@ -94,16 +97,43 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		publisher = github.NewPublisher(client)
 	}
 
-	a.Executor = pipeline.New(pipeline.Options{
-		Store:        a.Store,
-		Recorder:     a.Recorder,
+	a.Graphs = graph.Builtin()
+	buildSteps := agent.Steps(agent.Deps{
 		Models:       a.Models,
-		Config:       cfg,
-		Logger:       logger,
+		Store:        a.Store,
+		Config:       *cfg,
 		WorkspaceDir: a.WorkspaceDir,
 		GitHub:       publisher,
 	})
+	a.Executor = pipeline.New(pipeline.Options{
+		Store:    a.Store,
+		Recorder: a.Recorder,
+		Graphs:   a.Graphs,
+		Steps: func(kind string) map[string]agent.Step {
+			if kind == domain.KindBuild {
+				return buildSteps
+			}
+			return nil
+		},
+		LeaseTTL:      cfg.LeaseTTL,
+		MaxConcurrent: cfg.MaxConcurrentTasks,
+		Limits:        graph.Limits{MaxFixRounds: cfg.MaxFixIterations, MaxCost: cfg.MaxTaskCost},
+		AgentTimeout:  cfg.AgentTimeout,
+		Served: func() domain.Served {
+			sel := a.Models.Describe(domain.NodePlanner)
+			return domain.Served{Provider: sel.Provider, Model: sel.Model, Offline: sel.Offline()}
+		},
+		Logger: logger,
+	})
+	a.Tasks = tasks.New(tasks.Options{Store: a.Store, Recorder: a.Recorder, Graphs: a.Graphs, Dispatcher: a.Executor})
 	return a, nil
+}
+
+// Start starts running tasks in this process. recover: also resume the
+// tasks nobody runs (a server); `catalyst run` runs only what it submits.
+func (a *App) Start(ctx context.Context, recover bool) error {
+	a.Executor.SetRecover(recover)
+	return a.Executor.Start(ctx)
 }
 
 func appendOnce(list []string, s string) []string {
@@ -143,23 +173,9 @@ func NewRouter(cfg *config.Config, logger *slog.Logger) (*llm.Router, error) {
 	})
 }
 
-// SubmitTask creates a pending task of projectID with every graph node
-// pending and queues it.
+// SubmitTask submits a build task of projectID as the local user.
 func (a *App) SubmitTask(ctx context.Context, projectID, prompt string) (domain.Task, error) {
-	now := time.Now().UTC()
-	t := domain.Task{
-		ID:         uuid.NewString(),
-		ProjectID:  projectID,
-		Prompt:     prompt,
-		GraphState: domain.NewGraphState(domain.StandardNodes),
-		Status:     domain.TaskPending,
-		CreatedAt:  now,
-		UpdatedAt:  now,
-	}
-	if err := a.Store.CreateTask(ctx, t); err != nil {
-		return domain.Task{}, err
-	}
-	return t, a.Executor.Enqueue(ctx, t.ID)
+	return a.Tasks.Submit(ctx, tasks.Local(), tasks.Submission{ProjectID: projectID, Prompt: prompt})
 }
 
 // WorkspaceDir is where a task's generated files (and git repository) live.
@@ -173,7 +189,8 @@ func (a *App) Handler() (http.Handler, error) {
 		Config:       a.Config,
 		Store:        a.Store,
 		Broker:       a.Broker,
-		Runner:       a.Executor,
+		Tasks:        a.Tasks,
+		Running:      a.Executor.Running,
 		WorkspaceDir: a.WorkspaceDir,
 		UI:           web.Assets(),
 		Logger:       a.Logger,

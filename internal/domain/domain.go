@@ -77,14 +77,13 @@ const (
 	NodeDeployer  = "deployer"
 )
 
-// StandardNodes lists the standard graph's nodes in topological order.
-var StandardNodes = []string{NodePlanner, NodeArchitect, NodeCoder, NodeTester, NodeReviewer, NodeDeployer}
-
 // Task is one prompt run through the agent graph.
 type Task struct {
-	ID         string               `json:"id"`
-	ProjectID  string               `json:"project_id"`
-	Prompt     string               `json:"prompt"`
+	ID        string `json:"id"`
+	ProjectID string `json:"project_id"`
+	Prompt    string `json:"prompt"`
+	// Kind selects the task's graph (KindBuild for documents without one).
+	Kind       string               `json:"kind"`
 	GraphState map[string]NodeState `json:"graph_state"`
 	Status     TaskStatus           `json:"status"`
 	// Cost is the sum of the node costs in USD.
@@ -95,13 +94,21 @@ type Task struct {
 	Error string `json:"error,omitempty"`
 	// FixIteration counts the fix rounds the coder has been sent on.
 	FixIteration int `json:"fix_iteration"`
-	// Provider describes the LLM that served the task, e.g.
-	// "anthropic/claude-3-7-sonnet-20250219" or "offline provider (no LLM configured)".
-	Provider   string     `json:"provider,omitempty"`
-	CreatedAt  time.Time  `json:"created_at"`
-	UpdatedAt  time.Time  `json:"updated_at"`
-	StartedAt  *time.Time `json:"started_at,omitempty"`
-	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	// Provider, Model and Offline say which LLM served the task
+	// ("anthropic", "claude-3-7-sonnet-20250219"); Offline is true for the
+	// offline demonstration provider. UIs render them; code never parses a label.
+	Provider string `json:"provider,omitempty"`
+	Model    string `json:"model,omitempty"`
+	Offline  bool   `json:"offline,omitempty"`
+	// LeaseOwner is the process running the task and LeaseExpiresAt when its
+	// lease lapses unless renewed; only the transitions in lifecycle.go
+	// write them.
+	LeaseOwner     string     `json:"lease_owner,omitempty"`
+	LeaseExpiresAt *time.Time `json:"lease_expires_at,omitempty"`
+	CreatedAt      time.Time  `json:"created_at"`
+	UpdatedAt      time.Time  `json:"updated_at"`
+	StartedAt      *time.Time `json:"started_at,omitempty"`
+	FinishedAt     *time.Time `json:"finished_at,omitempty"`
 	// Version increases by one on every stored update; stores use it for
 	// optimistic concurrency. Not part of the wire contract.
 	Version int64 `json:"-"`
@@ -125,6 +132,7 @@ const (
 	EventTaskState  EventType = "task_state"  // the task changed status
 	EventCost       EventType = "cost"        // the task's cost changed
 	EventTokenDelta EventType = "token_delta" // model text while an agent is "typing"; live only, never stored
+	EventFixRound   EventType = "fix_round"   // checks sent the work back: the loop body's nodes are pending again
 )
 
 // AgentLog is one stored event of a task (collection agent_logs). Seq orders

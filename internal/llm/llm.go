@@ -74,4 +74,4 @@ type Model interface {
 
 // OfflineLabel is how every log, event and report names the offline provider:
 // it never pretends to be a model.
-const OfflineLabel = "offline provider (no LLM configured)"
+const OfflineLabel = domain.OfflineLabel

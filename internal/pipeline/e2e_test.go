@@ -31,16 +31,16 @@ func TestOfflineTodoAppEndToEnd(t *testing.T) {
 		t.Fatalf("status %s: %s", final.Status, final.Error)
 	}
 	t.Logf("completed in %s", time.Since(start))
-	for _, n := range domain.StandardNodes {
+	for _, n := range buildNodes() {
 		if final.GraphState[n] != domain.NodeCompleted {
 			t.Fatalf("graph_state %v", final.GraphState)
 		}
 	}
-	if final.Provider != llm.OfflineLabel {
-		t.Fatalf("provider %q", final.Provider)
+	if !final.Offline || final.Provider != "offline" || final.Served().Label() != llm.OfflineLabel {
+		t.Fatalf("served by %+v", final.Served())
 	}
 	arts := e.artifacts(task.ID)
-	for _, n := range domain.StandardNodes {
+	for _, n := range buildNodes() {
 		if len(arts[n]) != 1 {
 			t.Fatalf("%s has %d artifacts", n, len(arts[n]))
 		}

@@ -1,162 +1,172 @@
+// Package pipeline holds the drivers that run task graphs: the local
+// executor here, and the JetStream worker that feeds it from a work queue.
+// What runs next is decided by the pure scheduler of package graph; the
+// state changes are the transitions of package domain; this package
+// performs them: it claims a task's lease, runs the steps, stores their
+// artifacts and records the events.
 package pipeline
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/catalyst/catalyst/internal/agent"
-	"github.com/catalyst/catalyst/internal/config"
 	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/events"
-	"github.com/catalyst/catalyst/internal/llm"
+	"github.com/catalyst/catalyst/internal/graph"
 	"github.com/catalyst/catalyst/internal/store"
 )
 
-// Runner executes tasks. The local Executor is the embedded implementation;
-// a Temporal-backed one will satisfy the same interface.
-type Runner interface {
-	// Start resumes the tasks left running, re-queues the pending ones and
-	// serves the queue until Shutdown.
-	Start(ctx context.Context) error
-	// Enqueue schedules a pending task.
-	Enqueue(ctx context.Context, taskID string) error
-	// Cancel stops a pending or running task (domain.ErrConflict otherwise).
-	Cancel(ctx context.Context, taskID string) (domain.Task, error)
-	// Retry restarts a failed or cancelled task from its first unfinished
-	// node (domain.ErrConflict otherwise).
-	Retry(ctx context.Context, taskID string) (domain.Task, error)
-	// Wait returns the task once it is completed, failed or cancelled.
-	Wait(ctx context.Context, taskID string) (domain.Task, error)
-	// Shutdown stops every running task where it is (they resume on the
-	// next Start) and waits for them to stop.
-	Shutdown(ctx context.Context) error
-}
-
-var _ Runner = (*Executor)(nil)
-
-// Options configure the local executor.
+// Options configure the local executor. Every field is explicit: the
+// executor applies no defaults of the configuration (app maps Config).
 type Options struct {
 	Store    store.Store
 	Recorder *events.Recorder
-	// Models picks each agent's model (llm.Router).
-	Models agent.Models
-	// Config is read once by New; nil means the defaults.
-	Config *config.Config
-	Logger *slog.Logger
-	// WorkspaceDir is the directory (and git repository) of a task's files.
-	WorkspaceDir func(taskID string) string
-	// Graph replaces the standard graph (tests, other pipelines).
-	Graph *Graph
-	// GitHub publishes pull requests when MOCK_DEPLOYMENT=false (optional).
-	GitHub agent.PullRequests
+	Graphs   *graph.Registry
+	// Steps binds the nodes of a kind's graph to what runs there.
+	Steps func(kind string) map[string]agent.Step
+	// Owner names this process in leases; empty: a unique id is made.
+	Owner string
+	// LeaseTTL is how long a lease outlives its last heartbeat.
+	LeaseTTL time.Duration
+	// MaxConcurrent tasks run at once; the rest wait in order.
+	MaxConcurrent int
+	// Limits bound each run: fix rounds (0 = none) and cost (0 = none).
+	Limits graph.Limits
+	// AgentTimeout bounds one step (0 = none).
+	AgentTimeout time.Duration
+	// Recover makes Start resume the tasks nobody runs (pending, or running
+	// with an expired lease) and keep sweeping for them. `catalyst run`
+	// leaves it off: it runs only what it submits.
+	Recover bool
+	// Served names the model a task will be served by before any call.
+	Served func() domain.Served
+	// Snapshots keep each completed node's workspace in the store and
+	// restore it when a task resumes in a process without it; optional.
+	Snapshots Snapshotter
+	Logger    *slog.Logger
 }
 
-// Executor runs tasks in this process, at most Config.MaxConcurrentTasks at
-// once, the rest waiting in order. It is durable: everything a restart needs
-// is in the store (graph_state, fix round, node costs, one artifact per node
-// run), so a task interrupted at any moment resumes at its first unfinished
-// node.
+// Snapshotter saves and restores a task's workspace.
+type Snapshotter interface {
+	// Save stores the workspace as node left it.
+	Save(ctx context.Context, t domain.Task, node string, iteration int) error
+	// Restore makes the local workspace the latest stored one, if newer.
+	Restore(ctx context.Context, t domain.Task) error
+}
+
+// Executor runs tasks in this process, at most MaxConcurrent at once. It is
+// durable and shareable: everything a resume needs is in the store, and a
+// task is run only while this process holds its lease, renewed by a
+// heartbeat that also notices within a second a cancel stored by any
+// process.
 type Executor struct {
-	opt     Options
-	cfg     config.Config
-	plan    *plan
-	planErr error
-	log     *slog.Logger
-	max     int
+	opt Options
+	log *slog.Logger
 
 	mu      sync.Mutex
 	started bool
 	closed  bool
 	queue   []string
 	queued  map[string]bool
-	active  map[string]*run
+	active  map[string]*activeRun
 	waiters map[string]map[chan struct{}]struct{}
 	wg      sync.WaitGroup
-	// failures counts the consecutive runs of a task that ended in an
+	stop    chan struct{}
+	// failures counts the consecutive runs of a task that broke off on an
 	// error (the store went away); retries holds their pending re-runs.
 	failures map[string]int
 	retries  map[string]*time.Timer
-	// Tests shorten the backoff and the attempts; zero means the default.
+	// onDone is told when a run of a task ends (the JetStream driver acks).
+	onDone func(taskID string, err error)
+
+	// Tests shorten these; zero means the default.
 	retryFirst  time.Duration
 	runAttempts int
+	pollEvery   time.Duration
 }
 
-type run struct {
+type activeRun struct {
 	cancel context.CancelCauseFunc
 	done   chan struct{}
 }
 
 var (
-	errCancelled  = errors.New("task cancelled")
-	errShutdown   = errors.New("executor shutting down")
-	errNotRunning = errors.New("task is no longer running")
-	errClosed     = errors.New("pipeline: executor is shut down")
+	errCancelled = errors.New("task cancelled")
+	errShutdown  = errors.New("executor shutting down")
+	errLeaseLost = errors.New("task lease lost")
+	errClosed    = errors.New("pipeline: executor is shut down")
 )
 
-// New returns a local executor. Without Options.Graph it runs the standard
-// graph of agents built from the options.
+// DefaultLeaseTTL is used when Options.LeaseTTL is zero.
+const DefaultLeaseTTL = 15 * time.Second
+
+// New returns a local executor.
 func New(opt Options) *Executor {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	var cfg config.Config
-	if opt.Config != nil {
-		cfg = *opt.Config
+	if opt.Owner == "" {
+		opt.Owner = NewOwnerID()
 	}
-	if cfg.MaxFixIterations <= 0 {
-		cfg.MaxFixIterations = 3
+	if opt.LeaseTTL <= 0 {
+		opt.LeaseTTL = DefaultLeaseTTL
 	}
-	g := opt.Graph
-	if g == nil {
-		g = Standard(agent.Steps(agent.Deps{
-			Models:       opt.Models,
-			Store:        opt.Store,
-			Config:       cfg,
-			WorkspaceDir: opt.WorkspaceDir,
-			GitHub:       opt.GitHub,
-		}))
+	if opt.MaxConcurrent <= 0 {
+		opt.MaxConcurrent = 1
 	}
-	p, err := compile(g)
-	e := &Executor{
-		opt:     opt,
-		cfg:     cfg,
-		plan:    p,
-		planErr: err,
-		log:     opt.Logger.With("component", "pipeline"),
-		max:     cfg.MaxConcurrentTasks,
-		queued:  map[string]bool{},
-		active:  map[string]*run{},
-		waiters: map[string]map[chan struct{}]struct{}{},
-
+	return &Executor{
+		opt:      opt,
+		log:      opt.Logger.With("component", "pipeline", "owner", opt.Owner),
+		queued:   map[string]bool{},
+		active:   map[string]*activeRun{},
+		waiters:  map[string]map[chan struct{}]struct{}{},
 		failures: map[string]int{},
 		retries:  map[string]*time.Timer{},
+		stop:     make(chan struct{}),
 	}
-	if e.max <= 0 {
-		e.max = 5
-	}
-	return e
 }
 
-func (e *Executor) maxFixRounds() int {
-	if e.plan.g.MaxFixRounds > 0 {
-		return e.plan.g.MaxFixRounds
+// NewOwnerID names a process uniquely: host, pid and a random suffix, so
+// that a restarted process never mistakes its predecessor's lease for its
+// own.
+func NewOwnerID() string {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "host"
 	}
-	return e.cfg.MaxFixIterations
+	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), uuid.NewString()[:8])
 }
 
-// Start resumes every running task at its first unfinished node, re-queues
-// pending tasks in created order, then serves the queue.
+// SetRecover sets Options.Recover before Start.
+func (e *Executor) SetRecover(on bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.opt.Recover = on
+}
+
+// Owner returns this executor's lease owner id.
+func (e *Executor) Owner() string { return e.opt.Owner }
+
+// OnDone registers f, called when a run of a task ends; err is nil when the
+// task reached a terminal state or is no longer ours to run.
+func (e *Executor) OnDone(f func(taskID string, err error)) {
+	e.mu.Lock()
+	e.onDone = f
+	e.mu.Unlock()
+}
+
+// Start serves the queue; with Recover it first queues, in created order,
+// the tasks nobody runs, then keeps sweeping for them.
 func (e *Executor) Start(ctx context.Context) error {
-	if e.planErr != nil {
-		return e.planErr
-	}
 	e.mu.Lock()
 	if e.started || e.closed {
 		e.mu.Unlock()
@@ -164,22 +174,14 @@ func (e *Executor) Start(ctx context.Context) error {
 	}
 	e.mu.Unlock()
 	var ids []string
-	for _, st := range []domain.TaskStatus{domain.TaskRunning, domain.TaskPending} {
-		tasks, err := e.listAll(ctx, st)
-		if err != nil {
+	if e.opt.Recover {
+		var err error
+		if ids, err = e.orphans(ctx); err != nil {
 			return fmt.Errorf("pipeline: start: %w", err)
-		}
-		// Lists are newest first; the queue is oldest first.
-		slices.SortStableFunc(tasks, func(a, b domain.Task) int { return a.CreatedAt.Compare(b.CreatedAt) })
-		for _, t := range tasks {
-			ids = append(ids, t.ID)
 		}
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	// Tasks enqueued before Start go after the recovered ones (they are
-	// pending, so they are in ids too, in created order).
-	e.queue, e.queued = nil, map[string]bool{}
 	for _, id := range ids {
 		e.pushLocked(id)
 	}
@@ -187,31 +189,96 @@ func (e *Executor) Start(ctx context.Context) error {
 	if n := len(ids); n > 0 {
 		e.log.Info("recovered tasks", "count", n)
 	}
+	if e.opt.Recover {
+		e.wg.Add(1)
+		go e.sweep()
+	}
 	e.dispatchLocked()
 	return nil
 }
 
-func (e *Executor) listAll(ctx context.Context, st domain.TaskStatus) ([]domain.Task, error) {
+// orphans lists, oldest first, the pending and running tasks whose lease
+// is not live: nobody runs them.
+func (e *Executor) orphans(ctx context.Context) ([]string, error) {
+	now := time.Now()
 	var all []domain.Task
 	cursor := ""
 	for {
-		page, next, err := e.opt.Store.ListTasks(ctx, store.TaskFilter{Statuses: []domain.TaskStatus{st}}, store.Page{Limit: store.MaxLimit, Cursor: cursor})
+		page, next, err := e.opt.Store.ListTasks(ctx, store.TaskFilter{Statuses: []domain.TaskStatus{domain.TaskRunning, domain.TaskPending}},
+			store.Page{Limit: store.MaxLimit, Cursor: cursor})
 		if err != nil {
 			return nil, err
 		}
 		all = append(all, page...)
 		if next == "" {
-			return all, nil
+			break
 		}
 		cursor = next
+	}
+	slices.SortStableFunc(all, func(a, b domain.Task) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	var ids []string
+	for _, t := range all {
+		if !t.LeaseLive(now) || t.LeaseOwner == e.opt.Owner {
+			ids = append(ids, t.ID)
+		}
+	}
+	return ids, nil
+}
+
+// sweep queues orphaned tasks every half lease: a process that died
+// holding a task has it taken over once its lease expires.
+func (e *Executor) sweep() {
+	defer e.wg.Done()
+	tick := time.NewTicker(max(e.opt.LeaseTTL/2, 200*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-tick.C:
+		}
+		ids, err := e.orphans(context.Background())
+		if err != nil {
+			e.log.Warn("sweep for orphaned tasks", "err", err)
+			continue
+		}
+		e.mu.Lock()
+		for _, id := range ids {
+			if e.retries[id] == nil {
+				e.pushLocked(id)
+			}
+		}
+		e.dispatchLocked()
+		e.mu.Unlock()
+	}
+}
+
+// Dispatch queues a task (tasks.Dispatcher).
+func (e *Executor) Dispatch(ctx context.Context, taskID string) error { return e.Enqueue(ctx, taskID) }
+
+// Reserve gives this process the lease of a task it is about to be handed
+// (tasks.Reserver), so that no other process claims it first.
+func (e *Executor) Reserve(t *domain.Task) { t.Reserve(e.opt.Owner, time.Now().UTC(), e.opt.LeaseTTL) }
+
+// Stop cancels this process's run of a task at once (tasks.Stopper); the
+// stored cancel is the truth, this only saves the heartbeat's delay.
+func (e *Executor) Stop(taskID string) {
+	e.mu.Lock()
+	if e.queued[taskID] {
+		delete(e.queued, taskID)
+		e.queue = slices.DeleteFunc(e.queue, func(id string) bool { return id == taskID })
+	}
+	r := e.active[taskID]
+	e.notifyLocked(taskID)
+	e.mu.Unlock()
+	if r != nil {
+		r.cancel(errCancelled)
+		<-r.done
 	}
 }
 
 // Enqueue schedules taskID; a task already queued or running is left alone.
 func (e *Executor) Enqueue(ctx context.Context, taskID string) error {
-	if e.planErr != nil {
-		return e.planErr
-	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
@@ -230,21 +297,28 @@ func (e *Executor) pushLocked(id string) {
 	e.queue = append(e.queue, id)
 }
 
+// Free returns how many more tasks could run now.
+func (e *Executor) Free() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return max(e.opt.MaxConcurrent-len(e.active)-len(e.queue), 0)
+}
+
 // dispatchLocked starts queued tasks while there is room.
 func (e *Executor) dispatchLocked() {
-	for e.started && !e.closed && len(e.active) < e.max && len(e.queue) > 0 {
+	for e.started && !e.closed && len(e.active) < e.opt.MaxConcurrent && len(e.queue) > 0 {
 		id := e.queue[0]
 		e.queue[0] = ""
 		e.queue = e.queue[1:]
 		delete(e.queued, id)
 		ctx, cancel := context.WithCancelCause(context.Background())
-		r := &run{cancel: cancel, done: make(chan struct{})}
+		r := &activeRun{cancel: cancel, done: make(chan struct{})}
 		e.active[id] = r
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
 			defer close(r.done)
-			err := e.execute(ctx, id)
+			err := e.execute(ctx, cancel, id)
 			cancel(nil)
 			if err != nil && e.failureCount(id)+1 >= e.maxRunAttempts() {
 				err = e.giveUp(id, err)
@@ -257,8 +331,12 @@ func (e *Executor) dispatchLocked() {
 				delete(e.failures, id)
 			}
 			e.notifyLocked(id)
+			done := e.onDone
 			e.dispatchLocked()
 			e.mu.Unlock()
+			if done != nil {
+				done(id, err)
+			}
 		}()
 	}
 }
@@ -290,43 +368,31 @@ func (e *Executor) maxRunAttempts() int {
 // that stopped that too (the store is down: keep retrying).
 func (e *Executor) giveUp(id string, cause error) error {
 	ctx := context.Background()
-	now := time.Now().UTC()
 	reason := fmt.Sprintf("stopped after %d attempts: the run kept breaking off: %v", e.maxRunAttempts(), cause)
+	var changes []domain.Change
 	t, err := e.opt.Store.UpdateTask(ctx, id, func(t *domain.Task) error {
-		if t.Status != domain.TaskPending && t.Status != domain.TaskRunning {
-			return errNotRunning
-		}
-		t.Status = domain.TaskFailed
-		t.Error = reason
-		t.FinishedAt = &now
-		for n, s := range t.GraphState {
-			if s == domain.NodeRunning {
-				t.GraphState[n] = domain.NodeFailed
-			}
-		}
-		return nil
+		var err error
+		changes, err = t.Fail(reason, time.Now().UTC())
+		return err
 	})
 	switch {
-	case errors.Is(err, errNotRunning):
+	case errors.Is(err, domain.ErrConflict):
 		return nil
 	case err != nil:
 		return cause
 	}
 	e.log.Error("task failed: its run kept breaking off", "task", id, "err", cause)
-	em := e.emitter(t)
-	em.log(ctx, "System", agent.Error, "Task failed: "+reason)
-	em.taskState(ctx, t)
+	e.record(ctx, t, changes)
 	return nil
 }
 
 // retryLocked runs a task again after its run failed with err, which is not
 // the task's own failure (that is a status) but the executor's: the store
-// went away, say. Left alone, the task would stay "running" with nobody
-// running it until the next restart; instead it resumes at its first
-// unfinished node once the store answers again, with a capped backoff.
+// went away, say. It resumes at its first unfinished node once the store
+// answers again, with a capped backoff.
 func (e *Executor) retryLocked(id string, err error) {
 	if e.closed {
-		return // Start resumes it
+		return
 	}
 	n := e.failures[id] + 1
 	e.failures[id] = n
@@ -357,7 +423,7 @@ func (e *Executor) notifyLocked(id string) {
 	delete(e.waiters, id)
 }
 
-// Running returns the number of tasks running now.
+// Running returns the number of tasks running now in this process.
 func (e *Executor) Running() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -375,15 +441,11 @@ func (e *Executor) Wait(ctx context.Context, taskID string) (domain.Task, error)
 		e.waiters[taskID][ch] = struct{}{}
 		e.mu.Unlock()
 		t, err := e.opt.Store.GetTask(ctx, taskID)
-		if err == nil && t.Status.Terminal() {
-			e.dropWaiter(taskID, ch)
-			return t, nil
-		}
-		if err != nil {
+		if err != nil || t.Status.Terminal() {
 			e.dropWaiter(taskID, ch)
 			return t, err
 		}
-		timer := time.NewTimer(time.Second) // a safety net; notifications are the norm
+		timer := time.NewTimer(250 * time.Millisecond) // another process may finish it
 		select {
 		case <-ch:
 		case <-timer.C:
@@ -408,114 +470,15 @@ func (e *Executor) dropWaiter(id string, ch chan struct{}) {
 	}
 }
 
-// Cancel stops a pending or running task within moments: its context is
-// cancelled, so in-flight model calls and sandbox processes die, and it is
-// marked cancelled. task_state is its last event.
-func (e *Executor) Cancel(ctx context.Context, taskID string) (domain.Task, error) {
-	now := time.Now().UTC()
-	t, err := e.opt.Store.UpdateTask(ctx, taskID, func(t *domain.Task) error {
-		if t.Status != domain.TaskPending && t.Status != domain.TaskRunning {
-			return fmt.Errorf("%w: task %s is %s, only pending or running tasks can be cancelled", domain.ErrConflict, t.ID, t.Status)
-		}
-		t.Status = domain.TaskCancelled
-		t.Error = "cancelled by request"
-		t.FinishedAt = &now
-		for n, s := range t.GraphState {
-			if s == domain.NodeRunning {
-				t.GraphState[n] = domain.NodePending
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return t, err
-	}
-	e.mu.Lock()
-	if e.queued[taskID] {
-		delete(e.queued, taskID)
-		e.queue = slices.DeleteFunc(e.queue, func(id string) bool { return id == taskID })
-	}
-	r := e.active[taskID]
-	e.mu.Unlock()
-	if r != nil {
-		r.cancel(errCancelled)
-		select {
-		case <-r.done:
-		case <-ctx.Done():
-		}
-	}
-	em := e.emitter(t)
-	em.log(ctx, "System", agent.Warn, "Task cancelled")
-	em.taskState(ctx, t)
-	e.mu.Lock()
-	e.notifyLocked(taskID)
-	e.mu.Unlock()
-	return t, nil
-}
-
-// Retry restarts a failed or cancelled task from its first unfinished node.
-// A task that failed because its fix loop ran out (or stalled) gets one more
-// fix round with the last findings.
-func (e *Executor) Retry(ctx context.Context, taskID string) (domain.Task, error) {
-	if e.planErr != nil {
-		return domain.Task{}, e.planErr
-	}
-	t, err := e.opt.Store.GetTask(ctx, taskID)
-	if err != nil {
-		return t, err
-	}
-	extraRound := false
-	if p := e.plan; p.target != "" && t.GraphState[p.target] == domain.NodeCompleted {
-		arts, err := e.loadArtifacts(ctx, taskID)
-		if err != nil {
-			return t, err
-		}
-		for _, c := range p.checks {
-			if t.GraphState[c] != domain.NodeFailed {
-				continue
-			}
-			if a, ok := arts[c][p.iteration(c, t.FixIteration)]; ok {
-				if pass, _ := p.nodes[c].Check(a.Output); !pass {
-					extraRound = true
-				}
-			}
-		}
-	}
-	t, err = e.opt.Store.UpdateTask(ctx, taskID, func(t *domain.Task) error {
-		if t.Status != domain.TaskFailed && t.Status != domain.TaskCancelled {
-			return fmt.Errorf("%w: task %s is %s, only failed or cancelled tasks can be retried", domain.ErrConflict, t.ID, t.Status)
-		}
-		t.Status = domain.TaskPending
-		t.Error = ""
-		t.FinishedAt = nil
-		if t.GraphState == nil {
-			t.GraphState = map[string]domain.NodeState{}
-		}
-		for _, id := range e.plan.order {
-			if s := t.GraphState[id]; s == domain.NodeFailed || s == domain.NodeRunning || s == "" {
-				t.GraphState[id] = domain.NodePending
-			}
-		}
-		if extraRound {
-			t.FixIteration++
-			for id := range e.plan.body {
-				t.GraphState[id] = domain.NodePending
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return t, err
-	}
-	e.emitter(t).log(ctx, "System", agent.Info, "Retry requested: resuming at "+e.firstUnfinished(t))
-	return t, e.Enqueue(ctx, taskID)
-}
-
-// Shutdown stops running tasks where they are, without changing their
-// status: the next Start resumes them.
+// Shutdown stops running tasks where they are and releases their leases
+// without changing their status, so that the next process to look resumes
+// them at once.
 func (e *Executor) Shutdown(ctx context.Context) error {
 	e.mu.Lock()
-	e.closed = true
+	if !e.closed {
+		e.closed = true
+		close(e.stop)
+	}
 	for _, r := range e.active {
 		r.cancel(errShutdown)
 	}
@@ -534,102 +497,18 @@ func (e *Executor) Shutdown(ctx context.Context) error {
 	}
 }
 
-func (e *Executor) firstUnfinished(t domain.Task) string {
-	for _, id := range e.plan.order {
-		if t.GraphState[id] != domain.NodeCompleted && t.GraphState[id] != domain.NodeSkipped {
-			return id
-		}
-	}
-	return "the end"
-}
-
-// loadArtifacts returns the stored artifacts by node and iteration.
-func (e *Executor) loadArtifacts(ctx context.Context, taskID string) (map[string]map[int]domain.Artifact, error) {
-	list, err := e.opt.Store.ListArtifacts(ctx, taskID)
-	if err != nil {
-		return nil, err
-	}
-	arts := map[string]map[int]domain.Artifact{}
-	for _, a := range list {
-		if arts[a.Node] == nil {
-			arts[a.Node] = map[int]domain.Artifact{}
-		}
-		arts[a.Node][a.Iteration] = a
-	}
-	return arts, nil
-}
-
-// providerLabel names the model that will serve the task before any call,
-// when the models can tell (the router, the offline provider).
-func (e *Executor) providerLabel() string {
-	if d, ok := e.opt.Models.(interface{ Describe(string) llm.Selection }); ok {
-		return d.Describe(domain.NodePlanner).Label()
-	}
-	if e.opt.Models != nil {
-		if m, ok := e.opt.Models.For(domain.NodePlanner).(interface{ Offline() bool }); ok && m.Offline() {
-			return llm.OfflineLabel
-		}
-	}
-	return ""
-}
-
-// emitter records the events of one task through the Recorder.
-type emitter struct {
-	e       *Executor
-	taskID  string
-	offline bool
-}
-
-func (e *Executor) emitter(t domain.Task) *emitter {
-	return &emitter{e: e, taskID: t.ID, offline: t.Provider == llm.OfflineLabel}
-}
-
-func (m *emitter) record(ctx context.Context, typ domain.EventType, agentName, level, msg string, data any) {
-	if m.offline && !strings.Contains(msg, llm.OfflineLabel) {
-		msg += " [" + llm.OfflineLabel + "]"
-	}
-	l := domain.AgentLog{TaskID: m.taskID, Type: typ, AgentName: agentName, Level: level, Message: msg}
-	if data != nil {
-		b, err := json.Marshal(data)
-		if err == nil {
-			l.Data = b
-		}
-	}
-	if m.e.opt.Recorder == nil {
+// record records the events of a transition; a failure is logged, not
+// returned: the task's state is stored, and a follower reads that.
+func (e *Executor) record(ctx context.Context, t domain.Task, changes []domain.Change) {
+	if e.opt.Recorder == nil || len(changes) == 0 {
 		return
 	}
-	// Events are recorded even while the task is being cancelled.
-	if _, err := m.e.opt.Recorder.Record(context.WithoutCancel(ctx), l); err != nil {
-		m.e.log.Error("record event", "task", m.taskID, "type", typ, "err", err)
+	if err := e.opt.Recorder.RecordChanges(ctx, t, changes); err != nil {
+		e.log.Error("record event", "task", t.ID, "err", err)
 	}
 }
 
-func (m *emitter) log(ctx context.Context, agentName, level, msg string) {
-	m.record(ctx, domain.EventLog, agentName, level, msg, nil)
-}
-
-func (m *emitter) nodeState(ctx context.Context, n *Node, state domain.NodeState, iteration int, msg string) {
-	level := agent.Info
-	if state == domain.NodeFailed {
-		level = agent.Error
-	}
-	m.record(ctx, domain.EventNodeState, n.Agent, level, msg, map[string]any{"node": n.ID, "state": state, "iteration": iteration})
-}
-
-func (m *emitter) cost(ctx context.Context, t domain.Task, n *Node) {
-	m.record(ctx, domain.EventCost, n.Agent, agent.Info,
-		fmt.Sprintf("Cost so far $%.4f (%s $%.4f)", t.Cost, n.ID, t.NodeCosts[n.ID]),
-		map[string]any{"cost": t.Cost, "node": n.ID, "node_cost": t.NodeCosts[n.ID]})
-}
-
-func (m *emitter) taskState(ctx context.Context, t domain.Task) {
-	level := agent.Info
-	msg := "Task " + string(t.Status)
-	if t.Status == domain.TaskFailed {
-		level = agent.Error
-	}
-	if t.Error != "" {
-		msg += ": " + t.Error
-	}
-	m.record(ctx, domain.EventTaskState, "System", level, msg, map[string]any{"status": t.Status, "error": t.Error})
+// log records a plain log line of a task.
+func (e *Executor) logLine(ctx context.Context, t domain.Task, agentName, level, msg string) {
+	e.record(ctx, t, []domain.Change{{Type: domain.EventLog, Agent: agentName, Level: level, Message: msg}})
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/catalyst/catalyst/internal/agent"
 	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/llm"
+	"github.com/catalyst/catalyst/internal/tasks"
 )
 
 func TestCancelStopsAnInFlightModelCallWithinASecondAndRetryResumes(t *testing.T) {
@@ -32,7 +33,7 @@ func TestCancelStopsAnInFlightModelCallWithinASecondAndRetryResumes(t *testing.T
 		}
 		return sumFiles(true, "adds"), nil
 	})
-	x := e.start(m, nil)
+	e.start(m, nil)
 	task := e.submit("Build a sum module")
 	select {
 	case <-inFlight:
@@ -40,7 +41,7 @@ func TestCancelStopsAnInFlightModelCallWithinASecondAndRetryResumes(t *testing.T
 		t.Fatal("the coder never started")
 	}
 	start := time.Now()
-	got, err := x.Cancel(context.Background(), task.ID)
+	got, err := e.svc.Cancel(context.Background(), tasks.Local(), task.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,11 +60,11 @@ func TestCancelStopsAnInFlightModelCallWithinASecondAndRetryResumes(t *testing.T
 		t.Fatalf("after cancel: %s %v", got.Status, got.GraphState)
 	}
 	checkLogs(t, e.logs(task.ID), domain.TaskCancelled)
-	if _, err := x.Cancel(context.Background(), task.ID); !errors.Is(err, domain.ErrConflict) {
+	if _, err := e.svc.Cancel(context.Background(), tasks.Local(), task.ID); !errors.Is(err, domain.ErrConflict) {
 		t.Fatalf("second cancel: %v", err)
 	}
 
-	if _, err := x.Retry(context.Background(), task.ID); err != nil {
+	if _, err := e.svc.Retry(context.Background(), tasks.Local(), task.ID); err != nil {
 		t.Fatal(err)
 	}
 	final := e.wait(task.ID, time.Minute)
@@ -73,7 +74,7 @@ func TestCancelStopsAnInFlightModelCallWithinASecondAndRetryResumes(t *testing.T
 	if m.count("planner") != 1 || m.count("architect") != 1 || m.count("coder") != 2 {
 		t.Fatalf("retry re-ran completed nodes: planner %d architect %d coder %d", m.count("planner"), m.count("architect"), m.count("coder"))
 	}
-	if _, err := x.Retry(context.Background(), task.ID); !errors.Is(err, domain.ErrConflict) {
+	if _, err := e.svc.Retry(context.Background(), tasks.Local(), task.ID); !errors.Is(err, domain.ErrConflict) {
 		t.Fatalf("retry of a completed task: %v", err)
 	}
 	checkLogs(t, e.logs(task.ID), domain.TaskCompleted)
@@ -83,7 +84,7 @@ func TestCancelPendingTask(t *testing.T) {
 	e := newEnv(t, "")
 	e.cfg.MaxConcurrentTasks = 1
 	release := make(chan struct{})
-	x := e.start(nil, stubGraph(func(ctx context.Context, in agent.Input) (agent.Output, error) {
+	e.start(nil, stubGraph(func(ctx context.Context, in agent.Input) (agent.Output, error) {
 		select {
 		case <-release:
 		case <-ctx.Done():
@@ -93,7 +94,7 @@ func TestCancelPendingTask(t *testing.T) {
 	}))
 	first := e.submit("first")
 	second := e.submit("second")
-	got, err := x.Cancel(context.Background(), second.ID)
+	got, err := e.svc.Cancel(context.Background(), tasks.Local(), second.ID)
 	if err != nil || got.Status != domain.TaskCancelled {
 		t.Fatalf("%v %s", err, got.Status)
 	}
@@ -238,7 +239,7 @@ func TestShutdownAndRestartResumesAtFirstUnfinishedNode(t *testing.T) {
 	if mid.Status != domain.TaskRunning || mid.GraphState["architect"] != domain.NodeCompleted {
 		t.Fatalf("after shutdown %s %v", mid.Status, mid.GraphState)
 	}
-	x2 := New(Options{Store: e.store, Recorder: e.rec, Config: &e.cfg, WorkspaceDir: e.workspaceDir, Graph: stubGraph(step(false))})
+	x2 := New(e.options(nil, stubGraph(step(false))))
 	if err := x2.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +262,7 @@ func TestStepErrorFailsTaskAndRetryRerunsTheFailedNode(t *testing.T) {
 	e := newEnv(t, "")
 	var mu sync.Mutex
 	runs := map[string]int{}
-	x := e.start(nil, stubGraph(func(ctx context.Context, in agent.Input) (agent.Output, error) {
+	e.start(nil, stubGraph(func(ctx context.Context, in agent.Input) (agent.Output, error) {
 		mu.Lock()
 		runs[in.Node]++
 		n := runs[in.Node]
@@ -280,41 +281,12 @@ func TestStepErrorFailsTaskAndRetryRerunsTheFailedNode(t *testing.T) {
 		t.Fatalf("%s %q %v", final.Status, final.Error, final.GraphState)
 	}
 	checkLogs(t, e.logs(task.ID), domain.TaskFailed)
-	if _, err := x.Retry(context.Background(), task.ID); err != nil {
+	if _, err := e.svc.Retry(context.Background(), tasks.Local(), task.ID); err != nil {
 		t.Fatal(err)
 	}
 	final = e.wait(task.ID, 10*time.Second)
 	if final.Status != domain.TaskCompleted || runs["coder"] != 1 || runs["tester"] != 2 {
 		t.Fatalf("%s runs %v", final.Status, runs)
-	}
-}
-
-func TestGraphValidation(t *testing.T) {
-	step := agent.StepFunc(instant)
-	check := func(json.RawMessage) (bool, []string) { return true, nil }
-	bad := map[string]*Graph{
-		"cycle":        {Nodes: []Node{{ID: "a", Step: step}, {ID: "b", Step: step}}, Edges: []Edge{{"a", "b", Always}, {"b", "a", Always}}},
-		"unknown node": {Nodes: []Node{{ID: "a", Step: step}}, Edges: []Edge{{"a", "z", Always}}},
-		"duplicate":    {Nodes: []Node{{ID: "a", Step: step}, {ID: "a", Step: step}}},
-		"no check":     {Nodes: []Node{{ID: "a", Step: step}, {ID: "b", Step: step}}, Edges: []Edge{{"a", "b", Always}, {"b", "a", Fail}}},
-		"fix forward": {Nodes: []Node{{ID: "a", Step: step, Check: check}, {ID: "b", Step: step}},
-			Edges: []Edge{{"a", "b", Always}, {"a", "b", Fail}}},
-	}
-	for name, g := range bad {
-		if _, err := compile(g); err == nil {
-			t.Errorf("%s: accepted", name)
-		}
-	}
-	p, err := compile(Standard(agent.Steps(agent.Deps{})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Join(p.order, ",") != "planner,architect,coder,tester,reviewer,deployer" || p.target != "coder" ||
-		len(p.body) != 3 || !p.body["coder"] || !p.body["tester"] || !p.body["reviewer"] {
-		t.Fatalf("order %v target %s body %v", p.order, p.target, p.body)
-	}
-	if p.iteration("deployer", 2) != 1 || p.iteration("coder", 2) != 3 {
-		t.Fatal("iterations")
 	}
 }
 
@@ -325,7 +297,7 @@ func TestCancelKillsTheSandboxedTestRun(t *testing.T) {
 			{"path": "slow.test.js", "content": "require('node:test')('hangs', () => new Promise((r) => setTimeout(r, 120000)));\n"},
 		}}), nil
 	})
-	x := e.start(m, nil)
+	e.start(m, nil)
 	task := e.submit("Build something slow")
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -343,7 +315,7 @@ func TestCancelKillsTheSandboxedTestRun(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond) // node is up and waiting
 	start := time.Now()
-	got, err := x.Cancel(context.Background(), task.ID)
+	got, err := e.svc.Cancel(context.Background(), tasks.Local(), task.ID)
 	if err != nil || got.Status != domain.TaskCancelled {
 		t.Fatal(err, got.Status)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/llm"
+	"github.com/catalyst/catalyst/internal/tasks"
 )
 
 // sumFiles is a tiny node project whose test passes only when add is right;
@@ -66,7 +67,7 @@ func TestFixLoopFailsAfterMaxRoundsThenRetryGetsOneMore(t *testing.T) {
 		return sumFiles(call >= passFrom, fmt.Sprintf("round %d", call)), nil
 	})
 	m.cost = 0.01
-	x := e.start(m, nil)
+	e.start(m, nil)
 	task := e.submit("Build a sum module")
 	final := e.wait(task.ID, time.Minute)
 	if final.Status != domain.TaskFailed {
@@ -90,7 +91,7 @@ func TestFixLoopFailsAfterMaxRoundsThenRetryGetsOneMore(t *testing.T) {
 
 	// Retry: one more fix round with the last findings; this time it passes.
 	passFrom = 4
-	if _, err := x.Retry(context.Background(), task.ID); err != nil {
+	if _, err := e.svc.Retry(context.Background(), tasks.Local(), task.ID); err != nil {
 		t.Fatal(err)
 	}
 	final = e.wait(task.ID, time.Minute)

@@ -16,20 +16,34 @@ import (
 	"github.com/catalyst/catalyst/internal/config"
 	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/events"
+	"github.com/catalyst/catalyst/internal/graph"
 	"github.com/catalyst/catalyst/internal/llm"
 	"github.com/catalyst/catalyst/internal/llm/offline"
-	"github.com/catalyst/catalyst/internal/store/sqlite"
+	"github.com/catalyst/catalyst/internal/store"
+	"github.com/catalyst/catalyst/internal/store/storetest/teststore"
+	"github.com/catalyst/catalyst/internal/tasks"
 )
 
-// env is a test's store, broker and executor on a real SQLite file.
+// env is a test's store (SQLite, or MongoDB with CATALYST_TEST_STORE=mongo),
+// broker, executor and the task use cases the API and CLI go through.
 type env struct {
 	t      testing.TB
 	dir    string
-	store  *sqlite.Store
+	store  store.Store
 	broker *events.Broker
 	rec    *events.Recorder
 	exec   *Executor
+	svc    *tasks.Service
 	cfg    config.Config
+	// leaseTTL and owner of the next executor; zero: defaults.
+	leaseTTL time.Duration
+	owner    string
+}
+
+// testGraph is a graph and the steps bound to its nodes.
+type testGraph struct {
+	g     *graph.Graph
+	steps map[string]agent.Step
 }
 
 func newEnv(t testing.TB, dir string) *env {
@@ -37,13 +51,9 @@ func newEnv(t testing.TB, dir string) *env {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "catalyst.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := teststore.Open(t, dir)
 	now := time.Now().UTC()
-	err = st.CreateProject(context.Background(), domain.Project{ID: "p1", Name: "test", Status: domain.ProjectActive, CreatedAt: now, UpdatedAt: now})
+	err := st.CreateProject(context.Background(), domain.Project{ID: "p1", Name: "test", Status: domain.ProjectActive, CreatedAt: now, UpdatedAt: now})
 	if err != nil && !errors.Is(err, domain.ErrConflict) {
 		t.Fatal(err)
 	}
@@ -65,14 +75,44 @@ func (e *env) workspaceDir(taskID string) string {
 	return filepath.Join(e.dir, "tasks", taskID, "workspace")
 }
 
-// start builds and starts the executor; models may be nil with a custom graph.
-func (e *env) start(models agent.Models, g *Graph) *Executor {
-	e.t.Helper()
+// options maps the test's config to the executor's options, as app does.
+func (e *env) options(models agent.Models, g *testGraph) Options {
 	cfg := e.cfg
-	e.exec = New(Options{
-		Store: e.store, Recorder: e.rec, Models: models, Config: &cfg,
-		WorkspaceDir: e.workspaceDir, Graph: g,
-	})
+	if g == nil {
+		g = &testGraph{g: graph.Build(), steps: agent.Steps(agent.Deps{
+			Models: models, Store: e.store, Config: cfg, WorkspaceDir: e.workspaceDir})}
+	}
+	reg, err := graph.NewRegistry(g.g)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return Options{
+		Store: e.store, Recorder: e.rec, Graphs: reg,
+		Steps:         func(string) map[string]agent.Step { return g.steps },
+		Owner:         e.owner,
+		LeaseTTL:      e.leaseTTL,
+		MaxConcurrent: cfg.MaxConcurrentTasks,
+		Limits:        graph.Limits{MaxFixRounds: cfg.MaxFixIterations, MaxCost: cfg.MaxTaskCost},
+		AgentTimeout:  cfg.AgentTimeout,
+		Recover:       true,
+		Served: func() domain.Served {
+			if models == nil {
+				return domain.Served{}
+			}
+			if m, ok := models.For(domain.NodePlanner).(interface{ Offline() bool }); ok && m.Offline() {
+				return domain.Served{Provider: "offline", Offline: true}
+			}
+			return domain.Served{}
+		},
+	}
+}
+
+// start builds and starts the executor; models may be nil with a custom graph.
+func (e *env) start(models agent.Models, g *testGraph) *Executor {
+	e.t.Helper()
+	opt := e.options(models, g)
+	e.exec = New(opt)
+	e.svc = tasks.New(tasks.Options{Store: e.store, Recorder: e.rec, Graphs: opt.Graphs, Dispatcher: e.exec})
 	if err := e.exec.Start(context.Background()); err != nil {
 		e.t.Fatal(err)
 	}
@@ -87,11 +127,7 @@ func (e *env) start(models agent.Models, g *Graph) *Executor {
 func (e *env) createTask(prompt string) domain.Task {
 	e.t.Helper()
 	now := time.Now().UTC()
-	t := domain.Task{
-		ID: uuid.NewString(), ProjectID: "p1", Prompt: prompt,
-		GraphState: domain.NewGraphState(domain.StandardNodes),
-		Status:     domain.TaskPending, CreatedAt: now, UpdatedAt: now,
-	}
+	t := domain.NewTask(uuid.NewString(), "p1", prompt, domain.KindBuild, buildNodes(), now)
 	if err := e.store.CreateTask(context.Background(), t); err != nil {
 		e.t.Fatal(err)
 	}
@@ -245,12 +281,12 @@ func jsonResp(v any) *llm.Response {
 
 // stubGraph is the standard graph's shape with instant steps: the engine
 // without agents, models or the sandbox. step runs for every node.
-func stubGraph(step func(ctx context.Context, in agent.Input) (agent.Output, error)) *Graph {
+func stubGraph(step func(ctx context.Context, in agent.Input) (agent.Output, error)) *testGraph {
 	steps := map[string]agent.Step{}
-	for _, id := range domain.StandardNodes {
+	for _, id := range buildNodes() {
 		steps[id] = agent.StepFunc(step)
 	}
-	g := Standard(steps)
+	g := graph.Build()
 	// The stub checks pass on any output without "fail": true.
 	for i := range g.Nodes {
 		if g.Nodes[i].Check != nil {
@@ -264,7 +300,7 @@ func stubGraph(step func(ctx context.Context, in agent.Input) (agent.Output, err
 			}
 		}
 	}
-	return g
+	return &testGraph{g: g, steps: steps}
 }
 
 func instant(ctx context.Context, in agent.Input) (agent.Output, error) {

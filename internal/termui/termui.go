@@ -202,8 +202,8 @@ func summary(ctx context.Context, w io.Writer, st store.Store, t domain.Task, v 
 		took = t.FinishedAt.Sub(*t.StartedAt)
 	}
 	fmt.Fprintf(w, "\nTask %s %s in %s · cost $%.4f", t.ID, t.Status, elapsed(took), t.Cost)
-	if t.Provider != "" {
-		fmt.Fprintf(w, " · %s", t.Provider)
+	if l := t.Served().Label(); l != "" {
+		fmt.Fprintf(w, " · %s", l)
 	}
 	fmt.Fprintln(w)
 	if t.Error != "" {

@@ -12,9 +12,11 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/catalyst/catalyst/internal/agent"
 	"github.com/catalyst/catalyst/internal/config"
 	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/events"
+	"github.com/catalyst/catalyst/internal/graph"
 	"github.com/catalyst/catalyst/internal/llm"
 	"github.com/catalyst/catalyst/internal/llm/offline"
 	"github.com/catalyst/catalyst/internal/pipeline"
@@ -55,18 +57,23 @@ func run(t *testing.T, tty bool) (string, domain.Task) {
 	now := time.Now().UTC()
 	st.CreateProject(ctx, domain.Project{ID: "p", Name: "p", Status: domain.ProjectActive, CreatedAt: now, UpdatedAt: now})
 	b := events.NewBroker()
+	steps := agent.Steps(agent.Deps{
+		Models: models{offline.New(30 * time.Millisecond)}, Store: st,
+		Config:       config.Config{MaxConcurrentTasks: 1, AgentTimeout: time.Minute, MockDeployment: true, PublicURL: "http://localhost:8001"},
+		WorkspaceDir: func(id string) string { return filepath.Join(dir, id) },
+	})
 	x := pipeline.New(pipeline.Options{
 		Store: st, Recorder: &events.Recorder{Store: st, Broker: b},
-		Models:       models{offline.New(30 * time.Millisecond)},
-		Config:       &config.Config{MaxConcurrentTasks: 1, AgentTimeout: time.Minute, MockDeployment: true, PublicURL: "http://localhost:8001"},
-		WorkspaceDir: func(id string) string { return filepath.Join(dir, id) },
+		Graphs:        graph.Builtin(),
+		Steps:         func(string) map[string]agent.Step { return steps },
+		MaxConcurrent: 1, AgentTimeout: time.Minute, Limits: graph.Limits{MaxFixRounds: 3},
+		Served: func() domain.Served { return domain.Served{Provider: "offline", Offline: true} },
 	})
 	if err := x.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	defer x.Shutdown(ctx)
-	task := domain.Task{ID: uuid.NewString(), ProjectID: "p", Prompt: "Build a todo app", GraphState: domain.NewGraphState(domain.StandardNodes),
-		Status: domain.TaskPending, CreatedAt: now, UpdatedAt: now}
+	task := domain.NewTask(uuid.NewString(), "p", "Build a todo app", domain.KindBuild, buildNodes(), now)
 	if err := st.CreateTask(ctx, task); err != nil {
 		t.Fatal(err)
 	}

@@ -624,7 +624,7 @@ func storeWithTask(t testing.TB) (store.Store, string) {
 	t.Cleanup(func() { s.Close() })
 	p := domain.Project{ID: "p1", Name: "n", Status: domain.ProjectActive}
 	task := domain.Task{ID: "3f1c2a9e-0000-4000-8000-000000000001", ProjectID: p.ID, Status: domain.TaskRunning,
-		GraphState: domain.NewGraphState(domain.StandardNodes)}
+		GraphState: domain.NewGraphState([]string{domain.NodePlanner, domain.NodeArchitect, domain.NodeCoder, domain.NodeTester, domain.NodeReviewer, domain.NodeDeployer})}
 	if err := s.CreateProject(t.Context(), p); err != nil {
 		t.Fatal(err)
 	}

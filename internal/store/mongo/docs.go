@@ -43,6 +43,11 @@ type taskDoc struct {
 	UpdatedAt    flexTime           `bson:"updated_at"`
 	StartedAt    *flexTime          `bson:"started_at"`
 	FinishedAt   *flexTime          `bson:"finished_at"`
+	Kind         string             `bson:"kind"`
+	Model        string             `bson:"model"`
+	Offline      bool               `bson:"offline"`
+	LeaseOwner   string             `bson:"lease_owner"`
+	LeaseExpires *flexTime          `bson:"lease_expires_at"`
 	Version      int64              `bson:"version"`
 }
 
@@ -125,7 +130,8 @@ func toTaskDoc(t *domain.Task) taskDoc {
 	d := taskDoc{ID: t.ID, ProjectID: t.ProjectID, Prompt: t.Prompt, Status: string(t.Status), Cost: t.Cost,
 		NodeCosts: t.NodeCosts, Error: t.Error, FixIteration: t.FixIteration, Provider: t.Provider,
 		CreatedAt: newFlexTime(t.CreatedAt), UpdatedAt: newFlexTime(t.UpdatedAt),
-		StartedAt: newFlexTimePtr(t.StartedAt), FinishedAt: newFlexTimePtr(t.FinishedAt), Version: t.Version}
+		StartedAt: newFlexTimePtr(t.StartedAt), FinishedAt: newFlexTimePtr(t.FinishedAt), Version: t.Version,
+		Kind: t.KindOf(), Model: t.Model, Offline: t.Offline, LeaseOwner: t.LeaseOwner, LeaseExpires: newFlexTimePtr(t.LeaseExpiresAt)}
 	if t.GraphState != nil {
 		d.GraphState = make(map[string]string, len(t.GraphState))
 		for k, v := range t.GraphState {
@@ -139,7 +145,10 @@ func (d *taskDoc) domain() domain.Task {
 	t := domain.Task{ID: d.ID, ProjectID: d.ProjectID, Prompt: d.Prompt, Status: domain.TaskStatus(d.Status),
 		Cost: d.Cost, NodeCosts: d.NodeCosts, Error: d.Error, FixIteration: d.FixIteration, Provider: d.Provider,
 		CreatedAt: d.CreatedAt.t, UpdatedAt: d.UpdatedAt.orElse(d.CreatedAt),
-		StartedAt: d.StartedAt.ptr(), FinishedAt: d.FinishedAt.ptr(), Version: d.Version}
+		StartedAt: d.StartedAt.ptr(), FinishedAt: d.FinishedAt.ptr(), Version: d.Version,
+		Kind: d.Kind, Model: d.Model, Offline: d.Offline, LeaseOwner: d.LeaseOwner, LeaseExpiresAt: d.LeaseExpires.ptr()}
+	t.Kind = t.KindOf()
+	t.NormalizeServed()
 	if d.GraphState != nil {
 		t.GraphState = make(map[string]domain.NodeState, len(d.GraphState))
 		for k, v := range d.GraphState {

@@ -86,18 +86,21 @@ func (s *Store) cas(ctx context.Context, what, query string, args ...any) (bool,
 // ---- tasks
 
 const taskCols = `id, project_id, prompt, graph_state, status, cost, node_costs, error, fix_iteration,
-	provider, created_at, updated_at, started_at, finished_at, version`
+	provider, created_at, updated_at, started_at, finished_at, kind, model, offline, lease_owner, lease_expires_at, version`
 
 func scanTask(r rowScanner) (domain.Task, error) {
 	var t domain.Task
 	var graph, nodeCosts, created, updated string
-	var started, finished sql.NullString
+	var started, finished, leaseExp sql.NullString
 	err := r.Scan(&t.ID, &t.ProjectID, &t.Prompt, &graph, &t.Status, &t.Cost, &nodeCosts, &t.Error,
-		&t.FixIteration, &t.Provider, &created, &updated, &started, &finished, &t.Version)
+		&t.FixIteration, &t.Provider, &created, &updated, &started, &finished,
+		&t.Kind, &t.Model, &t.Offline, &t.LeaseOwner, &leaseExp, &t.Version)
 	if err != nil {
 		return t, err
 	}
+	t.NormalizeServed()
 	return t, firstErr(
+		func() (err error) { t.LeaseExpiresAt, err = parseTimePtr(leaseExp); return },
 		func() error { return json.Unmarshal([]byte(graph), &t.GraphState) },
 		func() error { return json.Unmarshal([]byte(nodeCosts), &t.NodeCosts) },
 		func() (err error) { t.CreatedAt, err = parseTime(created); return },
@@ -120,7 +123,8 @@ func taskValues(t *domain.Task) ([]any, error) {
 	}
 	return []any{t.ProjectID, t.Prompt, string(graph), t.Status, t.Cost, string(nodeCosts), t.Error,
 		t.FixIteration, t.Provider, fmtTime(t.CreatedAt), fmtTime(t.UpdatedAt),
-		fmtTimePtr(t.StartedAt), fmtTimePtr(t.FinishedAt)}, nil
+		fmtTimePtr(t.StartedAt), fmtTimePtr(t.FinishedAt),
+		t.KindOf(), t.Model, t.Offline, t.LeaseOwner, fmtTimePtr(t.LeaseExpiresAt)}, nil
 }
 
 func (s *Store) CreateTask(ctx context.Context, t domain.Task) error {
@@ -175,7 +179,8 @@ func (s *Store) UpdateTask(ctx context.Context, id string, mutate func(*domain.T
 		}
 		return s.cas(ctx, "update task "+id, `UPDATE tasks SET project_id = ?, prompt = ?, graph_state = ?,
 			status = ?, cost = ?, node_costs = ?, error = ?, fix_iteration = ?, provider = ?, created_at = ?,
-			updated_at = ?, started_at = ?, finished_at = ?, version = version + 1 WHERE id = ? AND version = ?`,
+			updated_at = ?, started_at = ?, finished_at = ?, kind = ?, model = ?, offline = ?, lease_owner = ?,
+			lease_expires_at = ?, version = version + 1 WHERE id = ? AND version = ?`,
 			append(vals, id, version)...)
 	})
 }

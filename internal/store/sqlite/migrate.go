@@ -99,7 +99,15 @@ CREATE TABLE node_artifacts (
 	PRIMARY KEY (task_id, node, iteration)
 );
 `,
-	// 2: workspace snapshots. seq orders puts (AUTOINCREMENT never reuses a
+	// 2: task kinds, who served a task as fields, and leases.
+	`
+ALTER TABLE tasks ADD COLUMN kind TEXT NOT NULL DEFAULT 'build';
+ALTER TABLE tasks ADD COLUMN model TEXT NOT NULL DEFAULT '';
+ALTER TABLE tasks ADD COLUMN offline INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tasks ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE tasks ADD COLUMN lease_expires_at TEXT;
+`,
+	// 3: workspace snapshots. seq orders puts (AUTOINCREMENT never reuses a
 	// value, so a replacement is newer than everything before it). The data
 	// is split into chunks keyed by the snapshot id, so that a put writes one
 	// chunk per short transaction instead of holding the single writer for a

@@ -49,7 +49,7 @@ func newTask(t *testing.T, s store.Store) string {
 		t.Fatal(err)
 	}
 	task := domain.Task{ID: "t-" + t.Name(), ProjectID: p.ID, Status: domain.TaskPending,
-		GraphState: domain.NewGraphState(domain.StandardNodes)}
+		GraphState: domain.NewGraphState([]string{domain.NodePlanner, domain.NodeArchitect, domain.NodeCoder, domain.NodeTester, domain.NodeReviewer, domain.NodeDeployer})}
 	if err := s.CreateTask(t.Context(), task); err != nil {
 		t.Fatal(err)
 	}

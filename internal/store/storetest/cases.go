@@ -51,12 +51,37 @@ func testTasks(t *testing.T, s store.Store) {
 	task.Cost = 0.25
 	task.Error = "none yet"
 	task.FixIteration = 2
-	task.Provider = "offline provider (no LLM configured)"
+	task.Provider, task.Model = "anthropic", "claude-3-7-sonnet-20250219"
+	task.Kind = "explore"
+	lease := at(7)
+	task.LeaseOwner, task.LeaseExpiresAt = "host:42:abcd", &lease
 	task.StartedAt = &started
 	must(t, "CreateTask", s.CreateTask(t.Context(), task))
 	got, err := s.GetTask(t.Context(), task.ID)
 	must(t, "GetTask", err)
 	assertEqual(t, "task", got, task)
+
+	// A lease is taken and given up through UpdateTask like any field.
+	upd, err := s.UpdateTask(t.Context(), task.ID, func(x *domain.Task) error {
+		x.LeaseOwner, x.LeaseExpiresAt, x.Offline, x.Provider, x.Model = "", nil, true, "offline", ""
+		return nil
+	})
+	must(t, "UpdateTask lease", err)
+	got, err = s.GetTask(t.Context(), task.ID)
+	must(t, "GetTask", err)
+	if got.LeaseOwner != "" || got.LeaseExpiresAt != nil || !got.Offline || got.Kind != "explore" || got.Version != upd.Version {
+		t.Fatalf("after giving up the lease: %+v", got)
+	}
+
+	// A label stored by an earlier version reads as fields.
+	legacy := newTask(p.ID, at(3))
+	legacy.Provider = domain.OfflineLabel
+	must(t, "CreateTask", s.CreateTask(t.Context(), legacy))
+	got, err = s.GetTask(t.Context(), legacy.ID)
+	must(t, "GetTask", err)
+	if !got.Offline || got.Provider != "offline" {
+		t.Fatalf("legacy label read as %+v", got.Served())
+	}
 
 	// An empty graph and no node costs round-trip too.
 	bare := newTask(p.ID, at(2))
@@ -338,7 +363,7 @@ func testUpdateTask(t *testing.T, s store.Store) {
 	must(t, "UpdateTask", err)
 	want := task
 	want.Status = domain.TaskRunning
-	want.GraphState = domain.NewGraphState(domain.StandardNodes)
+	want.GraphState = domain.NewGraphState([]string{domain.NodePlanner, domain.NodeArchitect, domain.NodeCoder, domain.NodeTester, domain.NodeReviewer, domain.NodeDeployer})
 	want.GraphState[domain.NodePlanner] = domain.NodeRunning
 	want.NodeCosts = map[string]float64{domain.NodePlanner: 0.5}
 	want.Cost = 0.5

@@ -83,8 +83,8 @@ func newProject(created time.Time) domain.Project {
 
 func newTask(projectID string, created time.Time) domain.Task {
 	return domain.Task{
-		ID: uuid.NewString(), ProjectID: projectID, Prompt: "Build a todo app",
-		GraphState: domain.NewGraphState(domain.StandardNodes), Status: domain.TaskPending,
+		ID: uuid.NewString(), ProjectID: projectID, Prompt: "Build a todo app", Kind: domain.KindBuild,
+		GraphState: domain.NewGraphState([]string{domain.NodePlanner, domain.NodeArchitect, domain.NodeCoder, domain.NodeTester, domain.NodeReviewer, domain.NodeDeployer}), Status: domain.TaskPending,
 		CreatedAt: created, UpdatedAt: created,
 	}
 }
