@@ -466,6 +466,43 @@ func typeName(flag byte) string {
 	return fmt.Sprintf("entry of type %q", flag)
 }
 
+// SaveSnapshot archives the tree under dir and puts it as the snapshot of
+// info's (TaskID, Node, Iteration), streaming: the archive is never whole in
+// memory. Run it when a node has completed and nothing writes to dir.
+func SaveSnapshot(ctx context.Context, snaps store.Snapshots, info store.SnapshotInfo, dir string) (store.SnapshotInfo, error) {
+	pr, pw := io.Pipe()
+	archived := make(chan error, 1)
+	go func() {
+		err := Archive(dir, pw)
+		pw.CloseWithError(err)
+		archived <- err
+	}()
+	out, err := snaps.PutSnapshot(ctx, info, pr)
+	pr.Close() // a put that stopped reading early unblocks Archive
+	if aerr := <-archived; err == nil && aerr != nil {
+		err = aerr // cannot happen: the put read Archive's error
+	}
+	if err != nil {
+		return store.SnapshotInfo{}, fmt.Errorf("workspace: save snapshot of %s: %w", dir, err)
+	}
+	return out, nil
+}
+
+// RestoreLatest restores the latest snapshot of taskID into dir (see
+// Restore), for a worker that takes the task over; domain.ErrNotFound
+// (wrapped) when the task has none, and dir is left alone then.
+func RestoreLatest(ctx context.Context, snaps store.Snapshots, taskID, dir string) (store.SnapshotInfo, error) {
+	info, rc, err := snaps.LatestSnapshot(ctx, taskID)
+	if err != nil {
+		return store.SnapshotInfo{}, fmt.Errorf("workspace: snapshot of task %s: %w", taskID, err)
+	}
+	defer rc.Close()
+	if err := Restore(rc, dir); err != nil {
+		return store.SnapshotInfo{}, fmt.Errorf("workspace: snapshot %s of task %s: %w", info.ID, taskID, err)
+	}
+	return info, nil
+}
+
 // Materializer keeps local copies of the latest snapshots of tasks, for an
 // API node that serves the files, zip and preview of a task another process
 // runs. Each copy lives in cacheDir/<task>/<snapshot id>: a snapshot ID

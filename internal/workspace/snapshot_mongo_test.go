@@ -11,7 +11,7 @@ import (
 
 // mongoWithTask returns a MongoDB store (the in-process MongoDB-wire server,
 // or CATALYST_TEST_MONGO_URL) holding one task.
-func mongoWithTask(b *testing.B) (store.Store, string) {
+func mongoWithTask(b testing.TB) (store.Store, string) {
 	b.Helper()
 	s, err := mongo.Open(b.Context(), mongotest.Start(b), mongotest.DBName(b))
 	if err != nil {

@@ -430,13 +430,15 @@ func (z *zeroReader) Read(p []byte) (int, error) {
 
 func TestRestoreRefusesBombs(t *testing.T) {
 	t.Run("gzip bomb", func(t *testing.T) {
-		// 64 MiB of zeros, about 64 KiB compressed, against a 16 MiB cap:
+		// 32 MiB of zeros, under 1 MiB compressed, against a 4 MiB cap:
 		// refused from the header, before a byte is written.
 		var buf bytes.Buffer
-		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
 		tw := tar.NewWriter(zw)
-		tw.WriteHeader(&tar.Header{Name: "zeros", Size: 64 << 20, Mode: 0o644})
-		io.Copy(tw, &zeroReader{64 << 20})
+		tw.WriteHeader(&tar.Header{Name: "small", Size: 1000, Mode: 0o644})
+		io.Copy(tw, &zeroReader{1000})
+		tw.WriteHeader(&tar.Header{Name: "zeros", Size: 32 << 20, Mode: 0o644})
+		io.Copy(tw, &zeroReader{32 << 20})
 		tw.Close()
 		zw.Close()
 		if buf.Len() > 1<<20 {
@@ -444,7 +446,7 @@ func TestRestoreRefusesBombs(t *testing.T) {
 		}
 		base := t.TempDir()
 		start := time.Now()
-		err := restoreTree(&buf, filepath.Join(base, "ws"), archiveLimits{bytes: 16 << 20, entries: 100})
+		err := restoreTree(&buf, filepath.Join(base, "ws"), archiveLimits{bytes: 4 << 20, entries: 100})
 		if !errors.Is(err, ErrArchiveTooLarge) {
 			t.Errorf("Restore = %v, want ErrArchiveTooLarge", err)
 		}
@@ -643,13 +645,59 @@ func storeWithTask(t testing.TB) (store.Store, string) {
 
 func putTree(t testing.TB, s store.Snapshots, taskID, node, dir string) store.SnapshotInfo {
 	t.Helper()
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(Archive(dir, pw)) }()
-	info, err := s.PutSnapshot(t.Context(), store.SnapshotInfo{TaskID: taskID, Node: node}, pr)
+	info, err := SaveSnapshot(t.Context(), s, store.SnapshotInfo{TaskID: taskID, Node: node}, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return info
+}
+
+// A worker takes a task over: the workspace as the last node left it, with
+// its repository, from the store alone.
+func TestSaveSnapshotRestoreLatest(t *testing.T) {
+	t.Run("SQLite", func(t *testing.T) { testSaveRestore(t, storeWithTask) })
+	t.Run("MongoWire", func(t *testing.T) { testSaveRestore(t, mongoWithTask) })
+}
+
+func testSaveRestore(t *testing.T, open func(testing.TB) (store.Store, string)) {
+	s, taskID := open(t)
+	base := t.TempDir()
+	src := filepath.Join(base, "worker1")
+	head := genApp(t, src)
+	dst := filepath.Join(base, "worker2")
+	if _, err := RestoreLatest(t.Context(), s, taskID, dst); !errors.Is(err, domain.ErrNotFound) {
+		t.Errorf("RestoreLatest with no snapshot = %v, want ErrNotFound", err)
+	}
+	saved, err := SaveSnapshot(t.Context(), s, store.SnapshotInfo{TaskID: taskID, Node: "coder", Iteration: 1}, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := RestoreLatest(t.Context(), s, taskID, dst)
+	if err != nil || info.ID != saved.ID || info.Node != "coder" || info.Iteration != 1 {
+		t.Fatalf("RestoreLatest = %+v, %v; want %+v", info, err, saved)
+	}
+	w, err := Open(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := w.Head(); err != nil || got != head {
+		t.Errorf("HEAD after takeover = %s, %v; want %s", got, err, head)
+	}
+	want, got := tree(t, src), tree(t, dst)
+	if len(got) != len(want) {
+		t.Errorf("restored %d entries, want %d", len(got), len(want))
+	}
+
+	// Failures come back, and do not hang on the archiving side.
+	if _, err := SaveSnapshot(t.Context(), s, store.SnapshotInfo{TaskID: "no-such-task", Node: "coder"}, src); !errors.Is(err, domain.ErrNotFound) {
+		t.Errorf("SaveSnapshot for an unknown task = %v, want ErrNotFound", err)
+	}
+	if _, err := SaveSnapshot(t.Context(), s, store.SnapshotInfo{TaskID: taskID, Node: "coder"}, filepath.Join(base, "missing")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("SaveSnapshot of a missing directory = %v, want fs.ErrNotExist", err)
+	}
+	if latest, _ := RestoreLatest(t.Context(), s, taskID, filepath.Join(base, "again")); latest.ID != saved.ID {
+		t.Errorf("a failed save replaced the snapshot: latest %s, want %s", latest.ID, saved.ID)
+	}
 }
 
 func TestMaterializer(t *testing.T) {
@@ -808,7 +856,7 @@ func BenchmarkSnapshot(b *testing.B) {
 		open func(b *testing.B) (store.Store, string)
 	}{
 		{"SQLite", func(b *testing.B) (store.Store, string) { return storeWithTask(b) }},
-		{"MongoWire", mongoWithTask},
+		{"MongoWire", func(b *testing.B) (store.Store, string) { return mongoWithTask(b) }},
 	} {
 		b.Run("ArchivePutRestore/"+st.name, func(b *testing.B) {
 			s, taskID := st.open(b)

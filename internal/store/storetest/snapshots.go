@@ -64,7 +64,7 @@ func testSnapshotRoundTrip(t *testing.T, s store.Store) {
 	before := time.Now().Add(-time.Second)
 	// Sizes across the backends' chunk sizes (1 MiB rows, 255 KiB GridFS
 	// chunks) and their edges.
-	sizes := map[string]int{"planner": 0, "architect": 1, "coder": 255 << 10, "tester": 1 << 20, "reviewer": 2<<20 + 12345}
+	sizes := map[string]int{"planner": 0, "architect": 1, "coder": 255 << 10, "tester": 1 << 20, "reviewer": 1<<20 + 12345}
 	var last store.SnapshotInfo
 	var lastData []byte
 	seen := map[string]bool{}
@@ -167,7 +167,7 @@ func testSnapshotErrors(t *testing.T, s store.Store) {
 
 	// A source that fails halfway leaves the previous snapshot in place.
 	err = put(store.SnapshotInfo{TaskID: task.ID, Node: "coder"},
-		io.MultiReader(bytes.NewReader(snapshotData(1, 3<<20)), errReader{}))
+		io.MultiReader(bytes.NewReader(snapshotData(1, 1<<20+1)), errReader{}))
 	if !errors.Is(err, errBroken) {
 		t.Errorf("put from a failing source: %v, want its error", err)
 	}
@@ -295,7 +295,7 @@ func testSnapshotConcurrentPuts(t *testing.T, s store.Store) {
 // domain.ErrNotFound: never a mix of the two archives.
 func testSnapshotReplacedWhileRead(t *testing.T, s store.Store) {
 	task := mustTask(t, s, "", T0)
-	old := snapshotData(1, 3<<20)
+	old := snapshotData(1, 1<<20+300<<10) // two SQLite chunks, six GridFS ones
 	PutSnapshotBytes(t, s, task.ID, "coder", 0, old)
 	_, rc, err := s.LatestSnapshot(t.Context(), task.ID)
 	must(t, "LatestSnapshot", err)
@@ -304,7 +304,7 @@ func testSnapshotReplacedWhileRead(t *testing.T, s store.Store) {
 	if _, err := io.ReadFull(rc, head); err != nil {
 		t.Fatalf("read the start: %v", err)
 	}
-	PutSnapshotBytes(t, s, task.ID, "coder", 0, snapshotData(2, 3<<20))
+	PutSnapshotBytes(t, s, task.ID, "coder", 0, snapshotData(2, 1<<20+300<<10))
 	rest, err := io.ReadAll(rc)
 	switch {
 	case err == nil:
