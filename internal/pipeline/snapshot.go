@@ -3,8 +3,6 @@ package pipeline
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -33,10 +31,7 @@ func (w StoredWorkspaces) Save(ctx context.Context, t domain.Task, node string, 
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(workspace.Archive(dir, pw)) }()
-	_, err := w.Store.PutSnapshot(ctx, store.SnapshotInfo{TaskID: t.ID, Node: node, Iteration: iteration}, pr)
-	pr.CloseWithError(err)
+	_, err := workspace.SaveSnapshot(ctx, w.Store, store.SnapshotInfo{TaskID: t.ID, Node: node, Iteration: iteration}, dir)
 	return err
 }
 
@@ -45,14 +40,6 @@ func (w StoredWorkspaces) Save(ctx context.Context, t domain.Task, node string, 
 // node runs again from what the completed ones left (an archive is small
 // next to a node's model calls).
 func (w StoredWorkspaces) Restore(ctx context.Context, t domain.Task) error {
-	info, rc, err := w.Store.LatestSnapshot(ctx, t.ID)
-	if errors.Is(err, domain.ErrNotFound) {
-		return nil // nothing completed that wrote files
-	}
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
 	dir := w.Dir(t.ID)
 	fresh := dir + ".restoring"
 	if err := os.RemoveAll(fresh); err != nil {
@@ -61,9 +48,12 @@ func (w StoredWorkspaces) Restore(ctx context.Context, t domain.Task) error {
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return err
 	}
-	if err := workspace.Restore(rc, fresh); err != nil {
+	if _, err := workspace.RestoreLatest(ctx, w.Store, t.ID, fresh); err != nil {
 		os.RemoveAll(fresh)
-		return fmt.Errorf("snapshot %s of %s: %w", info.ID, info.Node, err)
+		if errors.Is(err, domain.ErrNotFound) {
+			return nil // nothing completed that wrote files
+		}
+		return err
 	}
 	old := dir + ".old"
 	os.RemoveAll(old)
