@@ -231,9 +231,22 @@ func (s *server) createTask(ctx context.Context, in *createTaskInput) (*taskOutp
 	return &taskOutput{Body: t}, nil
 }
 
+type actorKey struct{}
+
+// withActor returns ctx carrying who sends the request; the guard sets it
+// once the request's credential is checked.
+func withActor(ctx context.Context, a tasks.Actor) context.Context {
+	return context.WithValue(ctx, actorKey{}, a)
+}
+
 // actor is who sends the request. Without accounts every request is the
-// local user's; the accounts work replaces this with the authenticated one.
-func actor(context.Context) tasks.Actor { return tasks.Local() }
+// local user's; the accounts work sets the authenticated one via withActor.
+func actor(ctx context.Context) tasks.Actor {
+	if a, ok := ctx.Value(actorKey{}).(tasks.Actor); ok {
+		return a
+	}
+	return tasks.Local()
+}
 
 func truncate(s string, n int) string {
 	if len(s) <= n {

@@ -18,11 +18,51 @@ const (
 	RoleAssistant Role = "assistant"
 )
 
-// Message is one turn of the conversation.
+// Message is one turn of the conversation. An assistant turn may carry the
+// tool calls the model made; the user turn after it carries their results
+// (providers map that to their own shape: Anthropic tool_result blocks,
+// OpenAI "tool" messages, Gemini functionResponse parts).
 type Message struct {
-	Role    Role   `json:"role"`
-	Content string `json:"content"`
+	Role        Role         `json:"role"`
+	Content     string       `json:"content"`
+	ToolCalls   []ToolCall   `json:"tool_calls,omitempty"`
+	ToolResults []ToolResult `json:"tool_results,omitempty"`
 }
+
+// Tool is a function the model may call.
+type Tool struct {
+	// Name: letters, digits, '_' and '-' (the intersection of what the
+	// three providers accept), at most 64 characters.
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	// Parameters is the JSON Schema (type object) of the arguments.
+	Parameters json.RawMessage `json:"parameters"`
+}
+
+// ToolCall is one call the model asked for. Arguments is the complete JSON
+// object, assembled from the pieces a stream delivers.
+type ToolCall struct {
+	ID        string          `json:"id"`
+	Name      string          `json:"name"`
+	Arguments json.RawMessage `json:"arguments"`
+}
+
+// ToolResult answers the ToolCall with the same CallID. Name repeats the
+// tool's name: Gemini matches results by name, not id.
+type ToolResult struct {
+	CallID  string `json:"call_id"`
+	Name    string `json:"name"`
+	Content string `json:"content"`
+	IsError bool   `json:"is_error,omitempty"`
+}
+
+// Stop reasons every provider's answer is normalised to (Response.StopReason).
+const (
+	StopEnd     = "end"      // the model finished its answer
+	StopLength  = "length"   // cut off by MaxTokens: the answer is incomplete
+	StopToolUse = "tool_use" // the model wants Response.ToolCalls run
+	StopOther   = "other"    // refusal, safety filter, ...: see the provider's reason in logs
+)
 
 // Request is one call to a model.
 type Request struct {
@@ -49,6 +89,10 @@ type Request struct {
 	// OnDelta, when set, receives text deltas as the model produces them
 	// (the UI shows agents "typing"). It must not block for long.
 	OnDelta func(delta string)
+	// Tools the model may call. With tools set, an answer may end with
+	// StopToolUse and Response.ToolCalls; the caller runs them and sends
+	// the results in the next request's Messages.
+	Tools []Tool
 }
 
 // Response is a model's answer.
@@ -58,10 +102,13 @@ type Response struct {
 	JSON json.RawMessage
 	// Provider and Model say who answered, e.g. "anthropic" and
 	// "claude-3-7-sonnet-20250219".
-	Provider   string
-	Model      string
+	Provider string
+	Model    string
+	// StopReason is one of the Stop* constants.
 	StopReason string
-	Usage      domain.Usage
+	// ToolCalls the model made (StopReason StopToolUse).
+	ToolCalls []ToolCall
+	Usage     domain.Usage
 	// Cost in USD computed from Usage and the pricing table.
 	Cost float64
 }

@@ -29,18 +29,23 @@ const (
 	ActorLocal ActorKind = "local"
 	// ActorSystem is Catalyst itself (the Explorer, recovery).
 	ActorSystem ActorKind = "system"
+	// ActorUser is a signed-in account (session, bearer token or API key).
+	ActorUser ActorKind = "user"
 )
 
 // Actor is who asks. Accounts will add users; every use case already takes
 // one, so scoping by tenant is a change of this package, not of its callers.
 type Actor struct {
 	Kind ActorKind
-	ID   string
+	ID   string // user id for ActorUser
 	Name string
+	// Admin sees and changes every tenant's resources (audited). The local
+	// actor (the installation's token holder) is an admin.
+	Admin bool
 }
 
 // Local returns the actor of an installation without accounts.
-func Local() Actor { return Actor{Kind: ActorLocal, ID: "local", Name: "local user"} }
+func Local() Actor { return Actor{Kind: ActorLocal, ID: "local", Name: "local user", Admin: true} }
 
 // System returns Catalyst acting on its own behalf as name.
 func System(name string) Actor { return Actor{Kind: ActorSystem, ID: "system:" + name, Name: name} }
