@@ -2,7 +2,7 @@
 # Browser end-to-end test of the dashboard against a real `catalyst serve`.
 # Installs what it needs on a fresh Debian machine (chromium from apt,
 # playwright-core from npm; playwright never downloads a browser), builds the
-# server from this checkout and runs tests/browser/e2e.test.mjs.
+# server from this checkout and runs tests/browser/*.test.mjs (each file its own process, one after another).
 # Screenshots, the server log and the browser console go to tests/browser/artifacts/.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -20,4 +20,4 @@ PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
 
 rm -rf artifacts && mkdir -p artifacts
 echo "== browser test (artifacts in $(pwd)/artifacts)"
-node --test --test-reporter=spec --test-concurrency=1 e2e.test.mjs
+node --test --test-reporter=spec --test-concurrency=1 ./*.test.mjs
