@@ -77,6 +77,13 @@ const (
 	NodeDeployer  = "deployer"
 )
 
+// Node ids of the explore graph (gather -> analyse -> report).
+const (
+	NodeGather  = "gather"
+	NodeAnalyse = "analyse"
+	NodeReport  = "report"
+)
+
 // Task is one prompt run through the agent graph.
 type Task struct {
 	ID        string `json:"id"`
