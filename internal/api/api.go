@@ -20,6 +20,7 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
 	"github.com/catalyst/catalyst/internal/events"
+	"github.com/catalyst/catalyst/internal/explorer"
 	"github.com/catalyst/catalyst/internal/graph"
 	"github.com/catalyst/catalyst/internal/store"
 	"github.com/catalyst/catalyst/internal/tasks"
@@ -59,6 +60,11 @@ type Options struct {
 	// Tasks is the task use cases; nil: a Service over Store whose tasks
 	// stay pending for whichever runner looks.
 	Tasks *tasks.Service
+	// Explorer starts and reads scans; nil: one over Store and Tasks with
+	// no connectors (its scans run wherever explore steps are bound).
+	Explorer *explorer.Service
+	// ScanWait bounds POST /api/explorer/scan?wait=true (0: 120 s).
+	ScanWait time.Duration
 	// Running counts the tasks this process runs now (metrics); optional.
 	Running func() int
 	// WorkspaceDir returns the root directory of a task's workspace (its
@@ -76,16 +82,18 @@ const maxPromptRunes = 20000
 
 // server holds the wired dependencies of the handlers.
 type server struct {
-	cfg     Settings
-	store   store.Store
-	broker  events.Bus
-	nats    func() error
-	tasks   *tasks.Service
-	running func() int
-	wsDir   func(string) string
-	ui      fs.FS
-	log     *slog.Logger
-	version string
+	cfg      Settings
+	store    store.Store
+	broker   events.Bus
+	nats     func() error
+	tasks    *tasks.Service
+	explorer *explorer.Service
+	scanWait time.Duration
+	running  func() int
+	wsDir    func(string) string
+	ui       fs.FS
+	log      *slog.Logger
+	version  string
 
 	metrics *metrics
 	auth    *authenticator
@@ -132,6 +140,14 @@ func newServer(opts Options) (*server, error) {
 		svc = tasks.New(tasks.Options{Store: opts.Store, Graphs: graph.Builtin(),
 			Recorder: &events.Recorder{Store: opts.Store, Broker: broker}})
 	}
+	exp := opts.Explorer
+	if exp == nil {
+		exp = explorer.New(explorer.Options{Store: opts.Store, Tasks: svc, Logger: logger})
+	}
+	scanWait := opts.ScanWait
+	if scanWait <= 0 {
+		scanWait = defaultScanWait
+	}
 	version := opts.Version
 	if version == "" {
 		version = "dev"
@@ -142,6 +158,8 @@ func newServer(opts Options) (*server, error) {
 		broker:       broker,
 		nats:         opts.NATS,
 		tasks:        svc,
+		explorer:     exp,
+		scanWait:     scanWait,
 		running:      opts.Running,
 		wsDir:        opts.WorkspaceDir,
 		ui:           opts.UI,
