@@ -18,10 +18,14 @@ import (
 	"github.com/catalyst/catalyst/internal/agent"
 	"github.com/catalyst/catalyst/internal/api"
 	"github.com/catalyst/catalyst/internal/config"
+	"github.com/catalyst/catalyst/internal/connector"
+	gitsource "github.com/catalyst/catalyst/internal/connector/git"
 	"github.com/catalyst/catalyst/internal/connector/github"
+	"github.com/catalyst/catalyst/internal/connector/netpolicy"
 	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/events"
 	"github.com/catalyst/catalyst/internal/events/natsbus"
+	"github.com/catalyst/catalyst/internal/explorer"
 	"github.com/catalyst/catalyst/internal/graph"
 	"github.com/catalyst/catalyst/internal/llm"
 	"github.com/catalyst/catalyst/internal/llm/offline"
@@ -57,8 +61,10 @@ type App struct {
 	Models        *llm.Router
 	Executor      *pipeline.Executor
 	// Tasks is the use-case layer every front end goes through.
-	Tasks  *tasks.Service
-	Graphs *graph.Registry
+	Tasks *tasks.Service
+	// Explorer starts, reads and runs scans (explore tasks).
+	Explorer *explorer.Service
+	Graphs   *graph.Registry
 	// StoreKind describes the store in use ("sqlite <path>" or "mongodb <db>").
 	StoreKind string
 	// Queue and Worker are set when scaled out (NATS_URL): tasks are
@@ -144,13 +150,25 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		GitHub:         publisher,
 		Sandbox:        sb.Run,
 	})
+	sources, err := explorerSources(cfg)
+	if err != nil {
+		a.closeNATS()
+		a.Store.Close()
+		return nil, err
+	}
+	// The Explorer needs the task service, which needs the executor, which
+	// needs the Explorer's steps: the steps are bound once all exist.
+	var exploreSteps map[string]agent.Step
 	a.Executor = pipeline.New(pipeline.Options{
 		Store:    a.Store,
 		Recorder: a.Recorder,
 		Graphs:   a.Graphs,
 		Steps: func(kind string) map[string]agent.Step {
-			if kind == domain.KindBuild {
+			switch kind {
+			case domain.KindBuild:
 				return buildSteps
+			case domain.KindExplore:
+				return exploreSteps
 			}
 			return nil
 		},
@@ -170,6 +188,8 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		dispatcher = a.Queue
 	}
 	a.Tasks = tasks.New(tasks.Options{Store: a.Store, Recorder: a.Recorder, Graphs: a.Graphs, Dispatcher: dispatcher})
+	a.Explorer = explorer.New(explorer.Options{Store: a.Store, Tasks: a.Tasks, Sources: sources, Models: a.Models, Logger: logger})
+	exploreSteps = a.Explorer.Steps()
 	return a, nil
 }
 
@@ -286,6 +306,7 @@ func (a *App) apiOptions() (api.Options, error) {
 		Broker:       a.Bus,
 		NATS:         a.natsHealth(),
 		Tasks:        a.Tasks,
+		Explorer:     a.Explorer,
 		Running:      a.Executor.Running,
 		WorkspaceDir: a.servedWorkspace,
 		UI:           web.Assets(),
@@ -330,4 +351,19 @@ func previewBase(cfg *config.Config) string {
 		return cfg.PreviewURL
 	}
 	return cfg.PublicURL
+}
+
+// explorerSources builds the Explorer's connectors. Every one reaches the
+// network through one policy: URLs users type must not reach loopback,
+// link-local or private addresses unless CATALYST_EXPLORER_ALLOW_PRIVATE.
+func explorerSources(cfg *config.Config) ([]connector.Source, error) {
+	policy := netpolicy.New(netpolicy.Options{AllowPrivate: cfg.ExplorerAllowPrivate})
+	gh, err := github.New(cfg.GitHubToken, github.WithHTTPClient(policy.HTTPClient(30*time.Second)))
+	if err != nil {
+		return nil, fmt.Errorf("GitHub client for the Explorer: %w", err)
+	}
+	return []connector.Source{
+		gitsource.New(gitsource.Options{Policy: policy}),
+		github.NewSource(gh),
+	}, nil
 }

@@ -3,6 +3,7 @@ package explorer
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -91,6 +92,9 @@ func (s *Service) gather(ctx context.Context, in agent.Input) (agent.Output, err
 			switch {
 			case ctx.Err() != nil:
 				res.Status, res.Error = "failed", "cancelled"
+			case errors.Is(err, connector.ErrSkip):
+				res.Status, res.Error = "skipped", cleanError(err)
+				in.Log(agent.Info, fmt.Sprintf("%s: skipped (%s)", src.Name(), res.Error))
 			case err != nil:
 				res.Status, res.Error = "failed", cleanError(err)
 				in.Log(agent.Warn, fmt.Sprintf("%s: failed after %s: %s", src.Name(), time.Since(start).Round(time.Millisecond), res.Error))

@@ -164,7 +164,8 @@ func riskyRepo(readme string) *fakeSource {
 func TestScanOfflineRulesAndOneSourceDown(t *testing.T) {
 	jira := &fakeSource{name: "jira", err: errors.New("GET https://bot:hunter2@jira.example.com/rest/api/3/search/jql: 401 Unauthorized")}
 	snow := &fakeSource{name: "servicenow"}
-	h := newHarness(t, nil, riskyRepo("A legacy service."), jira, snow)
+	github := &fakeSource{name: "github", err: fmt.Errorf("%w: no GITHUB_TOKEN and the API refused anonymous access", connector.ErrSkip)}
+	h := newHarness(t, nil, riskyRepo("A legacy service."), jira, snow, github)
 	sc := h.scan(explorer.Request{SystemName: "Legacy", RepoURL: "https://github.com/acme/legacy", JiraProject: "LEG"})
 
 	if sc.Status != domain.ScanCompleted || sc.TaskID != sc.ID {
@@ -178,7 +179,8 @@ func TestScanOfflineRulesAndOneSourceDown(t *testing.T) {
 		src[s.Source] = s
 	}
 	if src["git"].Status != "ok" || src["git"].Facts != 6 || src["jira"].Status != "failed" ||
-		!strings.Contains(src["jira"].Error, "401 Unauthorized") || src["servicenow"].Status != "skipped" {
+		!strings.Contains(src["jira"].Error, "401 Unauthorized") || src["servicenow"].Status != "skipped" ||
+		src["github"].Status != "skipped" || !strings.Contains(src["github"].Error, "no GITHUB_TOKEN") {
 		t.Errorf("sources: %+v", sc.Sources)
 	}
 	if strings.Contains(src["jira"].Error, "hunter2") {
