@@ -21,7 +21,9 @@ import (
 	"github.com/catalyst/catalyst/internal/connector"
 	gitsource "github.com/catalyst/catalyst/internal/connector/git"
 	"github.com/catalyst/catalyst/internal/connector/github"
+	"github.com/catalyst/catalyst/internal/connector/jira"
 	"github.com/catalyst/catalyst/internal/connector/netpolicy"
+	"github.com/catalyst/catalyst/internal/connector/servicenow"
 	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/events"
 	"github.com/catalyst/catalyst/internal/events/natsbus"
@@ -362,8 +364,14 @@ func explorerSources(cfg *config.Config) ([]connector.Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("GitHub client for the Explorer: %w", err)
 	}
+	// Jira and ServiceNow answer connector.ErrSkip (listed as skipped)
+	// when their variables are not set.
 	return []connector.Source{
 		gitsource.New(gitsource.Options{Policy: policy}),
 		github.NewSource(gh),
+		jira.New(jira.Options{BaseURL: cfg.JiraURL, Username: cfg.JiraUsername, APIToken: cfg.JiraAPIToken,
+			HTTP: policy.HTTPClient(30 * time.Second)}),
+		servicenow.New(servicenow.Options{BaseURL: cfg.ServiceNowURL, Username: cfg.ServiceNowUsername,
+			Password: cfg.ServiceNowPassword, HTTP: policy.HTTPClient(30 * time.Second)}),
 	}, nil
 }
