@@ -578,6 +578,8 @@ func parse(k *koanf.Koanf) (*Config, error) {
 	}
 	c.LLM.Retry, c.LLM.Breaker = p.llmRetry(), p.llmBreaker()
 	for agent, mc := range c.LLM.Agents {
+		// A misspelt key (max_tokens) would otherwise be ignored in silence.
+		p.section("llm.agents."+agent, "provider", "model", "max_output_tokens")
 		if mc.Provider != "" && mc.Provider != "anthropic" && mc.Provider != "openai" && mc.Provider != "google" {
 			p.fail("llm.agents."+agent+".provider", mc.Provider, "anthropic, openai, google")
 		}
