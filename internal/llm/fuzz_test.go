@@ -87,7 +87,7 @@ func FuzzToolCalls(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, args, name string) {
-		calls := FinishToolCalls([]ToolCall{{Name: name, Arguments: json.RawMessage(args)}, {ID: "x", Arguments: json.RawMessage(args)}, {ID: "x"}})
+		calls := FinishToolCalls([]ToolCall{{Name: name, Arguments: json.RawMessage(args)}, {ID: "x", Arguments: json.RawMessage(args)}, {ID: "x"}}, 3)
 		ids := map[string]bool{}
 		for _, c := range calls {
 			check(t, c)

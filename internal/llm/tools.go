@@ -76,14 +76,16 @@ func truncateUTF8(s string, n int) string {
 }
 
 // FinishToolCalls gives every call an ID (Gemini and JSON-mode answers may
-// come without) and a JSON object as arguments. IDs are derived from the
-// position so that a replayed transcript gets the same ones.
-func FinishToolCalls(calls []ToolCall) []ToolCall {
+// come without) and a JSON object as arguments. turn is the position of the
+// answer in the conversation (len(Request.Messages)): made-up IDs,
+// "call_<turn>_<i>", are unique across a transcript and the same when it is
+// replayed.
+func FinishToolCalls(calls []ToolCall, turn int) []ToolCall {
 	seen := map[string]bool{}
 	for i := range calls {
 		c := &calls[i]
 		if c.ID == "" || seen[c.ID] {
-			c.ID = "call_" + strconv.Itoa(i)
+			c.ID = "call_" + strconv.Itoa(turn) + "_" + strconv.Itoa(i)
 			for seen[c.ID] {
 				c.ID += "_"
 			}

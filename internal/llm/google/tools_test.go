@@ -68,7 +68,7 @@ func TestToolLoopNonStreaming(t *testing.T) {
 	}
 	c0, c1 := resp.ToolCalls[0], resp.ToolCalls[1]
 	if c0.ID != "fc-1" || string(c0.Signature) != "signature-1" || !jsonEq(c0.Arguments, `{"path":"calc.go"}`) ||
-		c1.ID == "" || c1.Name != "edit_file" || !jsonEq(c1.Arguments, `{"path":"calc.go","search":"a - b","replace":"a + b"}`) {
+		c1.ID != "call_1_1" || c1.Name != "edit_file" || !jsonEq(c1.Arguments, `{"path":"calc.go","search":"a - b","replace":"a + b"}`) {
 		t.Fatalf("calls %+v / %+v", c0, c1)
 	}
 	if resp.Usage.CacheReadTokens != 1500 || resp.Usage.InputTokens != 500 {
