@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/catalyst/catalyst/internal/config"
+	"github.com/catalyst/catalyst/internal/telemetry"
 )
 
 // Provider names.
@@ -454,10 +455,12 @@ func providerWide(err error) bool {
 // open circuit.
 var ErrAllProvidersDown = errors.New("llm: every provider of the chain is failing (circuit open)")
 
-func (m *routed) Generate(ctx context.Context, req Request) (*Response, error) {
+func (m *routed) Generate(ctx context.Context, req Request) (resp *Response, err error) {
 	if req.Agent == "" {
 		req.Agent = m.agent
 	}
+	ctx, span := telemetry.StartModelCall(ctx, req.Agent)
+	defer func() { endModelSpan(span, resp, err) }()
 	if m.r.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, m.r.timeout)

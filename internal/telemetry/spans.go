@@ -65,6 +65,15 @@ func method(m string) string {
 	return "_OTHER"
 }
 
+// StartTask begins the span of one run of a task (until it ends, is
+// cancelled or changes hands); its nodes' spans are its children.
+func StartTask(ctx context.Context, taskID string) (context.Context, trace.Span) {
+	if !tracing.Load() {
+		return ctx, noopSpan
+	}
+	return Tracer().Start(ctx, "task", trace.WithNewRoot(), trace.WithAttributes(attribute.String("catalyst.task.id", taskID)))
+}
+
 // StartNode begins the span of one node run of a task.
 func StartNode(ctx context.Context, taskID, kind, node, agent string, iteration int) (context.Context, trace.Span) {
 	if !tracing.Load() {
