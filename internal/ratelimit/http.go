@@ -70,10 +70,16 @@ type Options struct {
 // LoginRoutes are the credential-guessing routes that get the strict limit.
 var LoginRoutes = []string{"/api/auth/login", "/api/auth/register"}
 
+// ProbeRoutes (uptime checks, scrapers) count against buckets of their
+// own: a busy dashboard never makes the server look down to its monitor,
+// and a monitor never eats the dashboard's allowance. They are limited all
+// the same.
+var ProbeRoutes = []string{"/api/health", "/metrics"}
+
 // Limiter is the HTTP rate limiting of one server.
 type Limiter struct {
 	o                   Options
-	client, user        *Keyed
+	client, user, probe *Keyed
 	login, loginTargets *Keyed
 }
 
@@ -94,6 +100,7 @@ func New(o Options) (*Limiter, error) {
 	l := &Limiter{o: o}
 	if o.PerMinute > 0 {
 		l.client = NewKeyed(KeyedOptions{PerMinute: o.PerMinute, Max: o.MaxKeys, Now: o.Now})
+		l.probe = NewKeyed(KeyedOptions{PerMinute: o.PerMinute, Max: o.MaxKeys, Now: o.Now})
 		l.user = NewKeyed(KeyedOptions{PerMinute: o.PerMinute, Max: o.MaxKeys, Now: o.Now})
 	}
 	if o.LoginPerMinute > 0 {
@@ -105,7 +112,7 @@ func New(o Options) (*Limiter, error) {
 
 // Stats reports the keys held and forgotten by every limit, for metrics.
 func (l *Limiter) Stats() (keys int, evicted uint64) {
-	for _, k := range []*Keyed{l.client, l.user, l.login, l.loginTargets} {
+	for _, k := range []*Keyed{l.client, l.probe, l.user, l.login, l.loginTargets} {
 		if k != nil {
 			keys += k.Len()
 			evicted += k.Evicted()
@@ -125,13 +132,17 @@ func (l *Limiter) Clients(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		client := ClientKey(ClientAddr(r, l.o.TrustedProxies))
 		if l.client != nil {
-			if ok, wait := l.client.Allow(client); !ok {
+			bucket := l.client
+			if isRoute(r.URL.Path, ProbeRoutes) {
+				bucket = l.probe
+			}
+			if ok, wait := bucket.Allow(client); !ok {
 				l.deny(w, r, Event{Scope: ScopeClient, Route: r.Method, Client: client, RetryAfter: wait},
 					"too many requests from this client address")
 				return
 			}
 		}
-		if l.login != nil && r.Method == http.MethodPost && isLoginRoute(r.URL.Path) {
+		if l.login != nil && r.Method == http.MethodPost && isRoute(r.URL.Path, LoginRoutes) {
 			l.signIn(w, r, client, next)
 			return
 		}
@@ -139,10 +150,10 @@ func (l *Limiter) Clients(next http.Handler) http.Handler {
 	})
 }
 
-func isLoginRoute(p string) bool {
+func isRoute(p string, routes []string) bool {
 	p = path.Clean("/" + p)
-	for _, lr := range LoginRoutes {
-		if p == lr {
+	for _, r := range routes {
+		if p == r {
 			return true
 		}
 	}

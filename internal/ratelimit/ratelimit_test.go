@@ -262,11 +262,21 @@ func TestPerClientLimitAnswers429WithRetryAfter(t *testing.T) {
 	if r := s.do(t, "GET", "/api/projects", "1.2.3.4, 198.51.100.1", ""); r.StatusCode != 429 {
 		t.Fatalf("spoofed X-Forwarded-For escaped the limit: %d", r.StatusCode)
 	}
+	// The uptime check of a client whose dashboard spent its allowance
+	// still answers; probes have buckets of their own, limited alike.
+	for i := range 10 {
+		if r := s.do(t, "GET", "/api/health", "198.51.100.1", ""); r.StatusCode != 200 {
+			t.Fatalf("health %d while the client is limited: %d", i+1, r.StatusCode)
+		}
+	}
+	if r := s.do(t, "GET", "/api/health", "198.51.100.1", ""); r.StatusCode != 429 {
+		t.Fatalf("health flood not limited: %d", r.StatusCode)
+	}
 	c.Advance(6 * time.Second)
 	if r := s.do(t, "GET", "/api/projects", "198.51.100.1", ""); r.StatusCode != 200 {
 		t.Fatalf("after Retry-After: %d", r.StatusCode)
 	}
-	if s.reached != 12 || len(s.events) != 2 || s.events[0].Scope != ScopeClient || s.events[0].Client != "198.51.100.1" {
+	if s.reached != 22 || len(s.events) != 3 || s.events[0].Scope != ScopeClient || s.events[0].Client != "198.51.100.1" {
 		t.Fatalf("reached %d, events %+v", s.reached, s.events)
 	}
 }
