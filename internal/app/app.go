@@ -39,6 +39,7 @@ import (
 	"github.com/catalyst/catalyst/internal/store/mongo"
 	"github.com/catalyst/catalyst/internal/store/sqlite"
 	"github.com/catalyst/catalyst/internal/tasks"
+	"github.com/catalyst/catalyst/internal/telemetry"
 	"github.com/catalyst/catalyst/internal/workspace"
 	"github.com/catalyst/catalyst/web"
 )
@@ -74,6 +75,9 @@ type App struct {
 	// runs them from it.
 	Queue  *pipeline.Queue
 	Worker *pipeline.Worker
+	// Telemetry is tracing (ENABLE_PERFORMANCE_MONITORING) and Sentry
+	// (SENTRY_DSN); Close flushes it.
+	Telemetry *telemetry.Telemetry
 
 	natsBus *natsbus.Bus
 }
@@ -100,9 +104,24 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	}
 
 	redactor := logging.NewRedactor(cfg.Secrets()).WithPII(cfg.EnablePIIRedaction)
+	// Set up before anything runs, so that the first request and task are
+	// traced and reported.
+	a.Telemetry, err = telemetry.Setup(ctx, telemetry.Options{
+		Tracing:     cfg.EnablePerformanceMonitoring,
+		SentryDSN:   cfg.SentryDSN,
+		Version:     Version,
+		Environment: cfg.Environment,
+		Redact:      logging.NewRedactor(cfg.Secrets()).Redact,
+		Logger:      logger,
+	})
+	if err != nil {
+		a.Store.Close()
+		return nil, err
+	}
 	a.Bus = events.NewBroker()
 	if cfg.NATSURL != "" {
 		if a.NATS, err = connectNATS(cfg.NATSURL, logger); err != nil {
+			a.Telemetry.Shutdown(ctx)
 			a.Store.Close()
 			return nil, err
 		}
@@ -110,6 +129,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		a.Bus = a.natsBus
 		if a.Queue, err = openQueue(ctx, a.NATS, cfg.LeaseTTL, logger); err != nil {
 			a.closeNATS()
+			a.Telemetry.Shutdown(ctx)
 			a.Store.Close()
 			return nil, err
 		}
@@ -119,6 +139,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	a.Models, err = NewRouter(cfg, logger)
 	if err != nil {
 		a.closeNATS()
+		a.Telemetry.Shutdown(ctx)
 		a.Store.Close()
 		return nil, fmt.Errorf("LLM configuration: %w", err)
 	}
@@ -134,6 +155,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		client, err := github.New(cfg.GitHubToken)
 		if err != nil {
 			a.closeNATS()
+			a.Telemetry.Shutdown(ctx)
 			a.Store.Close()
 			return nil, fmt.Errorf("GitHub client: %w", err)
 		}
@@ -303,6 +325,7 @@ func (a *App) apiOptions() (api.Options, error) {
 			AllowedHosts: c.AllowedHosts, BindAddress: c.BindAddress, CORSOrigins: c.CORSOrigins,
 			MaxBodyBytes: c.MaxBodyBytes, WebSocketPingInterval: c.WebSocketPingInterval,
 			SessionTimeout: c.SessionTimeout, EnableMetrics: c.EnableMetrics,
+			RateLimit: c.RateLimit, LoginRateLimit: c.LoginRateLimit, TrustedProxies: c.TrustedProxies,
 		},
 		Store:        a.Store,
 		Broker:       a.Bus,
@@ -343,6 +366,8 @@ func (a *App) Close(ctx context.Context) error {
 	if a.Store != nil {
 		errs = append(errs, a.Store.Close())
 	}
+	// Last: the spans of the nodes stopped above are exported too.
+	errs = append(errs, a.Telemetry.Shutdown(ctx))
 	return errors.Join(errs...)
 }
 
