@@ -4,7 +4,10 @@
 // meaning and default.
 package config
 
-import "time"
+import (
+	"net/netip"
+	"time"
+)
 
 // Config is the one typed configuration, passed down explicitly (no globals).
 type Config struct {
@@ -54,6 +57,9 @@ type Config struct {
 	ServiceNowURL      string // SERVICENOW_URL
 	ServiceNowUsername string // SERVICENOW_USERNAME
 	ServiceNowPassword string // SERVICENOW_PASSWORD
+	// ExplorerAllowPrivate lets the Explorer's connectors reach loopback,
+	// link-local and private addresses (internal/connector/netpolicy).
+	ExplorerAllowPrivate bool // CATALYST_EXPLORER_ALLOW_PRIVATE, default false
 
 	// Security
 	EnableAuditLogs    bool          // ENABLE_AUDIT_LOGS, default true
@@ -62,6 +68,13 @@ type Config struct {
 	// Signup is who may register after the first user: open, invite or
 	// closed (CATALYST_SIGNUP; default open, closed in production).
 	Signup string
+	// RateLimit is requests per minute per client address and per user.
+	RateLimit int // CATALYST_RATE_LIMIT, default 600; 0 = off
+	// LoginRateLimit is sign-in attempts per minute per client and per
+	// e-mail address, with growing delays after as many failures.
+	LoginRateLimit int // CATALYST_LOGIN_RATE_LIMIT, default 5; 0 = off
+	// TrustedProxies may name the client in X-Forwarded-For.
+	TrustedProxies []netip.Prefix // CATALYST_TRUSTED_PROXIES
 
 	// Performance
 	MaxConcurrentTasks    int           // MAX_CONCURRENT_TASKS, default 5
@@ -98,8 +111,13 @@ type LLMConfig struct {
 	OllamaURL string // CATALYST_OLLAMA_URL; "off" disables the probe
 	// OfflineLatency makes the offline provider sleep per call.
 	OfflineLatency time.Duration // CATALYST_OFFLINE_LATENCY
+	// MaxOutputTokens is max_tokens for calls that set none; 0 takes the
+	// model's catalogue value (LLM_MAX_OUTPUT_TOKENS). An agent's
+	// ModelChoice.MaxOutputTokens wins over it.
+	MaxOutputTokens int
 
-	// Agents maps an agent name to a provider/model override (config.yaml llm.agents).
+	// Agents maps an agent name to a provider/model override and/or its
+	// output limit (config.yaml llm.agents).
 	Agents map[string]ModelChoice
 	// Fallback is the ordered chain tried when a provider keeps failing (config.yaml llm.fallback).
 	Fallback []ModelChoice
@@ -152,6 +170,10 @@ type ProviderLimits struct {
 type ModelChoice struct {
 	Provider string `koanf:"provider"`
 	Model    string `koanf:"model"`
+	// MaxOutputTokens overrides LLM_MAX_OUTPUT_TOKENS for one agent (in
+	// llm.agents only; 0 keeps it). Without provider and model the agent
+	// keeps the default model.
+	MaxOutputTokens int `koanf:"max_output_tokens"`
 }
 
 // Price is USD per million tokens.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -51,6 +52,7 @@ var Variables = []Variable{
 	{Name: "GOOGLE_GEMINI_BASE_URL", Group: "LLM", Help: "Gemini API base URL"},
 	{Name: "CATALYST_OLLAMA_URL", Default: "http://127.0.0.1:11434", Group: "LLM", Help: "OpenAI-compatible server probed when no key is set; off disables the probe"},
 	{Name: "CATALYST_OFFLINE_LATENCY", Default: "0s", Group: "LLM", Help: "sleep per call of the offline provider (Go duration)"},
+	{Name: "LLM_MAX_OUTPUT_TOKENS", Default: "0", Group: "LLM", Help: "max_tokens of every model call that sets none; 0 takes each model's catalogue value (8192 for unknown models); config.yaml llm.agents.<agent>.max_output_tokens overrides it per agent"},
 	{Name: "CORS_ORIGINS", Default: "*", Group: "Server", Help: "* or a comma-separated list of allowed origins"},
 	{Name: "BACKEND_PORT", Default: "8001", Group: "Server", Help: "HTTP port"},
 	{Name: "CATALYST_BIND", Default: "127.0.0.1", Group: "Server", Help: "listen address; anything but loopback is an explicit choice (every API request needs the server token either way)"},
@@ -61,6 +63,9 @@ var Variables = []Variable{
 	{Name: "CATALYST_PREVIEW_URL", Group: "Server", Help: "how users reach the previews (deployment URLs); default CATALYST_PUBLIC_URL's scheme and host with CATALYST_PREVIEW_PORT; must be another origin than CATALYST_PUBLIC_URL"},
 	{Name: "CATALYST_DATA_DIR", Default: "./data", Group: "Server", Help: "embedded database, task workspaces and git repositories"},
 	{Name: "CATALYST_MAX_BODY_BYTES", Default: "1048576", Group: "Server", Help: "largest accepted request body"},
+	{Name: "CATALYST_RATE_LIMIT", Default: "600", Group: "Security", Help: "requests per minute a client address, and a signed-in user, may send (burst as large); 0 turns it off"},
+	{Name: "CATALYST_LOGIN_RATE_LIMIT", Default: "5", Group: "Security", Help: "sign-in and sign-up attempts per minute per client address and per e-mail address, with growing delays after as many failures in a row; 0 turns it off"},
+	{Name: "CATALYST_TRUSTED_PROXIES", Group: "Security", Help: "comma-separated addresses or CIDR prefixes of reverse proxies whose X-Forwarded-For names the client (rate limits); empty: the peer address is the client"},
 	{Name: "GITHUB_TOKEN", Secret: true, Group: "Integrations", Help: "GitHub token (explorer, deployer pull requests)"},
 	{Name: "JIRA_URL", Group: "Integrations", Help: "Jira base URL"},
 	{Name: "JIRA_USERNAME", Group: "Integrations", Help: "Jira user"},
@@ -68,6 +73,7 @@ var Variables = []Variable{
 	{Name: "SERVICENOW_URL", Group: "Integrations", Help: "ServiceNow instance URL"},
 	{Name: "SERVICENOW_USERNAME", Group: "Integrations", Help: "ServiceNow user"},
 	{Name: "SERVICENOW_PASSWORD", Secret: true, Group: "Integrations", Help: "ServiceNow password"},
+	{Name: "CATALYST_EXPLORER_ALLOW_PRIVATE", Default: "false", Group: "Integrations", Help: "let the Explorer reach loopback, link-local and private addresses (self-hosted GitLab, Jira or ServiceNow on a company network)"},
 	{Name: "ENABLE_AUDIT_LOGS", Default: "true", Group: "Security", Help: "record audit logs"},
 	{Name: "ENABLE_PII_REDACTION", Default: "true", Group: "Security", Help: "redact PII in logs"},
 	{Name: "SESSION_TIMEOUT", Default: "60", Group: "Security", Help: "session timeout in minutes: a sign-in session ends after this long unused"},
@@ -199,6 +205,10 @@ func unquote(s string) string {
 	return s
 }
 
+// maxOutputTokens bounds LLM_MAX_OUTPUT_TOKENS and its per-agent
+// overrides: no model answers with more, so a larger value is a typo.
+const maxOutputTokens = 1_000_000
+
 // parser collects every invalid value so one start-up names them all.
 type parser struct {
 	k    *koanf.Koanf
@@ -298,6 +308,25 @@ func (p *parser) token(name string) string {
 }
 
 // hosts reads a comma-separated list of host names (no scheme, port or path).
+// prefixes reads comma-separated IP addresses or CIDR prefixes.
+func (p *parser) prefixes(name string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, f := range strings.Split(p.str(name), ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if pr, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, pr.Masked())
+		} else if a, err := netip.ParseAddr(f); err == nil {
+			a = a.Unmap()
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		} else {
+			p.fail(name, f, "IP addresses or CIDR prefixes, such as 10.0.0.1,172.16.0.0/12")
+		}
+	}
+	return out
+}
+
 func (p *parser) hosts(name string) []string {
 	var out []string
 	for _, h := range strings.Split(p.str(name), ",") {
@@ -458,17 +487,21 @@ func parse(k *koanf.Koanf) (*Config, error) {
 		DBName:   p.str("DB_NAME"),
 		NATSURL:  p.str("NATS_URL"),
 
-		GitHubToken:        p.str("GITHUB_TOKEN"),
-		JiraURL:            p.url("JIRA_URL"),
-		JiraUsername:       p.str("JIRA_USERNAME"),
-		JiraAPIToken:       p.str("JIRA_API_TOKEN"),
-		ServiceNowURL:      p.url("SERVICENOW_URL"),
-		ServiceNowUsername: p.str("SERVICENOW_USERNAME"),
-		ServiceNowPassword: p.str("SERVICENOW_PASSWORD"),
+		GitHubToken:          p.str("GITHUB_TOKEN"),
+		JiraURL:              p.url("JIRA_URL"),
+		JiraUsername:         p.str("JIRA_USERNAME"),
+		JiraAPIToken:         p.str("JIRA_API_TOKEN"),
+		ServiceNowURL:        p.url("SERVICENOW_URL"),
+		ServiceNowUsername:   p.str("SERVICENOW_USERNAME"),
+		ServiceNowPassword:   p.str("SERVICENOW_PASSWORD"),
+		ExplorerAllowPrivate: p.boolean("CATALYST_EXPLORER_ALLOW_PRIVATE"),
 
 		EnableAuditLogs:    p.boolean("ENABLE_AUDIT_LOGS"),
 		EnablePIIRedaction: p.boolean("ENABLE_PII_REDACTION"),
 		SessionTimeout:     time.Duration(p.integer("SESSION_TIMEOUT", 1, 60*24*365)) * time.Minute,
+		RateLimit:          p.integer("CATALYST_RATE_LIMIT", 0, 1000000),
+		LoginRateLimit:     p.integer("CATALYST_LOGIN_RATE_LIMIT", 0, 10000),
+		TrustedProxies:     p.prefixes("CATALYST_TRUSTED_PROXIES"),
 
 		MaxConcurrentTasks:    p.integer("MAX_CONCURRENT_TASKS", 1, 100000),
 		AgentTimeout:          p.seconds("AGENT_TIMEOUT", 1, 86400),
@@ -528,6 +561,7 @@ func parse(k *koanf.Koanf) (*Config, error) {
 		GoogleKey:        p.str("GOOGLE_API_KEY"),
 		GoogleBaseURL:    p.url("GOOGLE_GEMINI_BASE_URL"),
 		OllamaURL:        p.str("CATALYST_OLLAMA_URL"),
+		MaxOutputTokens:  p.integer("LLM_MAX_OUTPUT_TOKENS", 0, maxOutputTokens),
 	}
 	if s := p.str("CATALYST_OFFLINE_LATENCY"); s != "" {
 		d, err := time.ParseDuration(s)
@@ -580,8 +614,13 @@ func parse(k *koanf.Koanf) (*Config, error) {
 	}
 	c.LLM.Retry, c.LLM.Breaker = p.llmRetry(), p.llmBreaker()
 	for agent, mc := range c.LLM.Agents {
+		// A misspelt key (max_tokens) would otherwise be ignored in silence.
+		p.section("llm.agents."+agent, "provider", "model", "max_output_tokens")
 		if mc.Provider != "" && mc.Provider != "anthropic" && mc.Provider != "openai" && mc.Provider != "google" {
 			p.fail("llm.agents."+agent+".provider", mc.Provider, "anthropic, openai, google")
+		}
+		if mc.MaxOutputTokens < 0 || mc.MaxOutputTokens > maxOutputTokens {
+			p.fail("llm.agents."+agent+".max_output_tokens", strconv.Itoa(mc.MaxOutputTokens), fmt.Sprintf("whole numbers from 0 (default) to %d", maxOutputTokens))
 		}
 	}
 
