@@ -35,9 +35,16 @@ type Project struct {
 	Status      ProjectStatus `json:"status"`
 	// GitHubRepo ("owner/name") links the project to a repository the deployer
 	// may publish to when MOCK_DEPLOYMENT=false.
-	GitHubRepo string    `json:"github_repo,omitempty"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	GitHubRepo string `json:"github_repo,omitempty"`
+	// RepoURL is the git repository (any git URL) tasks of kind change
+	// start from: a clone of it on a task branch.
+	RepoURL string `json:"repo_url,omitempty"`
+	// RepoCredential names where the credential for RepoURL lives (see
+	// CheckCredentialRef); the secret itself is never stored. It is
+	// write-only: never serialised to the API.
+	RepoCredential string    `json:"-"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
 }
 
 // TaskStatus is the lifecycle of a task.

@@ -136,6 +136,13 @@ CREATE TABLE workspace_snapshot_chunks (
 );
 CREATE INDEX workspace_snapshot_chunks_task ON workspace_snapshot_chunks (task_id);
 `,
+	// 4: a project's linked repository for tasks of kind change, and the
+	// name of the environment variable holding its credential (never the
+	// secret).
+	`
+ALTER TABLE projects ADD COLUMN repo_url TEXT NOT NULL DEFAULT '';
+ALTER TABLE projects ADD COLUMN repo_credential TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // migrate applies the migrations the file has not seen, in order.
