@@ -61,6 +61,10 @@ type CloneResult struct {
 	// Symlinks counts the repository's symbolic links; the workspace never
 	// reads or writes through one, and tests see only those that stay inside.
 	Symlinks int `json:"symlinks"`
+	// OutwardLinks lists the links to absolute paths or out of the tree:
+	// they are left out of the working tree (git's skip-worktree, so the
+	// change neither shows nor commits their absence) and never followed.
+	OutwardLinks []string `json:"outward_links,omitempty"`
 }
 
 // hardened is the git configuration every command on a cloned repository
@@ -182,6 +186,9 @@ func Clone(ctx context.Context, opt CloneOptions) (CloneResult, error) {
 		return fail(fmt.Errorf("%w: the clone of %s is %d bytes (max %d)", ErrCloneTooLarge, redactURL(opt.URL), size, opt.MaxBytes))
 	}
 	res.Bytes, res.Files, res.Symlinks = size, files, links
+	if res.OutwardLinks, err = dropOutwardLinks(ctx, opt.Dir); err != nil {
+		return fail(err)
+	}
 	if out, err := runGit(ctx, opt.Dir, "", "", nil, "symbolic-ref", "--quiet", "--short", "HEAD"); err == nil {
 		res.BaseBranch = strings.TrimSpace(out)
 	}
@@ -194,6 +201,47 @@ func Clone(ctx context.Context, opt CloneOptions) (CloneResult, error) {
 		return fail(err)
 	}
 	return res, nil
+}
+
+// dropOutwardLinks removes from the working tree the symlinks whose target
+// is absolute or leaves the tree, marking them skip-worktree so that git
+// keeps them as they are in the base. A workspace snapshot refuses such
+// links, and nothing should ever follow one.
+func dropOutwardLinks(ctx context.Context, dir string) ([]string, error) {
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && d.Name() == ".git" && filepath.Dir(p) == dir {
+			return filepath.SkipDir
+		}
+		if d.Type()&fs.ModeSymlink == 0 {
+			return nil
+		}
+		target, err := os.Readlink(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		inside := filepath.Join(filepath.Dir(rel), target)
+		if filepath.IsAbs(target) || inside == ".." || strings.HasPrefix(inside, "../") {
+			out = append(out, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if err != nil || len(out) == 0 {
+		return out, err
+	}
+	if _, err := runGit(ctx, dir, "", "", nil, append([]string{"update-index", "--skip-worktree", "--"}, out...)...); err != nil {
+		return nil, err
+	}
+	for _, rel := range out {
+		if err := os.Remove(filepath.Join(dir, filepath.FromSlash(rel))); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // treeSize sums the sizes of the regular files under dir and counts the
@@ -244,7 +292,8 @@ type DiffOptions struct {
 
 // ChangeDiff returns the unified diff from base to the working tree, new
 // files included and ignored files not, as the commit would record it. It
-// stages into a scratch index, so the real index is left alone.
+// stages into a scratch copy of the index (which keeps the skip-worktree
+// marks of dropped links), so the real index is left alone.
 func (w *Workspace) ChangeDiff(ctx context.Context, base string, opt DiffOptions) (string, error) {
 	if err := checkRev(base); err != nil {
 		return "", err
@@ -253,12 +302,18 @@ func (w *Workspace) ChangeDiff(ctx context.Context, base string, opt DiffOptions
 	if err != nil {
 		return "", err
 	}
-	idx.Close()
 	defer os.Remove(idx.Name())
-	env := []string{"GIT_INDEX_FILE=" + idx.Name()}
-	if _, err := runGit(ctx, w.root, "", "", env, "read-tree", base); err != nil {
-		return "", err
+	real, err := os.ReadFile(filepath.Join(w.root, ".git", "index"))
+	if err == nil {
+		_, err = idx.Write(real)
 	}
+	if cerr := idx.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("workspace: diff: %w", err)
+	}
+	env := []string{"GIT_INDEX_FILE=" + idx.Name()}
 	if _, err := runGit(ctx, w.root, "", "", env, "add", "-A", "--", "."); err != nil {
 		return "", err
 	}
