@@ -128,6 +128,13 @@ type Deps struct {
 	// RemoteURL is the git URL of a linked repository ("owner/name"); nil
 	// means https://github.com/owner/name.git.
 	RemoteURL func(repo string) string
+	// Getenv reads the environment variable a project names as its
+	// repository credential; nil means os.Getenv.
+	Getenv func(string) string
+	// CloneMaxBytes and CloneTimeout cap the clone of a change task's
+	// repository; zero means the workspace package's defaults.
+	CloneMaxBytes int64
+	CloneTimeout  time.Duration
 }
 
 // Steps returns the standard agents by node id.

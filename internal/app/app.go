@@ -133,7 +133,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	}
 
 	a.Graphs = graph.Builtin()
-	buildSteps := agent.Steps(agent.Deps{
+	deps := agent.Deps{
 		Models:         a.Models,
 		Store:          a.Store,
 		PreviewURL:     previewBase(cfg),
@@ -143,14 +143,18 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		WorkspaceDir:   a.WorkspaceDir,
 		GitHub:         publisher,
 		Sandbox:        sb.Run,
-	})
+	}
+	buildSteps, changeSteps := agent.Steps(deps), agent.ChangeSteps(deps)
 	a.Executor = pipeline.New(pipeline.Options{
 		Store:    a.Store,
 		Recorder: a.Recorder,
 		Graphs:   a.Graphs,
 		Steps: func(kind string) map[string]agent.Step {
-			if kind == domain.KindBuild {
+			switch kind {
+			case domain.KindBuild:
 				return buildSteps
+			case domain.KindChange:
+				return changeSteps
 			}
 			return nil
 		},
