@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
 	"strings"
 	"time"
 	"unicode"
@@ -318,6 +319,7 @@ func firstMessage(in Input, ws *workspace.Workspace) (string, error) {
 			b.WriteString("\n")
 		}
 		relevant := relevantFiles(files, evidence.String())
+		relevant = append(relevant, importedBy(ws, files, relevant)...)
 		if len(relevant) > 0 {
 			b.WriteString("Files named in the failures:\n\n")
 			used := 0
@@ -386,4 +388,50 @@ func refuse(in Input, path string, err error) RefusedPath {
 		reason = fmt.Sprintf("file larger than %d bytes", workspace.MaxFileSize)
 	}
 	return refused(in, path, reason, true)
+}
+
+// importedBy are the files that the given ones import by a relative path
+// ('./sum.js', "../lib/sum") or, in Python, by module name: a failing test
+// is usually about the code it imports. One level deep.
+func importedBy(ws *workspace.Workspace, files []workspace.File, named []string) []string {
+	in := map[string]bool{}
+	for _, p := range named {
+		in[p] = true
+	}
+	var texts []string
+	for _, p := range named {
+		if data, err := ws.ReadFile(p); err == nil && len(data) <= maxRelevantFile {
+			texts = append(texts, string(data))
+		}
+	}
+	var out []string
+	for _, f := range files {
+		if in[f.Path] {
+			continue
+		}
+		base := f.Path[strings.LastIndex(f.Path, "/")+1:]
+		stem := strings.TrimSuffix(base, path.Ext(base))
+		if len(stem) < 2 {
+			continue
+		}
+		needles := []string{"/" + base + "'", "/" + base + `"`, "/" + stem + "'", "/" + stem + `"`}
+		if strings.HasSuffix(base, ".py") {
+			needles = append(needles, "import "+stem+"\n", "from "+stem+" import")
+		}
+		for _, t := range texts {
+			hit := false
+			for _, n := range needles {
+				if strings.Contains(t, n) {
+					hit = true
+					break
+				}
+			}
+			if hit {
+				out = append(out, f.Path)
+				in[f.Path] = true
+				break
+			}
+		}
+	}
+	return out
 }

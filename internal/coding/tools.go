@@ -59,8 +59,14 @@ func schema(props string, required ...string) json.RawMessage {
 
 // Tools are the definitions sent to the model.
 func Tools() []llm.Tool {
-	str := func(desc string) string { d, _ := json.Marshal(desc); return `{"type":"string","description":` + string(d) + `}` }
-	num := func(desc string) string { d, _ := json.Marshal(desc); return `{"type":"integer","minimum":1,"description":` + string(d) + `}` }
+	str := func(desc string) string {
+		d, _ := json.Marshal(desc)
+		return `{"type":"string","description":` + string(d) + `}`
+	}
+	num := func(desc string) string {
+		d, _ := json.Marshal(desc)
+		return `{"type":"integer","minimum":1,"description":` + string(d) + `}`
+	}
 	return []llm.Tool{
 		{Name: ToolListFiles, Description: "List the workspace's files with their sizes (.git excluded). Optional path lists one directory.",
 			Parameters: schema(`"path":` + str("directory to list, relative to the workspace root"))},
