@@ -140,6 +140,7 @@ const (
 	EventCost       EventType = "cost"        // the task's cost changed
 	EventTokenDelta EventType = "token_delta" // model text while an agent is "typing"; live only, never stored
 	EventFixRound   EventType = "fix_round"   // checks sent the work back: the loop body's nodes are pending again
+	EventToolCall   EventType = "tool_call"   // an agent's tool call and its result (the coder's steps)
 )
 
 // AgentLog is one stored event of a task (collection agent_logs). Seq orders
