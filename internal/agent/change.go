@@ -590,3 +590,25 @@ func wrapText(s string, n int) string {
 	}
 	return s
 }
+
+// changeBrief opens the coder's loop on an existing repository: change
+// only what the request needs, and know which tests failed before.
+func changeBrief(in Input) string {
+	var b strings.Builder
+	b.WriteString("This workspace is a clone of an existing repository. Make the change the request asks for, and only it: " +
+		"find the code with search and read_file, change it with edit_file (exact search/replace), run the tests with run, then call finish. " +
+		"Do not reformat, rename or rewrite what the request does not need.\n")
+	var base TestOutput
+	if decode(in, NodeBaseline, &base) == nil && base.Command != "" {
+		fmt.Fprintf(&b, "\nBefore any change, `%s` gave %d passed, %d failed.\n", base.Command, base.Passed, base.Failed)
+		n := 0
+		for _, f := range base.Failures {
+			if n == 20 {
+				break
+			}
+			fmt.Fprintf(&b, "- failing before the change: %s: %s\n", oneLine(f.Name, 200), oneLine(f.Message, 300))
+			n++
+		}
+	}
+	return b.String()
+}

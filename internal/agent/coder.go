@@ -301,7 +301,9 @@ func firstMessage(in Input, ws *workspace.Workspace) (string, error) {
 		return "", err
 	}
 	var b strings.Builder
-	if len(in.Feedback) == 0 {
+	if len(in.Feedback) == 0 && in.Task.KindOf() == domain.KindChange {
+		b.WriteString(changeBrief(in))
+	} else if len(in.Feedback) == 0 {
 		b.WriteString("Write the project described by the request, the plan and the design above. Create each file with write_file, run the tests with run, fix what fails, then call finish.\n")
 	} else {
 		fmt.Fprintf(&b, "Fix round %d. The checks sent the work back:\n\n", in.Iteration-1)
