@@ -96,7 +96,7 @@ export function DiffView({ text }: { text: string }) {
       {files.map((f) => {
         const html = highlighted(f, hl);
         return (
-          <section class="diff-file" key={f.path} data-testid="diff-file" data-path={f.path}>
+          <section class="diff-file" key={f.path} data-testid="diff-file" data-path={f.path} data-highlighted={hl ? 'true' : 'false'}>
             <header class="diff-head">
               <code>{f.path}</code>
               <span class="muted small">
