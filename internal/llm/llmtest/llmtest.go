@@ -65,3 +65,35 @@ func JSON(status int, body string, hdr ...string) Step {
 func SSE(events string) Step {
 	return Reply(http.StatusOK, "text/event-stream", events)
 }
+
+// Pieces cuts s into pieces of n bytes (the last may be shorter), the way
+// streams deliver tool arguments: split anywhere, even inside a string or
+// an escape sequence.
+func Pieces(s string, n int) []string {
+	var out []string
+	for len(s) > n {
+		out = append(out, s[:n])
+		s = s[n:]
+	}
+	return append(out, s)
+}
+
+// Quote is s as a JSON string literal, for building wire-format bodies.
+func Quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// Recorded returns the i-th recorded request body (safe while serving).
+func (f *FakeAPI) Recorded(i int) map[string]any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.Bodies[i]
+}
+
+// Count is the number of requests served so far.
+func (f *FakeAPI) Count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.Reqs)
+}
