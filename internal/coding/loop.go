@@ -534,7 +534,7 @@ func (l *Loop) emit(t *Transcript, c llm.ToolCall, o outcome, content string, re
 	if l.Emit == nil {
 		return
 	}
-	l.Emit(Event{Step: t.Steps, Call: t.Calls, Tool: Visible(clip(c.Name, 64)), Arguments: Visible(clip(string(c.Arguments), 500)),
+	l.Emit(Event{Step: t.Steps, Call: t.Calls, Tool: Visible(clip(c.Name, 64)), Arguments: Visible(clipArgs(c.Arguments)),
 		Result: Visible(clip(content, 1000)), Summary: Visible(clip(o.summary, 300)), OK: !o.isError, Resumed: resumed})
 }
 
@@ -543,6 +543,27 @@ func clip(s string, n int) string {
 		return s
 	}
 	return truncUTF8(s, n) + fmt.Sprintf("… [%d bytes]", len(s))
+}
+
+// clipArgs shortens each long string of a call's arguments, so that a
+// reader of the event still sees every key (the path beside a long content).
+func clipArgs(raw json.RawMessage) string {
+	var m map[string]any
+	if json.Unmarshal(raw, &m) != nil {
+		return clip(string(raw), 500)
+	}
+	for k, v := range m {
+		if s, ok := v.(string); ok && len(s) > 300 {
+			m[k] = clip(s, 300)
+		}
+	}
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if enc.Encode(m) != nil {
+		return clip(string(raw), 500)
+	}
+	return clip(strings.TrimSpace(b.String()), 2000)
 }
 
 // sanitize bounds what a model's turn puts in the transcript: oversized or
