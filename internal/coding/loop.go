@@ -263,7 +263,7 @@ func (l *Loop) Run(ctx context.Context, t *Transcript) error {
 			continue
 		}
 		t.LengthRetries = 0
-		calls := sanitize(resp.ToolCalls)
+		calls := sanitize(resp.ToolCalls, usedIDs(t))
 		if len(calls) == 0 {
 			if legacy := wholeFiles(resp.Text); legacy != nil && len(t.Effects) == 0 {
 				// A model without tool calling answered with every file as
@@ -566,15 +566,43 @@ func clipArgs(raw json.RawMessage) string {
 	return clip(strings.TrimSpace(b.String()), 2000)
 }
 
+// usedIDs are the call ids of the transcript so far.
+func usedIDs(t *Transcript) map[string]bool {
+	used := map[string]bool{}
+	for _, m := range t.Messages {
+		for _, c := range m.ToolCalls {
+			used[c.ID] = true
+		}
+	}
+	return used
+}
+
 // sanitize bounds what a model's turn puts in the transcript: oversized or
-// non-object arguments are replaced by {} (their call is refused with the
-// reason when it runs) and every call gets an id.
-func sanitize(calls []llm.ToolCall) []llm.ToolCall {
+// non-object arguments are replaced by a marker (their call is refused with
+// the reason when it runs), and every call gets an id unique in the
+// transcript — effects are matched to calls by id on resume, and some
+// servers number calls per turn (call_0 every time) or send none.
+func sanitize(calls []llm.ToolCall, used map[string]bool) []llm.ToolCall {
 	out := make([]llm.ToolCall, 0, len(calls))
 	for i, c := range calls {
-		if c.ID == "" {
-			c.ID = fmt.Sprintf("call_%d", i+1)
+		if len(c.ID) > 64 || strings.IndexFunc(c.ID, func(r rune) bool {
+			return !(r == '_' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+		}) >= 0 {
+			c.ID = ""
 		}
+		if c.ID == "" || used[c.ID] {
+			base := c.ID
+			if base == "" {
+				base = "call"
+			}
+			for n := len(used) + i + 1; ; n++ {
+				if id := fmt.Sprintf("%s_%d", base, n); !used[id] {
+					c.ID = id
+					break
+				}
+			}
+		}
+		used[c.ID] = true
 		if len(c.Name) > 64 {
 			c.Name = truncUTF8(c.Name, 64)
 		}

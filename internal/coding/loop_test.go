@@ -403,3 +403,49 @@ func TestLoopRunsCommandsInTheSandbox(t *testing.T) {
 		t.Fatalf("took %s", time.Since(start))
 	}
 }
+
+// Some servers number tool calls per turn (call_0 every turn): effects are
+// still matched to the right call, on a resume too.
+func TestLoopMakesCallIDsUnique(t *testing.T) {
+	ws := newWS(t, nil)
+	same := func(name string, args any) llm.ToolCall { c := tc(name, args); c.ID = "call_0"; return c }
+	m := &script{turns: []func(llm.Request) *llm.Response{
+		turn(same(ToolWriteFile, map[string]any{"path": "a.txt", "content": "one\n"})),
+		turn(same(ToolEditFile, map[string]any{"path": "a.txt", "search": "one\n", "replace": "one\ntwo\n"})),
+		turn(same(ToolFinish, map[string]any{"summary": "ok"})),
+	}}
+	var saved []byte
+	tr := NewTranscript("go")
+	l := &Loop{Model: m, Workspace: ws, Save: func(_ context.Context, t *Transcript) error {
+		if len(t.Effects) == 2 && saved == nil {
+			saved, _ = json.Marshal(t) // the edit recorded, not yet applied
+		}
+		return nil
+	}}
+	if err := l.Run(context.Background(), tr); err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]bool{}
+	for _, msg := range tr.Messages {
+		for _, c := range msg.ToolCalls {
+			if ids[c.ID] {
+				t.Fatalf("id %s used twice", c.ID)
+			}
+			ids[c.ID] = true
+		}
+	}
+	if tr.Effects[0].CallID == tr.Effects[1].CallID {
+		t.Fatalf("effects share a call id: %+v", tr.Effects)
+	}
+	// Resume from the moment the edit was recorded, with the file as the
+	// write left it: the edit is applied once.
+	var again Transcript
+	json.Unmarshal(saved, &again)
+	os.WriteFile(filepath.Join(ws.Root(), "a.txt"), []byte("one\n"), 0o644)
+	if err := (&Loop{Model: &script{}, Workspace: ws}).Run(context.Background(), &again); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, ws, "a.txt"); got != "one\ntwo\n" {
+		t.Fatalf("a.txt %q", got)
+	}
+}
