@@ -58,9 +58,12 @@ func TestTokenReport(t *testing.T) {
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n%-20s %-12s %-11s %6s %9s %8s %8s %8s %9s\n", "trajectory", "design", "agent", "calls", "input", "cached", "written", "output", "total")
+	fmt.Fprintf(&b, "\n%-20s %-12s %-11s %6s %9s %8s %8s %8s %9s %9s\n", "trajectory", "design", "agent", "calls", "input", "cached", "written", "output", "total", "USD")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "%-20s %-12s %-11s %6d %9d %8d %8d %8d %9d\n", r.trajectory, r.design, r.agent, r.calls, r.input, r.cacheRead, r.cacheWrite, r.output, r.input+r.cacheRead+r.cacheWrite+r.output)
+		// claude-3-7-sonnet per million tokens: input 3, cache write 3.75,
+		// cache read 0.30, output 15.
+		usd := (float64(r.input)*3 + float64(r.cacheWrite)*3.75 + float64(r.cacheRead)*0.3 + float64(r.output)*15) / 1e6
+		fmt.Fprintf(&b, "%-20s %-12s %-11s %6d %9d %8d %8d %8d %9d %9.4f\n", r.trajectory, r.design, r.agent, r.calls, r.input, r.cacheRead, r.cacheWrite, r.output, r.input+r.cacheRead+r.cacheWrite+r.output, usd)
 	}
 	t.Log(b.String())
 	// What the design is for: a fix round on an existing repository sends
