@@ -69,6 +69,7 @@ var Variables = []Variable{
 	{Name: "SERVICENOW_URL", Group: "Integrations", Help: "ServiceNow instance URL"},
 	{Name: "SERVICENOW_USERNAME", Group: "Integrations", Help: "ServiceNow user"},
 	{Name: "SERVICENOW_PASSWORD", Secret: true, Group: "Integrations", Help: "ServiceNow password"},
+	{Name: "CATALYST_EXPLORER_ALLOW_PRIVATE", Default: "false", Group: "Integrations", Help: "let the Explorer reach loopback, link-local and private addresses (self-hosted GitLab, Jira or ServiceNow on a company network)"},
 	{Name: "ENABLE_AUDIT_LOGS", Default: "true", Group: "Security", Help: "record audit logs"},
 	{Name: "ENABLE_PII_REDACTION", Default: "true", Group: "Security", Help: "redact PII in logs"},
 	{Name: "SESSION_TIMEOUT", Default: "60", Group: "Security", Help: "session timeout in minutes"},
@@ -465,13 +466,14 @@ func parse(k *koanf.Koanf) (*Config, error) {
 		DBName:   p.str("DB_NAME"),
 		NATSURL:  p.str("NATS_URL"),
 
-		GitHubToken:        p.str("GITHUB_TOKEN"),
-		JiraURL:            p.url("JIRA_URL"),
-		JiraUsername:       p.str("JIRA_USERNAME"),
-		JiraAPIToken:       p.str("JIRA_API_TOKEN"),
-		ServiceNowURL:      p.url("SERVICENOW_URL"),
-		ServiceNowUsername: p.str("SERVICENOW_USERNAME"),
-		ServiceNowPassword: p.str("SERVICENOW_PASSWORD"),
+		GitHubToken:          p.str("GITHUB_TOKEN"),
+		JiraURL:              p.url("JIRA_URL"),
+		JiraUsername:         p.str("JIRA_USERNAME"),
+		JiraAPIToken:         p.str("JIRA_API_TOKEN"),
+		ServiceNowURL:        p.url("SERVICENOW_URL"),
+		ServiceNowUsername:   p.str("SERVICENOW_USERNAME"),
+		ServiceNowPassword:   p.str("SERVICENOW_PASSWORD"),
+		ExplorerAllowPrivate: p.boolean("CATALYST_EXPLORER_ALLOW_PRIVATE"),
 
 		EnableAuditLogs:    p.boolean("ENABLE_AUDIT_LOGS"),
 		EnablePIIRedaction: p.boolean("ENABLE_PII_REDACTION"),
@@ -584,6 +586,8 @@ func parse(k *koanf.Koanf) (*Config, error) {
 	}
 	c.LLM.Retry, c.LLM.Breaker = p.llmRetry(), p.llmBreaker()
 	for agent, mc := range c.LLM.Agents {
+		// A misspelt key (max_tokens) would otherwise be ignored in silence.
+		p.section("llm.agents."+agent, "provider", "model", "max_output_tokens")
 		if mc.Provider != "" && mc.Provider != "anthropic" && mc.Provider != "openai" && mc.Provider != "google" {
 			p.fail("llm.agents."+agent+".provider", mc.Provider, "anthropic, openai, google")
 		}

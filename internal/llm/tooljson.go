@@ -86,7 +86,7 @@ func parseJSONToolAnswer(req Request, resp *Response) {
 	id := "json_" + strconv.Itoa(len(req.Messages))
 	switch {
 	case a.Tool != nil:
-		resp.ToolCalls = FinishToolCalls([]ToolCall{{ID: id, Name: *a.Tool, Arguments: a.Arguments}})
+		resp.ToolCalls = FinishToolCalls([]ToolCall{{ID: id, Name: *a.Tool, Arguments: a.Arguments}}, len(req.Messages))
 		resp.Text = ""
 	case len(a.Done) > 0:
 		var summary string

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // InvalidArgumentsKey is the one property of ToolCall.Arguments when the
@@ -44,14 +45,15 @@ func (c ToolCall) InvalidArguments() (raw string, invalid bool) {
 }
 
 // NormalizeArguments turns what a model sent as a tool call's arguments into
-// a JSON object: "" and null become {}, a JSON object is kept as it is, and
-// anything else is wrapped under InvalidArgumentsKey.
+// a JSON object: "" and null become {}, a JSON object (in valid UTF-8) is
+// kept as it is, and anything else is wrapped under InvalidArgumentsKey.
 func NormalizeArguments(raw string) json.RawMessage {
 	t := strings.TrimSpace(raw)
 	if t == "" || t == "null" {
 		return json.RawMessage(`{}`)
 	}
-	if t[0] == '{' && json.Valid([]byte(t)) {
+	// Invalid UTF-8 passes json.Valid but not every vendor's parser.
+	if t[0] == '{' && utf8.ValidString(t) && json.Valid([]byte(t)) {
 		return json.RawMessage(t)
 	}
 	if len(t) > MaxInvalidArguments {
@@ -74,14 +76,16 @@ func truncateUTF8(s string, n int) string {
 }
 
 // FinishToolCalls gives every call an ID (Gemini and JSON-mode answers may
-// come without) and a JSON object as arguments. IDs are derived from the
-// position so that a replayed transcript gets the same ones.
-func FinishToolCalls(calls []ToolCall) []ToolCall {
+// come without) and a JSON object as arguments. turn is the position of the
+// answer in the conversation (len(Request.Messages)): made-up IDs,
+// "call_<turn>_<i>", are unique across a transcript and the same when it is
+// replayed.
+func FinishToolCalls(calls []ToolCall, turn int) []ToolCall {
 	seen := map[string]bool{}
 	for i := range calls {
 		c := &calls[i]
 		if c.ID == "" || seen[c.ID] {
-			c.ID = "call_" + strconv.Itoa(i)
+			c.ID = "call_" + strconv.Itoa(turn) + "_" + strconv.Itoa(i)
 			for seen[c.ID] {
 				c.ID += "_"
 			}

@@ -209,7 +209,7 @@ func (m *Model) Generate(ctx context.Context, req llm.Request) (*llm.Response, e
 		if err != nil {
 			return nil, m.apiError(err)
 		}
-		return m.response(msg, nil, tool, wrapped)
+		return m.response(msg, nil, tool, wrapped, len(req.Messages))
 	}
 	stream := m.client.Messages.NewStreaming(ctx, p, ro...)
 	defer stream.Close()
@@ -238,7 +238,7 @@ func (m *Model) Generate(ctx context.Context, req llm.Request) (*llm.Response, e
 	if err := stream.Err(); err != nil {
 		return nil, m.apiError(err)
 	}
-	return m.response(&acc, inputs, tool, wrapped)
+	return m.response(&acc, inputs, tool, wrapped, len(req.Messages))
 }
 
 // stopReason maps Anthropic's stop_reason to the llm.Stop* constants.
@@ -254,7 +254,7 @@ func stopReason(r anthropic.StopReason) string {
 	return llm.StopOther // refusal, pause_turn, and reasons added later
 }
 
-func (m *Model) response(msg *anthropic.Message, inputs map[int64]*strings.Builder, tool string, wrapped bool) (*llm.Response, error) {
+func (m *Model) response(msg *anthropic.Message, inputs map[int64]*strings.Builder, tool string, wrapped bool, turn int) (*llm.Response, error) {
 	resp := &llm.Response{
 		Provider:           m.provider,
 		Model:              string(msg.Model),
@@ -290,7 +290,7 @@ func (m *Model) response(msg *anthropic.Message, inputs map[int64]*strings.Build
 		}
 	}
 	resp.Text = text.String()
-	resp.ToolCalls = llm.FinishToolCalls(resp.ToolCalls)
+	resp.ToolCalls = llm.FinishToolCalls(resp.ToolCalls, turn)
 	if tool != "" && resp.StopReason == llm.StopToolUse {
 		resp.StopReason = llm.StopEnd // the forced tool is the answer
 	}

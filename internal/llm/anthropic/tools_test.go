@@ -356,7 +356,7 @@ func TestCacheMarkOnToolsWithoutSystem(t *testing.T) {
 // TestHostileToolCalls: huge arguments, invalid JSON, a non-object and an
 // unknown tool name come back as calls the caller can refuse; no panic.
 func TestHostileToolCalls(t *testing.T) {
-	huge := `{"path":"a","content":"` + strings.Repeat("x", 4<<20) + `"}`
+	huge := `{"path":"a","content":"` + strings.Repeat("x", 1<<20) + `"}`
 	api := &llmtest.FakeAPI{Steps: []llmtest.Step{llmtest.SSE(toolStream("tool_use", 64<<10,
 		"t1", "write_file", huge, "t2", "edit_file", `{"path": nope}`, "t3", "rm_rf_everything", `{"x":1}`, "t4", "read_file", `["a"]`, "", "", `{}`))}}
 	srv := httptest.NewServer(api)

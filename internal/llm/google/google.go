@@ -203,7 +203,7 @@ func (m *Model) Generate(ctx context.Context, req llm.Request) (*llm.Response, e
 		}
 	}
 	resp.Text = text.String()
-	resp.ToolCalls = llm.FinishToolCalls(calls.result())
+	resp.ToolCalls = llm.FinishToolCalls(calls.result(), len(req.Messages))
 	resp.StopReason = llm.FinalStop(stopReason(resp.ProviderStopReason), len(resp.ToolCalls))
 	if usage != nil {
 		cached := int64(usage.CachedContentTokenCount)

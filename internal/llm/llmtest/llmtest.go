@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"unicode/utf8"
 )
 
 // Step writes one reply.
@@ -66,14 +67,18 @@ func SSE(events string) Step {
 	return Reply(http.StatusOK, "text/event-stream", events)
 }
 
-// Pieces cuts s into pieces of n bytes (the last may be shorter), the way
-// streams deliver tool arguments: split anywhere, even inside a string or
-// an escape sequence.
+// Pieces cuts s into pieces of about n bytes, the way streams deliver tool
+// arguments: anywhere, even inside a JSON string or an escape sequence, but
+// not inside a UTF-8 character (each piece travels as a JSON string).
 func Pieces(s string, n int) []string {
 	var out []string
 	for len(s) > n {
-		out = append(out, s[:n])
-		s = s[n:]
+		i := n
+		for i < len(s) && !utf8.RuneStart(s[i]) {
+			i++
+		}
+		out = append(out, s[:i])
+		s = s[i:]
 	}
 	return append(out, s)
 }

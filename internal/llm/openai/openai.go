@@ -345,7 +345,7 @@ func (m *Model) Generate(ctx context.Context, req llm.Request) (*llm.Response, e
 		resp.Text = text.String()
 		resp.ToolCalls = calls.result()
 	}
-	resp.ToolCalls = llm.FinishToolCalls(resp.ToolCalls)
+	resp.ToolCalls = llm.FinishToolCalls(resp.ToolCalls, len(req.Messages))
 	resp.ProviderStopReason = finish
 	resp.StopReason = llm.FinalStop(stopReason(finish), len(resp.ToolCalls))
 	// OpenAI caches long prompt prefixes by itself and reports the hits.
