@@ -17,6 +17,7 @@ import (
 
 	"github.com/catalyst/catalyst/internal/agent"
 	"github.com/catalyst/catalyst/internal/api"
+	"github.com/catalyst/catalyst/internal/coding"
 	"github.com/catalyst/catalyst/internal/config"
 	"github.com/catalyst/catalyst/internal/connector/github"
 	"github.com/catalyst/catalyst/internal/domain"
@@ -143,6 +144,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		WorkspaceDir:   a.WorkspaceDir,
 		GitHub:         publisher,
 		Sandbox:        sb.Run,
+		CoderLimits:    coding.Limits{MaxSteps: cfg.CoderMaxSteps, MaxTokens: cfg.CoderMaxTokens, MaxCost: cfg.CoderMaxCost},
 	}
 	buildSteps, changeSteps := agent.Steps(deps), agent.ChangeSteps(deps)
 	a.Executor = pipeline.New(pipeline.Options{

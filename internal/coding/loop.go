@@ -263,7 +263,7 @@ func (l *Loop) Run(ctx context.Context, t *Transcript) error {
 			continue
 		}
 		t.LengthRetries = 0
-		calls := sanitize(resp.ToolCalls)
+		calls := sanitize(resp.ToolCalls, usedIDs(t))
 		if len(calls) == 0 {
 			if legacy := wholeFiles(resp.Text); legacy != nil && len(t.Effects) == 0 {
 				// A model without tool calling answered with every file as
@@ -534,7 +534,7 @@ func (l *Loop) emit(t *Transcript, c llm.ToolCall, o outcome, content string, re
 	if l.Emit == nil {
 		return
 	}
-	l.Emit(Event{Step: t.Steps, Call: t.Calls, Tool: Visible(clip(c.Name, 64)), Arguments: Visible(clip(string(c.Arguments), 500)),
+	l.Emit(Event{Step: t.Steps, Call: t.Calls, Tool: Visible(clip(c.Name, 64)), Arguments: Visible(clipArgs(c.Arguments)),
 		Result: Visible(clip(content, 1000)), Summary: Visible(clip(o.summary, 300)), OK: !o.isError, Resumed: resumed})
 }
 
@@ -545,15 +545,64 @@ func clip(s string, n int) string {
 	return truncUTF8(s, n) + fmt.Sprintf("… [%d bytes]", len(s))
 }
 
+// clipArgs shortens each long string of a call's arguments, so that a
+// reader of the event still sees every key (the path beside a long content).
+func clipArgs(raw json.RawMessage) string {
+	var m map[string]any
+	if json.Unmarshal(raw, &m) != nil {
+		return clip(string(raw), 500)
+	}
+	for k, v := range m {
+		if s, ok := v.(string); ok && len(s) > 300 {
+			m[k] = clip(s, 300)
+		}
+	}
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if enc.Encode(m) != nil {
+		return clip(string(raw), 500)
+	}
+	return clip(strings.TrimSpace(b.String()), 2000)
+}
+
+// usedIDs are the call ids of the transcript so far.
+func usedIDs(t *Transcript) map[string]bool {
+	used := map[string]bool{}
+	for _, m := range t.Messages {
+		for _, c := range m.ToolCalls {
+			used[c.ID] = true
+		}
+	}
+	return used
+}
+
 // sanitize bounds what a model's turn puts in the transcript: oversized or
-// non-object arguments are replaced by {} (their call is refused with the
-// reason when it runs) and every call gets an id.
-func sanitize(calls []llm.ToolCall) []llm.ToolCall {
+// non-object arguments are replaced by a marker (their call is refused with
+// the reason when it runs), and every call gets an id unique in the
+// transcript — effects are matched to calls by id on resume, and some
+// servers number calls per turn (call_0 every time) or send none.
+func sanitize(calls []llm.ToolCall, used map[string]bool) []llm.ToolCall {
 	out := make([]llm.ToolCall, 0, len(calls))
 	for i, c := range calls {
-		if c.ID == "" {
-			c.ID = fmt.Sprintf("call_%d", i+1)
+		if len(c.ID) > 64 || strings.IndexFunc(c.ID, func(r rune) bool {
+			return !(r == '_' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+		}) >= 0 {
+			c.ID = ""
 		}
+		if c.ID == "" || used[c.ID] {
+			base := c.ID
+			if base == "" {
+				base = "call"
+			}
+			for n := len(used) + i + 1; ; n++ {
+				if id := fmt.Sprintf("%s_%d", base, n); !used[id] {
+					c.ID = id
+					break
+				}
+			}
+		}
+		used[c.ID] = true
 		if len(c.Name) > 64 {
 			c.Name = truncUTF8(c.Name, 64)
 		}

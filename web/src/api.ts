@@ -41,7 +41,7 @@ export interface Task {
   finished_at?: string;
 }
 
-export type EventType = 'log' | 'node_state' | 'task_state' | 'cost' | 'token_delta' | 'fix_round';
+export type EventType = 'log' | 'node_state' | 'task_state' | 'cost' | 'token_delta' | 'fix_round' | 'tool_call';
 
 /** A task graph as GET /api/graphs serves it (internal/graph Description). */
 export interface GraphDesc {
@@ -130,6 +130,10 @@ export interface CoderOutput {
   files?: { path: string; bytes: number; action: string }[];
   refused?: { path: string; reason: string }[];
   notes?: string;
+  /** The tool loop: model turns, and why it ended (finish, max_steps, repetition, ...). */
+  steps?: number;
+  end?: string;
+  reason?: string;
 }
 export interface TesterOutput {
   command?: string | string[];

@@ -7,6 +7,7 @@ import { FixRoundNote, Graph } from '../components/Graph';
 import { colours, costOf, kindOf, useGraph } from '../graph';
 import { LogStream } from '../components/LogStream';
 import { Files } from '../components/Files';
+import { CoderSteps } from '../components/CoderSteps';
 import { DeploymentCard, Plan, Review, TestReport } from '../components/Reports';
 import { ChangeView } from '../components/Change';
 import { ErrorBox, Spinner, StatusBadge } from '../components/ui';
@@ -285,6 +286,7 @@ export function TaskPage({ id, tab, file }: { id: string; tab: string; file: str
               {tab === 'plan' ? <Plan planner={planner} architect={architect} pState={task.graph_state?.[plannerId]} aState={task.graph_state?.[architectId]} /> : null}
             </div>
           </section>
+          <CoderSteps events={s.events} />
         </div>
 
         <aside class="task-side">
