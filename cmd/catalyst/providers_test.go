@@ -51,21 +51,44 @@ func (f *modelServer) answer(agent string, call int) any {
 				map[string]any{"path": "sum.test.js", "purpose": "its tests"}},
 			"interfaces": []any{map[string]any{"name": "sum(a, b)", "description": "returns a + b"}},
 		}
-	case "coder":
-		body := "a - b" // the bug of the first attempt
-		if call > 1 {
-			body = "a + b"
-		}
-		return map[string]any{"files": []any{
-			map[string]any{"path": "sum.js", "content": "function sum(a, b) {\n  return " + body + ";\n}\nmodule.exports = { sum };\n"},
-			map[string]any{"path": "sum.test.js", "content": sumTest},
-		}, "delete": []string{}, "notes": fmt.Sprintf("attempt %d", call)}
 	case "tester":
 		return map[string]any{"files": []any{}, "notes": "the coder's tests cover the requirement"}
 	case "reviewer":
 		return map[string]any{"approved": true, "summary": "Small and clear.", "findings": []any{}}
 	}
 	return map[string]any{}
+}
+
+// toolCall is one call the scripted coder makes.
+type toolCall struct {
+	name string
+	args map[string]string
+}
+
+// coderTurn scripts the coder's tool loop: the first turn of a round
+// writes the files (with the bug unless the round is a fix), the next
+// finishes.
+func (f *modelServer) coderTurn(messages json.RawMessage, call int) []toolCall {
+	var msgs []struct {
+		Role string `json:"role"`
+	}
+	json.Unmarshal(messages, &msgs)
+	for _, m := range msgs {
+		if m.Role == "assistant" {
+			return []toolCall{{"finish", map[string]string{"summary": fmt.Sprintf("call %d", call)}}}
+		}
+	}
+	f.mu.Lock()
+	f.coder = append(f.coder, string(messages))
+	f.mu.Unlock()
+	body := "a - b" // the bug of the first attempt
+	if strings.Contains(string(messages), "Fix round") {
+		body = "a + b"
+	}
+	return []toolCall{
+		{"write_file", map[string]string{"path": "sum.js", "content": "function sum(a, b) {\n  return " + body + ";\n}\nmodule.exports = { sum };\n"}},
+		{"write_file", map[string]string{"path": "sum.test.js", "content": sumTest}},
+	}
 }
 
 // record notes one call and returns its number for the agent.
@@ -79,9 +102,6 @@ func (f *modelServer) record(agent, auth, model string, messages json.RawMessage
 	f.auth = append(f.auth, auth)
 	f.models = append(f.models, model)
 	f.cached = append(f.cached, cached)
-	if agent == "coder" {
-		f.coder = append(f.coder, string(messages))
-	}
 	return f.calls[agent]
 }
 
@@ -99,6 +119,12 @@ func (f *modelServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ToolChoice struct {
 			Name string `json:"name"`
 		} `json:"tool_choice"`
+		Tools []struct {
+			Name     string `json:"name"`
+			Function struct {
+				Name string `json:"name"`
+			} `json:"function"`
+		} `json:"tools"`
 	}
 	b, _ := io.ReadAll(r.Body)
 	if err := json.Unmarshal(b, &req); err != nil || r.Method != http.MethodPost {
@@ -110,15 +136,31 @@ func (f *modelServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if k := r.Header.Get("X-Api-Key"); k != "" {
 		auth = "Bearer " + k
 	}
+	// The coder runs a tool loop: its requests offer write_file.
+	loop := false
+	for _, t := range req.Tools {
+		loop = loop || t.Name == "write_file" || t.Function.Name == "write_file"
+	}
 	switch r.URL.Path {
 	case "/v1/chat/completions":
+		if loop {
+			call := f.record("coder", auth, req.Model, req.Messages, false)
+			f.openAI(w, req.Model, req.Stream, nil, f.coderTurn(req.Messages, call))
+			return
+		}
 		agent := req.ResponseFormat.JSONSchema.Name
 		call := f.record(agent, auth, req.Model, req.Messages, false)
-		f.openAI(w, req.Model, req.Stream, f.answer(agent, call))
+		f.openAI(w, req.Model, req.Stream, f.answer(agent, call), nil)
 	case "/v1/messages":
+		cached := strings.Contains(string(req.System), `"cache_control"`)
+		if loop {
+			call := f.record("coder", auth, req.Model, req.Messages, cached)
+			f.anthropic(w, req.Model, req.Stream, "", nil, f.coderTurn(req.Messages, call))
+			return
+		}
 		agent := req.ToolChoice.Name
-		call := f.record(agent, auth, req.Model, req.Messages, strings.Contains(string(req.System), `"cache_control"`))
-		f.anthropic(w, req.Model, req.Stream, agent, f.answer(agent, call))
+		call := f.record(agent, auth, req.Model, req.Messages, cached)
+		f.anthropic(w, req.Model, req.Stream, agent, f.answer(agent, call), nil)
 	default:
 		w.WriteHeader(http.StatusNotFound)
 		fmt.Fprint(w, `{"error":{"message":"not found","type":"invalid_request_error"}}`)
@@ -143,9 +185,13 @@ func pieces(s string) []string {
 	return out
 }
 
-func (f *modelServer) openAI(w http.ResponseWriter, model string, stream bool, answer any) {
+func (f *modelServer) openAI(w http.ResponseWriter, model string, stream bool, answer any, calls []toolCall) {
 	content, _ := json.Marshal(answer)
 	usage := map[string]int{"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500}
+	if calls != nil {
+		f.openAITools(w, model, stream, calls, usage)
+		return
+	}
 	if !stream {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{"id": "chatcmpl-1", "object": "chat.completion", "created": time.Now().Unix(), "model": model,
@@ -166,12 +212,61 @@ func (f *modelServer) openAI(w http.ResponseWriter, model string, stream bool, a
 	fmt.Fprint(w, "data: [DONE]\n\n")
 }
 
-func (f *modelServer) anthropic(w http.ResponseWriter, model string, stream bool, tool string, answer any) {
-	usage := map[string]int{"input_tokens": 1200, "output_tokens": 300, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+// openAITools answers with tool calls: whole, or streamed with each
+// call's arguments in pieces by index.
+func (f *modelServer) openAITools(w http.ResponseWriter, model string, stream bool, calls []toolCall, usage map[string]int) {
 	if !stream {
+		var tcs []any
+		for i, c := range calls {
+			args, _ := json.Marshal(c.args)
+			tcs = append(tcs, map[string]any{"id": fmt.Sprintf("call_%d", i), "type": "function", "function": map[string]any{"name": c.name, "arguments": string(args)}})
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"id": "chatcmpl-1", "object": "chat.completion", "created": time.Now().Unix(), "model": model,
+			"choices": []any{map[string]any{"index": 0, "message": map[string]any{"role": "assistant", "content": nil, "tool_calls": tcs}, "finish_reason": "tool_calls"}},
+			"usage":   usage})
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	chunk := func(v map[string]any) {
+		v["id"], v["object"], v["created"], v["model"] = "chatcmpl-1", "chat.completion.chunk", time.Now().Unix(), model
+		sse(w, "", v)
+	}
+	for i, c := range calls {
+		chunk(map[string]any{"choices": []any{map[string]any{"index": 0, "delta": map[string]any{"tool_calls": []any{map[string]any{
+			"index": i, "id": fmt.Sprintf("call_%d", i), "type": "function", "function": map[string]any{"name": c.name, "arguments": ""}}}}, "finish_reason": nil}}})
+		args, _ := json.Marshal(c.args)
+		for _, p := range pieces(string(args)) {
+			chunk(map[string]any{"choices": []any{map[string]any{"index": 0, "delta": map[string]any{"tool_calls": []any{map[string]any{
+				"index": i, "function": map[string]any{"arguments": p}}}}, "finish_reason": nil}}})
+		}
+	}
+	chunk(map[string]any{"choices": []any{map[string]any{"index": 0, "delta": map[string]any{}, "finish_reason": "tool_calls"}}})
+	chunk(map[string]any{"choices": []any{}, "usage": usage})
+	fmt.Fprint(w, "data: [DONE]\n\n")
+}
+
+func (f *modelServer) anthropic(w http.ResponseWriter, model string, stream bool, tool string, answer any, calls []toolCall) {
+	usage := map[string]int{"input_tokens": 1200, "output_tokens": 300, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+	type block struct {
+		name  string
+		input any
+	}
+	blocks := []block{{tool, answer}}
+	if calls != nil {
+		blocks = nil
+		for _, c := range calls {
+			blocks = append(blocks, block{c.name, c.args})
+		}
+	}
+	if !stream {
+		var content []any
+		for i, b := range blocks {
+			content = append(content, map[string]any{"type": "tool_use", "id": fmt.Sprintf("toolu_%d", i), "name": b.name, "input": b.input})
+		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{"id": "msg_1", "type": "message", "role": "assistant", "model": model,
-			"content":     []any{map[string]any{"type": "tool_use", "id": "toolu_1", "name": tool, "input": answer}},
+			"content":     content,
 			"stop_reason": "tool_use", "stop_sequence": nil, "usage": usage})
 		return
 	}
@@ -179,14 +274,16 @@ func (f *modelServer) anthropic(w http.ResponseWriter, model string, stream bool
 	sse(w, "message_start", map[string]any{"type": "message_start", "message": map[string]any{"id": "msg_1", "type": "message", "role": "assistant",
 		"model": model, "content": []any{}, "stop_reason": nil, "stop_sequence": nil,
 		"usage": map[string]int{"input_tokens": 1200, "output_tokens": 1, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}})
-	sse(w, "content_block_start", map[string]any{"type": "content_block_start", "index": 0,
-		"content_block": map[string]any{"type": "tool_use", "id": "toolu_1", "name": tool, "input": map[string]any{}}})
-	input, _ := json.Marshal(answer)
-	for _, p := range pieces(string(input)) {
-		sse(w, "content_block_delta", map[string]any{"type": "content_block_delta", "index": 0,
-			"delta": map[string]any{"type": "input_json_delta", "partial_json": p}})
+	for i, b := range blocks {
+		sse(w, "content_block_start", map[string]any{"type": "content_block_start", "index": i,
+			"content_block": map[string]any{"type": "tool_use", "id": fmt.Sprintf("toolu_%d", i), "name": b.name, "input": map[string]any{}}})
+		input, _ := json.Marshal(b.input)
+		for _, p := range pieces(string(input)) {
+			sse(w, "content_block_delta", map[string]any{"type": "content_block_delta", "index": i,
+				"delta": map[string]any{"type": "input_json_delta", "partial_json": p}})
+		}
+		sse(w, "content_block_stop", map[string]any{"type": "content_block_stop", "index": i})
 	}
-	sse(w, "content_block_stop", map[string]any{"type": "content_block_stop", "index": 0})
 	sse(w, "message_delta", map[string]any{"type": "message_delta", "delta": map[string]any{"stop_reason": "tool_use", "stop_sequence": nil},
 		"usage": map[string]int{"output_tokens": 300}})
 	sse(w, "message_stop", map[string]any{"type": "message_stop"})
@@ -235,8 +332,8 @@ func throughProvider(t *testing.T, s *server, fake *modelServer, key, model stri
 	fake.mu.Lock()
 	calls, coder, auth, models, cached := fake.calls, fake.coder, fake.auth, fake.models, fake.cached
 	fake.mu.Unlock()
-	if calls["planner"] != 1 || calls["architect"] != 1 || calls["coder"] != 2 || calls["reviewer"] < 1 {
-		t.Fatalf("calls per agent %v: want one plan, one design, two coder rounds", calls)
+	if calls["planner"] != 1 || calls["architect"] != 1 || calls["coder"] != 4 || len(coder) != 2 || calls["reviewer"] < 1 {
+		t.Fatalf("calls per agent %v, %d coder rounds: want one plan, one design, two coder rounds of two turns", calls, len(coder))
 	}
 	// The fix round carries what really failed: node --test's assertion.
 	if !strings.Contains(coder[1], "sum(2, 3) should be 5") || strings.Contains(coder[0], "should be 5") {

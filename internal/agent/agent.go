@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/catalyst/catalyst/internal/agent/schemas"
+	"github.com/catalyst/catalyst/internal/coding"
 
 	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/llm"
@@ -60,6 +61,9 @@ type Input struct {
 	Log func(level, msg string)
 	// Delta streams model text while the agent "types"; may be nil.
 	Delta func(text string)
+	// Event records a structured event of this agent (the coder's tool
+	// calls); may be nil.
+	Event func(typ domain.EventType, level, msg string, data map[string]any)
 }
 
 // Feedback is one check's verdict that sent the work back to the coder.
@@ -120,15 +124,26 @@ type Deps struct {
 	AgentTimeout time.Duration
 	// WorkspaceDir is the directory (and git repository) of a task's files.
 	WorkspaceDir func(taskID string) string
-	// Sandbox runs tests; nil means sandbox.Run.
+	// Sandbox runs tests and the coder's commands; nil means sandbox.Run.
 	Sandbox func(ctx context.Context, spec sandbox.Spec) (sandbox.Result, error)
+	// CoderLimits bound the coder's tool loop (CODER_MAX_STEPS, ...).
+	CoderLimits coding.Limits
 	// GitHub publishes pull requests when MOCK_DEPLOYMENT=false; nil means
 	// publishing is not available and the report says so.
 	GitHub PullRequests
 	// RemoteURL is the git URL of a linked repository ("owner/name"); nil
 	// means https://github.com/owner/name.git.
 	RemoteURL func(repo string) string
+	// Getenv reads the environment variable a project names as its
+	// repository credential; nil means os.Getenv.
+	Getenv func(string) string
+	// CloneMaxBytes and CloneTimeout cap the clone of a change task's
+	// repository; zero means the workspace package's defaults.
+	CloneMaxBytes int64
+	CloneTimeout  time.Duration
 }
+
+var defaultSandbox coding.Sandbox = sandbox.Run
 
 // Steps returns the standard agents by node id.
 func Steps(d Deps) map[string]Step {

@@ -21,6 +21,10 @@ type DeployOutput struct {
 	Mock           bool   `json:"mock"`
 	PullRequestURL string `json:"pull_request_url"`
 	Report         string `json:"report"`
+	// BaseSHA and PatchURL: a change task's base commit and the API path of
+	// its patch (git format-patch).
+	BaseSHA  string `json:"base_sha,omitempty"`
+	PatchURL string `json:"patch_url,omitempty"`
 }
 
 // Deployer commits the workspace, points at the preview Catalyst serves and,

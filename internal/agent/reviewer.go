@@ -11,6 +11,8 @@ type ReviewOutput struct {
 	Approved bool      `json:"approved"`
 	Summary  string    `json:"summary"`
 	Findings []Finding `json:"findings"`
+	// Diff is the change reviewed (tasks of kind change), with its context.
+	Diff string `json:"diff,omitempty"`
 }
 
 // Finding is one review remark.
@@ -44,6 +46,12 @@ func (r *Reviewer) Run(ctx context.Context, in Input) (Output, error) {
 	if rev.Findings == nil {
 		rev.Findings = []Finding{}
 	}
+	logReview(in, rev)
+	return c.result(rev)
+}
+
+// logReview logs a review's findings and verdict.
+func logReview(in Input, rev ReviewOutput) {
 	counts := map[string]int{}
 	for _, f := range rev.Findings {
 		counts[f.Severity]++
@@ -58,7 +66,6 @@ func (r *Reviewer) Run(ctx context.Context, in Input) (Output, error) {
 	}
 	in.Log(level, fmt.Sprintf("Review %s: %s (%d critical, %d major, %d minor, %d info)", verdict, oneLine(rev.Summary, 200),
 		counts["critical"], counts["major"], counts["minor"], counts["info"]))
-	return c.result(rev)
 }
 
 // ReviewVerdict is the fix-loop condition on a reviewer artifact: approved,

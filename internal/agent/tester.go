@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -36,6 +37,13 @@ type TestOutput struct {
 	TimeoutMS int64 `json:"timeout_ms,omitempty"`
 	// QuotaExceeded: the run filled its working copy's size or file quota.
 	QuotaExceeded bool `json:"quota_exceeded,omitempty"`
+	// Results names every test and its outcome, on existing repositories
+	// (baseline and after), where the runner names them; otherwise one
+	// entry for the run's exit status.
+	Results []TestResult `json:"results,omitempty"`
+	// Baseline compares this run with the repository's own results before
+	// the change (tasks of kind change).
+	Baseline *BaselineComparison `json:"baseline,omitempty"`
 }
 
 // Verdicts of a test run.
@@ -129,7 +137,18 @@ func (t *Tester) Run(ctx context.Context, in Input) (Output, error) {
 			return Output{}, err
 		}
 	}
-	cmd, kind := testCommand(files, design.Stack.Language, func(p string) []byte {
+	out, err = t.suite(ctx, in, ws, files, design.Stack.Language, out, false)
+	if err != nil {
+		return Output{}, err
+	}
+	return k.result(out)
+}
+
+// suite runs the project's tests in the sandbox and reads the results into
+// out. change: the tests of an existing repository, run so that every test
+// is named (passes included), for the baseline comparison.
+func (t *Tester) suite(ctx context.Context, in Input, ws *workspace.Workspace, files []workspace.File, language string, out TestOutput, change bool) (TestOutput, error) {
+	cmd, kind := testCommand(files, language, func(p string) []byte {
 		b, _ := ws.ReadFile(p)
 		return b
 	})
@@ -138,7 +157,11 @@ func (t *Tester) Run(ctx context.Context, in Input) (Output, error) {
 		out.Output = "no test files found"
 		out.Failures = append(out.Failures, TestFailure{Name: "tests", Message: "the project has no test files the tester can run"})
 		in.Log(Warn, "No tests to run")
-		return k.result(out)
+		return out, nil
+	}
+	if change && kind == "pytest" {
+		// -rA names the passing tests too, so each can be compared.
+		cmd = slices.Replace(cmd, len(cmd)-1, len(cmd), "-rA")
 	}
 	out.Command = strings.Join(cmd, " ")
 	in.Log(Info, "Running "+out.Command+" in the sandbox")
@@ -148,23 +171,23 @@ func (t *Tester) Run(ctx context.Context, in Input) (Output, error) {
 	}
 	res, err := run(ctx, sandbox.Spec{Dir: ws.Root(), Command: cmd, Timeout: testTimeout(ctx, t.AgentTimeout)})
 	if ctx.Err() != nil {
-		return Output{}, ctx.Err()
+		return out, ctx.Err()
 	}
 	out.Sandbox.Isolation = append(out.Sandbox.Isolation, res.Isolation...)
 	out.Sandbox.Warnings = append(out.Sandbox.Warnings, res.Warnings...)
-	missing := func(tool, output string) (Output, error) {
+	missing := func(tool, output string) (TestOutput, error) {
 		out.ToolMissing = true
 		out.Verdict = VerdictToolMissing
 		out.Output = output
 		out.Failures = append(out.Failures, TestFailure{Name: "toolchain", Message: tool + " is not installed where tests run"})
 		in.Log(Error, fmt.Sprintf("Cannot run the tests: %s is not installed (reported as a failure, not a pass)", tool))
-		return k.result(out)
+		return out, nil
 	}
 	if errors.Is(err, sandbox.ErrToolMissing) {
 		return missing(cmd[0], err.Error())
 	}
 	if err != nil {
-		return Output{}, fmt.Errorf("tester: sandbox: %w", err)
+		return out, fmt.Errorf("tester: sandbox: %w", err)
 	}
 	out.ExitCode = res.ExitCode
 	out.DurationMS = res.Duration.Milliseconds()
@@ -177,6 +200,9 @@ func (t *Tester) Run(ctx context.Context, in Input) (Output, error) {
 		return missing("pytest (for "+cmd[0]+")", trim(combined, 1000, 3000))
 	}
 	out.Passed, out.Failed, out.Failures = parseResults(kind, combined)
+	if change {
+		out.Results = testResults(kind, combined, out.ExitCode)
+	}
 	out.TimedOut, out.QuotaExceeded = res.TimedOut, res.QuotaExceeded
 	switch {
 	case res.TimedOut:
@@ -227,7 +253,7 @@ func (t *Tester) Run(ctx context.Context, in Input) (Output, error) {
 		}
 		in.Log(Warn, fmt.Sprintf("FAIL %s: %s", f.Name, oneLine(f.Message, 200)))
 	}
-	return k.result(out)
+	return out, nil
 }
 
 // TestsPassed is the tester's verdict: tests ran, some passed, none failed,
@@ -253,6 +279,9 @@ func TestVerdict(raw json.RawMessage) (bool, []string) {
 	var t TestOutput
 	if err := decodeRaw(raw, &t); err != nil {
 		return false, []string{"unreadable test report: " + err.Error()}
+	}
+	if t.Baseline != nil {
+		return changeVerdict(t)
 	}
 	if TestsPassed(t) {
 		return true, nil

@@ -16,6 +16,9 @@ type createProjectBody struct {
 	Name        string `json:"name" minLength:"1" maxLength:"200" example:"My Project"`
 	Description string `json:"description,omitempty" maxLength:"10000" example:"A test project"`
 	GitHubRepo  string `json:"github_repo,omitempty" pattern:"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$" patternDescription:"owner/name" doc:"GitHub repository (owner/name) the deployer may publish to when MOCK_DEPLOYMENT=false"`
+	RepoURL     string `json:"repo_url,omitempty" maxLength:"2048" example:"https://github.com/acme/app.git" doc:"Git repository tasks of kind change start from: http(s)://, git://, ssh:// or git@host:path; no password in it"`
+	// Write-only: the project never returns it.
+	RepoCredential string `json:"repo_credential,omitempty" maxLength:"100" example:"CATALYST_REPO_TOKEN_ACME" doc:"Write-only. Name of the server environment variable (CATALYST_REPO_TOKEN_<NAME>) holding the token for repo_url; the token itself is never sent or stored. Without it, GITHUB_TOKEN is used for https://github.com URLs only"`
 }
 
 type createProjectInput struct{ Body createProjectBody }
@@ -25,6 +28,9 @@ type updateProjectBody struct {
 	Description *string               `json:"description,omitempty" maxLength:"10000"`
 	Status      *domain.ProjectStatus `json:"status,omitempty" enum:"active,archived"`
 	GitHubRepo  *string               `json:"github_repo,omitempty" pattern:"^([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)?$" doc:"owner/name; empty unlinks"`
+	RepoURL     *string               `json:"repo_url,omitempty" maxLength:"2048" doc:"Git repository for tasks of kind change; empty unlinks"`
+	// Write-only: the project never returns it.
+	RepoCredential *string `json:"repo_credential,omitempty" maxLength:"100" doc:"Write-only. CATALYST_REPO_TOKEN_<NAME>; empty removes it"`
 }
 
 type updateProjectInput struct {
@@ -46,6 +52,10 @@ func (s *server) registerProjects(api huma.API) {
 			if err := checkProjectFields(&in.Body.Name, &in.Body.Description); err != nil {
 				return nil, err
 			}
+			repo := strings.TrimSpace(in.Body.RepoURL)
+			if err := checkRepoFields(&repo, &in.Body.RepoCredential); err != nil {
+				return nil, err
+			}
 			name := strings.TrimSpace(in.Body.Name)
 			now := time.Now().UTC()
 			p := domain.Project{
@@ -54,8 +64,11 @@ func (s *server) registerProjects(api huma.API) {
 				Description: in.Body.Description,
 				Status:      domain.ProjectActive,
 				GitHubRepo:  in.Body.GitHubRepo,
-				CreatedAt:   now,
-				UpdatedAt:   now,
+				RepoURL:     repo,
+				// Only the name of the variable holding the token.
+				RepoCredential: in.Body.RepoCredential,
+				CreatedAt:      now,
+				UpdatedAt:      now,
 			}
 			if err := s.store.CreateProject(ctx, p); err != nil {
 				return nil, s.apiError(ctx, "project "+p.ID, err)
@@ -83,6 +96,13 @@ func (s *server) registerProjects(api huma.API) {
 			if err := checkProjectFields(b.Name, b.Description); err != nil {
 				return nil, err
 			}
+			if b.RepoURL != nil {
+				trimmed := strings.TrimSpace(*b.RepoURL)
+				b.RepoURL = &trimmed
+			}
+			if err := checkRepoFields(b.RepoURL, b.RepoCredential); err != nil {
+				return nil, err
+			}
 			p, err := s.store.UpdateProject(ctx, in.ID, func(p *domain.Project) error {
 				if b.Name != nil {
 					p.Name = strings.TrimSpace(*b.Name)
@@ -95,6 +115,12 @@ func (s *server) registerProjects(api huma.API) {
 				}
 				if b.GitHubRepo != nil {
 					p.GitHubRepo = *b.GitHubRepo
+				}
+				if b.RepoURL != nil {
+					p.RepoURL = *b.RepoURL
+				}
+				if b.RepoCredential != nil {
+					p.RepoCredential = *b.RepoCredential
 				}
 				p.UpdatedAt = time.Now().UTC()
 				return nil
@@ -132,6 +158,23 @@ func checkProjectFields(name, description *string) error {
 	}
 	if description != nil {
 		if err := domain.CheckText("description", *description); err != nil {
+			return huma.Error422UnprocessableEntity(err.Error())
+		}
+	}
+	return nil
+}
+
+// checkRepoFields refuses a repository URL git should not be pointed at
+// and a credential reference naming anything but a CATALYST_REPO_TOKEN_
+// variable (422). Absent fields (nil) are not checked.
+func checkRepoFields(repoURL, credential *string) error {
+	if repoURL != nil {
+		if err := domain.CheckRepoURL(*repoURL); err != nil {
+			return huma.Error422UnprocessableEntity(err.Error())
+		}
+	}
+	if credential != nil {
+		if err := domain.CheckCredentialRef(*credential); err != nil {
 			return huma.Error422UnprocessableEntity(err.Error())
 		}
 	}

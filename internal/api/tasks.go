@@ -187,6 +187,7 @@ func (s *server) registerTasks(api huma.API) {
 		})
 
 	s.registerFileList(api)
+	s.registerPatch(api)
 }
 
 type graphsOutput struct{ Body []graph.Description }

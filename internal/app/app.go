@@ -19,6 +19,7 @@ import (
 	"github.com/catalyst/catalyst/internal/agent"
 	"github.com/catalyst/catalyst/internal/api"
 	"github.com/catalyst/catalyst/internal/audit"
+	"github.com/catalyst/catalyst/internal/coding"
 	"github.com/catalyst/catalyst/internal/config"
 	"github.com/catalyst/catalyst/internal/connector"
 	gitsource "github.com/catalyst/catalyst/internal/connector/git"
@@ -216,7 +217,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	}
 
 	a.Graphs = graph.Builtin()
-	buildSteps := agent.Steps(agent.Deps{
+	deps := agent.Deps{
 		Models:         a.Models,
 		Store:          a.Store,
 		PreviewURL:     previewBase(cfg),
@@ -226,7 +227,9 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		WorkspaceDir:   a.WorkspaceDir,
 		GitHub:         publisher,
 		Sandbox:        sb.Run,
-	})
+		CoderLimits:    coding.Limits{MaxSteps: cfg.CoderMaxSteps, MaxTokens: cfg.CoderMaxTokens, MaxCost: cfg.CoderMaxCost},
+	}
+	buildSteps, changeSteps := agent.Steps(deps), agent.ChangeSteps(deps)
 	sources, err := explorerSources(cfg)
 	if err != nil {
 		a.closeNATS()
@@ -244,6 +247,8 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 			switch kind {
 			case domain.KindBuild:
 				return buildSteps
+			case domain.KindChange:
+				return changeSteps
 			case domain.KindExplore:
 				return exploreSteps
 			}

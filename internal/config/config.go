@@ -82,6 +82,9 @@ type Config struct {
 	WebSocketPingInterval time.Duration // WEBSOCKET_PING_INTERVAL (seconds), default 30
 	MaxFixIterations      int           // MAX_FIX_ITERATIONS, default 3
 	MaxTaskCost           float64       // MAX_TASK_COST (USD), default 0 = no budget
+	CoderMaxSteps         int           // CODER_MAX_STEPS: model turns of one coder run, default 40
+	CoderMaxTokens        int64         // CODER_MAX_TOKENS: tokens of one coder run, default 2,000,000
+	CoderMaxCost          float64       // CODER_MAX_COST_USD: USD of one coder run, default 0 = no bound
 
 	// Monitoring
 	EnableMetrics               bool   // ENABLE_METRICS, default true

@@ -35,9 +35,16 @@ type Project struct {
 	Status      ProjectStatus `json:"status"`
 	// GitHubRepo ("owner/name") links the project to a repository the deployer
 	// may publish to when MOCK_DEPLOYMENT=false.
-	GitHubRepo string    `json:"github_repo,omitempty"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	GitHubRepo string `json:"github_repo,omitempty"`
+	// RepoURL is the git repository (any git URL) tasks of kind change
+	// start from: a clone of it on a task branch.
+	RepoURL string `json:"repo_url,omitempty"`
+	// RepoCredential names where the credential for RepoURL lives (see
+	// CheckCredentialRef); the secret itself is never stored. It is
+	// write-only: never serialised to the API.
+	RepoCredential string    `json:"-"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
 }
 
 // TaskStatus is the lifecycle of a task.
@@ -140,6 +147,7 @@ const (
 	EventCost       EventType = "cost"        // the task's cost changed
 	EventTokenDelta EventType = "token_delta" // model text while an agent is "typing"; live only, never stored
 	EventFixRound   EventType = "fix_round"   // checks sent the work back: the loop body's nodes are pending again
+	EventToolCall   EventType = "tool_call"   // an agent's tool call and its result (the coder's steps)
 )
 
 // AgentLog is one stored event of a task (collection agent_logs). Seq orders

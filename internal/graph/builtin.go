@@ -38,6 +38,44 @@ func Build() *Graph {
 	}
 }
 
+// Change is the graph of tasks on an existing repository (kind change):
+//
+//	clone -> baseline -> planner -> coder -> { tester , reviewer } -> deployer
+//	                                  ^          |          |
+//	                                  +-- fix ---+----------+
+//
+// The baseline records the repository's own test results before the change,
+// so the tester sends back only what the change broke.
+func Change() *Graph {
+	n := func(id, agentName, desc string, check Check) Node {
+		return Node{ID: id, Agent: agentName, Description: desc, Check: check}
+	}
+	return &Graph{
+		Kind:  domain.KindChange,
+		Label: "Change an existing repository",
+		Nodes: []Node{
+			n(agent.NodeClone, agent.ChangeNames[agent.NodeClone], "clones the repository on the task branch", nil),
+			n(agent.NodeBaseline, agent.ChangeNames[agent.NodeBaseline], "runs the repository's tests before the change", nil),
+			n(domain.NodePlanner, agent.Names[domain.NodePlanner], "breaks the request into steps", nil),
+			n(domain.NodeCoder, agent.Names[domain.NodeCoder], "changes the code", nil),
+			n(domain.NodeTester, agent.Names[domain.NodeTester], "runs the tests again and compares them with the baseline", agent.TestVerdict),
+			n(domain.NodeReviewer, agent.Names[domain.NodeReviewer], "reviews the diff against the base", agent.ReviewVerdict),
+			n(domain.NodeDeployer, agent.Names[domain.NodeDeployer], "commits on the branch; pushes and opens a pull request, or offers the patch", nil),
+		},
+		Edges: []Edge{
+			{agent.NodeClone, agent.NodeBaseline, Always},
+			{agent.NodeBaseline, domain.NodePlanner, Always},
+			{domain.NodePlanner, domain.NodeCoder, Always},
+			{domain.NodeCoder, domain.NodeTester, Always},
+			{domain.NodeCoder, domain.NodeReviewer, Always},
+			{domain.NodeTester, domain.NodeDeployer, Pass},
+			{domain.NodeReviewer, domain.NodeDeployer, Pass},
+			{domain.NodeTester, domain.NodeCoder, Fail},
+			{domain.NodeReviewer, domain.NodeCoder, Fail},
+		},
+	}
+}
+
 // Explore is the graph of explore tasks (an Explorer scan):
 //
 //	gather -> analyse -> report
@@ -65,7 +103,7 @@ func Explore() *Graph {
 
 // Builtin returns the registry of every graph Catalyst runs.
 func Builtin() *Registry {
-	r, err := NewRegistry(Build(), Explore())
+	r, err := NewRegistry(Build(), Change(), Explore())
 	if err != nil {
 		panic(err) // the built-in graphs are constants of this package
 	}

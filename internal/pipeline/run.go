@@ -266,6 +266,9 @@ func (r *taskRun) start(ctx context.Context, id string) error {
 				rec.Delta(taskID, n.Agent, text)
 			}
 		},
+		Event: func(typ domain.EventType, level, msg string, data map[string]any) {
+			r.e.record(ctx, t, []domain.Change{{Type: typ, Agent: n.Agent, Level: level, Message: msg, Data: data}})
+		},
 	}
 	for _, other := range r.p.Order {
 		if r.t.GraphState[other] == domain.NodeCompleted {

@@ -146,6 +146,9 @@ func (s *Service) Submit(ctx context.Context, a Actor, sub Submission) (domain.T
 	if project.Status == domain.ProjectArchived {
 		return domain.Task{}, fmt.Errorf("%w: project %s is archived; unarchive it (PATCH status=active) to add tasks", domain.ErrConflict, project.ID)
 	}
+	if kind == domain.KindChange && project.RepoURL == "" {
+		return domain.Task{}, fmt.Errorf("%w: a task of kind change needs a repository: set the project's repo_url (PATCH /api/projects/%s)", domain.ErrInvalid, project.ID)
+	}
 	id := sub.ID
 	if id == "" {
 		id = uuid.NewString()

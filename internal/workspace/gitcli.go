@@ -30,8 +30,8 @@ func gitCommand(ctx context.Context, name string, args ...string) *osexec.Cmd {
 
 // gitEnv is a small environment for the git CLI: no user or system git config
 // (no stray credential helpers or URL rewrites), no prompts, and the token only
-// for the credential helper.
-func gitEnv(token string) []string {
+// for the credential helper. extra adds configuration (key, value).
+func gitEnv(token string, extra ...[2]string) []string {
 	env := []string{
 		"LANG=C", "LC_ALL=C",
 		"GIT_TERMINAL_PROMPT=0",
@@ -46,7 +46,7 @@ func gitEnv(token string) []string {
 		}
 	}
 	// An empty credential.helper resets the list, then ours is the only one.
-	cfg := [][2]string{{"credential.helper", ""}, {"safe.directory", "*"}}
+	cfg := append([][2]string{{"credential.helper", ""}, {"safe.directory", "*"}}, extra...)
 	if token != "" && !strings.ContainsAny(token, "\r\n") {
 		cfg = append(cfg, [2]string{"credential.helper", credentialHelper})
 		env = append(env, tokenEnv+"="+token)

@@ -12,6 +12,8 @@ export interface Project {
   description: string;
   status: 'active' | 'archived';
   github_repo?: string;
+  /** Git repository that tasks of kind change start from. */
+  repo_url?: string;
   created_at: string;
   updated_at: string;
 }
@@ -39,7 +41,7 @@ export interface Task {
   finished_at?: string;
 }
 
-export type EventType = 'log' | 'node_state' | 'task_state' | 'cost' | 'token_delta' | 'fix_round';
+export type EventType = 'log' | 'node_state' | 'task_state' | 'cost' | 'token_delta' | 'fix_round' | 'tool_call';
 
 /** A task graph as GET /api/graphs serves it (internal/graph Description). */
 export interface GraphDesc {
@@ -128,6 +130,10 @@ export interface CoderOutput {
   files?: { path: string; bytes: number; action: string }[];
   refused?: { path: string; reason: string }[];
   notes?: string;
+  /** The tool loop: model turns, and why it ended (finish, max_steps, repetition, ...). */
+  steps?: number;
+  end?: string;
+  reason?: string;
 }
 export interface TesterOutput {
   command?: string | string[];
@@ -140,12 +146,33 @@ export interface TesterOutput {
   tool_missing?: boolean;
   tests_added?: string[];
   sandbox?: { isolation?: string[]; warnings?: string[] };
+  /** Every named test and its outcome (tasks of kind change). */
+  results?: { name: string; status: 'passed' | 'failed' }[];
+  /** This run against the repository's own results before the change. */
+  baseline?: BaselineComparison;
+}
+export interface BaselineComparison {
+  before: { command: string; passed: number; failed: number; exit_code: number; verdict: string };
+  tests: { name: string; before: 'passed' | 'failed' | 'absent'; after: 'passed' | 'failed' | 'absent' }[];
+  fixed: string[];
+  pre_existing: string[];
+  new_failures: string[];
+}
+export interface CloneOutput {
+  repo_url: string;
+  base_sha: string;
+  base_branch: string;
+  branch: string;
+  files: number;
+  bytes: number;
 }
 export type Severity = 'critical' | 'major' | 'minor' | 'info';
 export interface ReviewerOutput {
   approved?: boolean;
   summary?: string;
   findings?: { severity: Severity; file?: string; line?: number; message: string }[];
+  /** The change reviewed, as a unified diff (tasks of kind change). */
+  diff?: string;
 }
 
 export interface FileEntry {
@@ -308,8 +335,9 @@ export const api = {
     return { items, next: nextLink(res) };
   },
   getProject: (id: string) => json<Project>('GET', `/api/projects/${enc(id)}`),
-  createProject: (name: string, description: string) => json<Project>('POST', '/api/projects', { name, description }),
-  updateProject: (id: string, patch: Partial<Pick<Project, 'name' | 'description' | 'status'>>) =>
+  createProject: (name: string, description: string, repo?: { repo_url?: string; repo_credential?: string }) =>
+    json<Project>('POST', '/api/projects', { name, description, ...(repo ?? {}) }),
+  updateProject: (id: string, patch: Partial<Pick<Project, 'name' | 'description' | 'status' | 'repo_url'>> & { repo_credential?: string }) =>
     json<Project>('PATCH', `/api/projects/${enc(id)}`, patch),
   archiveProject: (id: string) => json<unknown>('DELETE', `/api/projects/${enc(id)}`),
 
@@ -319,7 +347,17 @@ export const api = {
   listTasks: async (projectId?: string) =>
     (await json<Task[] | null>('GET', projectId ? `/api/tasks?project_id=${enc(projectId)}` : '/api/tasks')) ?? [],
   getTask: (id: string) => json<Task>('GET', `/api/tasks/${enc(id)}`),
-  createTask: (project_id: string, prompt: string) => json<Task>('POST', '/api/tasks', { project_id, prompt }),
+  createTask: (project_id: string, prompt: string, kind?: string) => json<Task>('POST', '/api/tasks', { project_id, prompt, ...(kind ? { kind } : {}) }),
+  /** A change task's commit as git format-patch text; null until the deployer has committed it. */
+  async patch(taskId: string): Promise<string | null> {
+    try {
+      const res = await request('GET', patchURL(taskId));
+      return await res.text();
+    } catch (e) {
+      if (e instanceof ApiError && (e.status === 404 || e.status === 409)) return null;
+      throw e;
+    }
+  },
   cancelTask: (id: string) => json<Task>('POST', `/api/tasks/${enc(id)}/cancel`),
   retryTask: (id: string) => json<Task>('POST', `/api/tasks/${enc(id)}/retry`),
 
@@ -356,6 +394,9 @@ export const api = {
 
 export function fileURL(taskId: string, path: string): string {
   return `/api/tasks/${enc(taskId)}/files/${path.split('/').map(enc).join('/')}`;
+}
+export function patchURL(taskId: string): string {
+  return `/api/tasks/${enc(taskId)}/patch`;
 }
 export function archiveURL(taskId: string): string {
   return `/api/tasks/${enc(taskId)}/archive.zip`;

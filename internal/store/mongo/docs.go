@@ -19,14 +19,17 @@ import (
 // documents, and an omitted empty field would leave the old value in place.
 
 type projectDoc struct {
-	ID          string   `bson:"id"`
-	Name        string   `bson:"name"`
-	Description string   `bson:"description"`
-	Status      string   `bson:"status"`
-	GitHubRepo  string   `bson:"github_repo"`
-	CreatedAt   flexTime `bson:"created_at"`
-	UpdatedAt   flexTime `bson:"updated_at"`
-	Version     int64    `bson:"version"`
+	ID          string `bson:"id"`
+	Name        string `bson:"name"`
+	Description string `bson:"description"`
+	Status      string `bson:"status"`
+	GitHubRepo  string `bson:"github_repo"`
+	RepoURL     string `bson:"repo_url"`
+	// RepoCredential is the name of an environment variable, never a secret.
+	RepoCredential string   `bson:"repo_credential"`
+	CreatedAt      flexTime `bson:"created_at"`
+	UpdatedAt      flexTime `bson:"updated_at"`
+	Version        int64    `bson:"version"`
 }
 
 type taskDoc struct {
@@ -121,12 +124,12 @@ type scanDoc struct {
 
 func toProjectDoc(p *domain.Project) projectDoc {
 	return projectDoc{ID: p.ID, Name: p.Name, Description: p.Description, Status: string(p.Status),
-		GitHubRepo: p.GitHubRepo, CreatedAt: newFlexTime(p.CreatedAt), UpdatedAt: newFlexTime(p.UpdatedAt)}
+		GitHubRepo: p.GitHubRepo, RepoURL: p.RepoURL, RepoCredential: p.RepoCredential, CreatedAt: newFlexTime(p.CreatedAt), UpdatedAt: newFlexTime(p.UpdatedAt)}
 }
 
 func (d *projectDoc) domain() domain.Project {
 	p := domain.Project{ID: d.ID, Name: d.Name, Description: d.Description, Status: domain.ProjectStatus(d.Status),
-		GitHubRepo: d.GitHubRepo, CreatedAt: d.CreatedAt.t, UpdatedAt: d.UpdatedAt.orElse(d.CreatedAt)}
+		GitHubRepo: d.GitHubRepo, RepoURL: d.RepoURL, RepoCredential: d.RepoCredential, CreatedAt: d.CreatedAt.t, UpdatedAt: d.UpdatedAt.orElse(d.CreatedAt)}
 	if p.Status == "" {
 		p.Status = domain.ProjectActive
 	}

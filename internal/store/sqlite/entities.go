@@ -15,13 +15,13 @@ import (
 
 // ---- projects
 
-const projectCols = `id, name, description, status, github_repo, created_at, updated_at, version`
+const projectCols = `id, name, description, status, github_repo, repo_url, repo_credential, created_at, updated_at, version`
 
 func scanProject(r rowScanner) (domain.Project, int64, error) {
 	var p domain.Project
 	var created, updated string
 	var version int64
-	if err := r.Scan(&p.ID, &p.Name, &p.Description, &p.Status, &p.GitHubRepo, &created, &updated, &version); err != nil {
+	if err := r.Scan(&p.ID, &p.Name, &p.Description, &p.Status, &p.GitHubRepo, &p.RepoURL, &p.RepoCredential, &created, &updated, &version); err != nil {
 		return p, 0, err
 	}
 	var err error
@@ -32,8 +32,8 @@ func scanProject(r rowScanner) (domain.Project, int64, error) {
 }
 
 func (s *Store) CreateProject(ctx context.Context, p domain.Project) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO projects (`+projectCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, 0)`,
-		p.ID, p.Name, p.Description, p.Status, p.GitHubRepo, fmtTime(p.CreatedAt), fmtTime(p.UpdatedAt))
+	_, err := s.w.ExecContext(ctx, `INSERT INTO projects (`+projectCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
+		p.ID, p.Name, p.Description, p.Status, p.GitHubRepo, p.RepoURL, p.RepoCredential, fmtTime(p.CreatedAt), fmtTime(p.UpdatedAt))
 	if err != nil {
 		return mapErr(err, "create project "+p.ID, "")
 	}
@@ -65,8 +65,8 @@ func (s *Store) UpdateProject(ctx context.Context, id string, mutate func(*domai
 		p.ID = id
 		p.UpdatedAt = now()
 		return s.cas(ctx, "update project "+id, `UPDATE projects SET name = ?, description = ?, status = ?,
-			github_repo = ?, created_at = ?, updated_at = ?, version = version + 1 WHERE id = ? AND version = ?`,
-			p.Name, p.Description, p.Status, p.GitHubRepo, fmtTime(p.CreatedAt), fmtTime(p.UpdatedAt), id, version)
+			github_repo = ?, repo_url = ?, repo_credential = ?, created_at = ?, updated_at = ?, version = version + 1 WHERE id = ? AND version = ?`,
+			p.Name, p.Description, p.Status, p.GitHubRepo, p.RepoURL, p.RepoCredential, fmtTime(p.CreatedAt), fmtTime(p.UpdatedAt), id, version)
 	})
 }
 

@@ -218,6 +218,13 @@ BEGIN SELECT RAISE(ABORT, 'audit_logs is append-only'); END;
 CREATE TRIGGER audit_logs_no_delete BEFORE DELETE ON audit_logs
 BEGIN SELECT RAISE(ABORT, 'audit_logs is append-only'); END;
 `,
+	// 6: a project's linked repository for tasks of kind change, and the
+	// name of the environment variable holding its credential (never the
+	// secret).
+	`
+ALTER TABLE projects ADD COLUMN repo_url TEXT NOT NULL DEFAULT '';
+ALTER TABLE projects ADD COLUMN repo_credential TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // migrate applies the migrations the file has not seen, in order.

@@ -77,7 +77,7 @@ func at(i int) time.Time { return T0.Add(time.Duration(i) * time.Second) }
 func newProject(created time.Time) domain.Project {
 	return domain.Project{
 		ID: uuid.NewString(), Name: "My Project", Description: "A test project",
-		Status: domain.ProjectActive, GitHubRepo: "acme/todo",
+		Status: domain.ProjectActive, GitHubRepo: "acme/todo", RepoURL: "https://github.com/acme/todo.git", RepoCredential: "CATALYST_REPO_TOKEN_ACME",
 		CreatedAt: created, UpdatedAt: created.Add(time.Millisecond),
 	}
 }

@@ -59,6 +59,11 @@ export function Project({ id }: { id: string }) {
             {project.name} {project.status === 'archived' ? <StatusBadge status="archived" /> : null}
           </h1>
           {project.description ? <p class="lede">{project.description}</p> : null}
+          {project.repo_url ? (
+            <p class="muted small" data-testid="project-repo">
+              Repository: <code>{project.repo_url}</code>
+            </p>
+          ) : null}
         </div>
         {project.status === 'active' ? (
           <button class="btn btn-ghost" onClick={archive} data-testid="archive-project">
@@ -67,7 +72,7 @@ export function Project({ id }: { id: string }) {
         ) : null}
       </div>
       <ErrorBox error={err} />
-      {project.status === 'active' ? <NewTask projectId={project.id} /> : <div class="alert alert-warn">This project is archived; restore it from the projects list to run new tasks.</div>}
+      {project.status === 'active' ? <NewTask projectId={project.id} repo={project.repo_url ?? ''} /> : <div class="alert alert-warn">This project is archived; restore it from the projects list to run new tasks.</div>}
       <section class="card">
         <header class="card-head">
           <h2>Tasks</h2>
@@ -96,8 +101,10 @@ export function Project({ id }: { id: string }) {
   );
 }
 
-function NewTask({ projectId }: { projectId: string }) {
+function NewTask({ projectId, repo }: { projectId: string; repo: string }) {
   const [prompt, setPrompt] = useState('');
+  // With a repository, tasks change it unless the user asks for something new.
+  const [kind, setKind] = useState<'change' | 'build'>(repo ? 'change' : 'build');
   const [busy, setBusy] = useState(false);
   const [err, setErr] = useState<unknown>(null);
   const submit = async (e?: Event) => {
@@ -106,7 +113,7 @@ function NewTask({ projectId }: { projectId: string }) {
     setBusy(true);
     setErr(null);
     try {
-      const t = await api.createTask(projectId, prompt.trim());
+      const t = await api.createTask(projectId, prompt.trim(), repo ? kind : undefined);
       navigate(href('tasks', t.id));
     } catch (x) {
       setErr(x);
@@ -116,7 +123,7 @@ function NewTask({ projectId }: { projectId: string }) {
   return (
     <form class="card form prompt-card" onSubmit={submit} data-testid="new-task">
       <label class="field">
-        <span class="prompt-label">What should the agents build?</span>
+        <span class="prompt-label">{repo && kind === 'change' ? 'What should the agents change in the repository?' : 'What should the agents build?'}</span>
         <textarea
           rows={3}
           value={prompt}
@@ -128,6 +135,16 @@ function NewTask({ projectId }: { projectId: string }) {
           data-testid="task-prompt"
         />
       </label>
+      {repo ? (
+        <div class="kind-choice" role="radiogroup" aria-label="Kind of task">
+          <label>
+            <input type="radio" name="kind" checked={kind === 'change'} onChange={() => setKind('change')} data-testid="task-kind-change" /> Change the repository (a branch and a pull request or patch)
+          </label>
+          <label>
+            <input type="radio" name="kind" checked={kind === 'build'} onChange={() => setKind('build')} data-testid="task-kind-build" /> Build something new
+          </label>
+        </div>
+      ) : null}
       <div class="prompt-foot">
         <div class="chips" aria-label="Examples">
           {EXAMPLES.map((x) => (

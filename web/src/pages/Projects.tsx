@@ -123,6 +123,8 @@ export function Projects() {
 function NewProject({ onCreated }: { onCreated: (p: Project) => void }) {
   const [name, setName] = useState('');
   const [desc, setDesc] = useState('');
+  const [repoURL, setRepoURL] = useState('');
+  const [credential, setCredential] = useState('');
   const [busy, setBusy] = useState(false);
   const [err, setErr] = useState<unknown>(null);
   const submit = async (e: Event) => {
@@ -131,7 +133,7 @@ function NewProject({ onCreated }: { onCreated: (p: Project) => void }) {
     setBusy(true);
     setErr(null);
     try {
-      onCreated(await api.createProject(name.trim(), desc.trim()));
+      onCreated(await api.createProject(name.trim(), desc.trim(), { repo_url: repoURL.trim() || undefined, repo_credential: credential.trim() || undefined }));
     } catch (x) {
       setErr(x);
       setBusy(false);
@@ -152,6 +154,39 @@ function NewProject({ onCreated }: { onCreated: (p: Project) => void }) {
         </span>
         <textarea rows={3} value={desc} onInput={(e) => setDesc((e.target as HTMLTextAreaElement).value)} placeholder="What is this project about?" data-testid="project-description" />
       </label>
+      <label class="field">
+        <span>
+          Repository <span class="muted">(optional: tasks can then change it)</span>
+        </span>
+        <input
+          type="text"
+          maxLength={2048}
+          value={repoURL}
+          onInput={(e) => setRepoURL((e.target as HTMLInputElement).value)}
+          placeholder="https://github.com/acme/app.git"
+          data-testid="project-repo-url"
+          autoComplete="off"
+          spellcheck={false}
+        />
+      </label>
+      {repoURL.trim() ? (
+        <label class="field">
+          <span>
+            Credential <span class="muted">(optional: the name of the server's environment variable holding the token, never the token)</span>
+          </span>
+          <input
+            type="text"
+            maxLength={100}
+            value={credential}
+            onInput={(e) => setCredential((e.target as HTMLInputElement).value.toUpperCase())}
+            placeholder="CATALYST_REPO_TOKEN_ACME"
+            pattern="CATALYST_REPO_TOKEN_[A-Z0-9_]{1,64}"
+            data-testid="project-repo-credential"
+            autoComplete="off"
+            spellcheck={false}
+          />
+        </label>
+      ) : null}
       <ErrorBox error={err} />
       <button class="btn btn-primary" type="submit" disabled={busy || !name.trim()} data-testid="create-project">
         {busy ? 'Creating…' : 'Create project'}

@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
-import { api, Artifact, ArchitectOutput, CoderOutput, Deployment, GraphDesc, NodeName, PlannerOutput, Project, ReviewerOutput, Task, TesterOutput } from '../api';
+import { api, Artifact, ArchitectOutput, CloneOutput, CoderOutput, Deployment, GraphDesc, NodeName, PlannerOutput, Project, ReviewerOutput, Task, TesterOutput } from '../api';
 import { duration, fullDate, money } from '../format';
 import { href } from '../router';
 import { useTaskStream } from '../stream';
@@ -7,7 +7,9 @@ import { FixRoundNote, Graph } from '../components/Graph';
 import { colours, costOf, kindOf, useGraph } from '../graph';
 import { LogStream } from '../components/LogStream';
 import { Files } from '../components/Files';
+import { CoderSteps } from '../components/CoderSteps';
 import { DeploymentCard, Plan, Review, TestReport } from '../components/Reports';
+import { ChangeView } from '../components/Change';
 import { ErrorBox, Spinner, StatusBadge } from '../components/ui';
 
 // The graph gives the nodes; these views know the output of particular agents
@@ -18,12 +20,14 @@ const VIEW_NODES = {
   review: ['reviewer'],
   files: ['coder'],
   deployment: ['deployer'],
+  change: ['clone'],
 } as const;
 type View = keyof typeof VIEW_NODES;
 const has = (g: GraphDesc | null, v: View) => !!g && g.nodes.some((n) => (VIEW_NODES[v] as readonly string[]).includes(n.id));
 
 const TABS = [
   ['', 'Activity'],
+  ['change', 'Change'],
   ['files', 'Files'],
   ['tests', 'Tests'],
   ['review', 'Review'],
@@ -266,15 +270,27 @@ export function TaskPage({ id, tab, file }: { id: string; tab: string; file: str
                   <Files taskId={id} selected={file} coder={coder?.output} tick={task.graph_state?.[VIEW_NODES.files[0]] === 'completed' ? s.tick : 0} />
                 </>
               ) : null}
+              {tab === 'change' ? (
+                <ChangeView
+                  taskId={id}
+                  clone={byNode(VIEW_NODES.change[0]).pop() as Artifact<CloneOutput> | undefined}
+                  tests={tests}
+                  reviews={reviews}
+                  dep={dep}
+                  deployState={task.graph_state?.[VIEW_NODES.deployment[0]]}
+                  tick={s.tick}
+                />
+              ) : null}
               {tab === 'tests' ? <TestReport list={tests} state={task.graph_state?.[VIEW_NODES.tests[0]]} /> : null}
               {tab === 'review' ? <Review list={reviews} state={task.graph_state?.[VIEW_NODES.review[0]]} taskId={id} /> : null}
               {tab === 'plan' ? <Plan planner={planner} architect={architect} pState={task.graph_state?.[plannerId]} aState={task.graph_state?.[architectId]} /> : null}
             </div>
           </section>
+          <CoderSteps events={s.events} />
         </div>
 
         <aside class="task-side">
-          {has(graph, 'deployment') || dep ? <DeploymentCard dep={dep} state={task.graph_state?.[VIEW_NODES.deployment[0]]} taskId={id} /> : null}
+          {(has(graph, 'deployment') || dep) && !has(graph, 'change') ? <DeploymentCard dep={dep} state={task.graph_state?.[VIEW_NODES.deployment[0]]} taskId={id} /> : null}
           <section class="card">
             <header class="card-head">
               <h2>Cost by agent</h2>
