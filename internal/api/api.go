@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -20,7 +21,9 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
 	"github.com/catalyst/catalyst/internal/events"
+	"github.com/catalyst/catalyst/internal/explorer"
 	"github.com/catalyst/catalyst/internal/graph"
+	"github.com/catalyst/catalyst/internal/ratelimit"
 	"github.com/catalyst/catalyst/internal/store"
 	"github.com/catalyst/catalyst/internal/tasks"
 )
@@ -46,6 +49,14 @@ type Settings struct {
 	// SessionTimeout is how long a dashboard session lasts unused.
 	SessionTimeout time.Duration
 	EnableMetrics  bool
+	// RateLimit is the requests per minute a client address, and a
+	// signed-in user, may send (CATALYST_RATE_LIMIT); LoginRateLimit the
+	// sign-in and sign-up attempts per minute per client and per e-mail
+	// address (CATALYST_LOGIN_RATE_LIMIT). 0 turns a limit off.
+	RateLimit, LoginRateLimit int
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client (CATALYST_TRUSTED_PROXIES).
+	TrustedProxies []netip.Prefix
 }
 
 // Options wires the API to the rest of Catalyst.
@@ -59,6 +70,11 @@ type Options struct {
 	// Tasks is the task use cases; nil: a Service over Store whose tasks
 	// stay pending for whichever runner looks.
 	Tasks *tasks.Service
+	// Explorer starts and reads scans; nil: one over Store and Tasks with
+	// no connectors (its scans run wherever explore steps are bound).
+	Explorer *explorer.Service
+	// ScanWait bounds POST /api/explorer/scan?wait=true (0: 120 s).
+	ScanWait time.Duration
 	// Running counts the tasks this process runs now (metrics); optional.
 	Running func() int
 	// WorkspaceDir returns the root directory of a task's workspace (its
@@ -69,6 +85,9 @@ type Options struct {
 	UI      fs.FS
 	Logger  *slog.Logger
 	Version string
+	// RateLimited is told about every request refused by a rate limit,
+	// besides the log and the metrics: the audit trail. Optional.
+	RateLimited func(r *http.Request, ev ratelimit.Event)
 }
 
 // maxPromptRunes bounds a task prompt.
@@ -76,18 +95,22 @@ const maxPromptRunes = 20000
 
 // server holds the wired dependencies of the handlers.
 type server struct {
-	cfg     Settings
-	store   store.Store
-	broker  events.Bus
-	nats    func() error
-	tasks   *tasks.Service
-	running func() int
-	wsDir   func(string) string
-	ui      fs.FS
-	log     *slog.Logger
-	version string
+	cfg      Settings
+	store    store.Store
+	broker   events.Bus
+	nats     func() error
+	tasks    *tasks.Service
+	explorer *explorer.Service
+	scanWait time.Duration
+	running  func() int
+	wsDir    func(string) string
+	ui       fs.FS
+	log      *slog.Logger
+	version  string
 
 	metrics *metrics
+	limiter *ratelimit.Limiter
+	limited func(*http.Request, ratelimit.Event)
 	auth    *authenticator
 	// hosts are the Host names both origins answer to.
 	hosts []string
@@ -132,16 +155,26 @@ func newServer(opts Options) (*server, error) {
 		svc = tasks.New(tasks.Options{Store: opts.Store, Graphs: graph.Builtin(),
 			Recorder: &events.Recorder{Store: opts.Store, Broker: broker}})
 	}
+	exp := opts.Explorer
+	if exp == nil {
+		exp = explorer.New(explorer.Options{Store: opts.Store, Tasks: svc, Logger: logger})
+	}
+	scanWait := opts.ScanWait
+	if scanWait <= 0 {
+		scanWait = defaultScanWait
+	}
 	version := opts.Version
 	if version == "" {
 		version = "dev"
 	}
-	return &server{
+	s := &server{
 		cfg:          cfg,
 		store:        opts.Store,
 		broker:       broker,
 		nats:         opts.NATS,
 		tasks:        svc,
+		explorer:     exp,
+		scanWait:     scanWait,
 		running:      opts.Running,
 		wsDir:        opts.WorkspaceDir,
 		ui:           opts.UI,
@@ -152,7 +185,22 @@ func newServer(opts Options) (*server, error) {
 		metrics:      newMetrics(),
 		auth:         newAuthenticator(cfg.APIToken, cfg.PublicURL, cfg.SessionTimeout),
 		hosts:        allowedHosts(cfg.AllowedHosts, cfg.BindAddress, cfg.PublicURL, cfg.PreviewURL),
-	}, nil
+		limited:      opts.RateLimited,
+	}
+	lim, err := ratelimit.New(ratelimit.Options{
+		PerMinute:      cfg.RateLimit,
+		LoginPerMinute: cfg.LoginRateLimit,
+		TrustedProxies: cfg.TrustedProxies,
+		OnLimited:      s.rateLimited,
+		Deny: func(w http.ResponseWriter, _ *http.Request, detail string) {
+			writeProblem(w, http.StatusTooManyRequests, detail)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.limiter = lim
+	return s, nil
 }
 
 // handler builds the routes and wraps them in the middleware chain.
@@ -164,12 +212,16 @@ func (s *server) handler() http.Handler {
 	s.documentSecurity(api.OpenAPI())
 
 	var h http.Handler = apiSubtreeGuard(mux)
+	// Per user once the credential is known; per client before anything
+	// else runs, so that floods and password guessing cost nothing.
+	h = s.limiter.Users(rateLimitUser, h)
 	h = s.guard(h)
 	h = s.cors(h)
 	h = securityHeaders(h)
 	h = hostGuard(s.hosts, h)
-	h = s.recoverPanics(h)
-	h = s.accessLog(h)
+	h = s.limiter.Clients(h)
+	h = s.recoverPanics(patternOf(mux), h)
+	h = s.accessLog(patternOf(mux), h)
 	return h
 }
 
