@@ -164,8 +164,11 @@ func TestCrashAndResume(t *testing.T) {
 	if starts["planner"] != 1 || starts["architect"] != 1 || starts["coder"] < 2 || resumes != 2 {
 		t.Fatalf("node starts %v, resumes %d", starts, resumes)
 	}
-	// Cost: one cent per completed node run that called a model, counted once.
-	want := map[string]float64{"planner": 0.01, "architect": 0.01, "coder": 0.01, "reviewer": 0.01, "tester": 0, "deployer": 0}
+	// Cost: one cent per model call of a completed node run, counted once.
+	// The offline coder's tool loop makes two calls (write the files,
+	// finish); a call its killed run made and saved in its transcript is
+	// not made again by the resumed run.
+	want := map[string]float64{"planner": 0.01, "architect": 0.01, "coder": 0.02, "reviewer": 0.01, "tester": 0, "deployer": 0}
 	sum := 0.0
 	for n, c := range final.NodeCosts {
 		if d := c - want[n]; d > 1e-9 || d < -1e-9 {
@@ -173,7 +176,7 @@ func TestCrashAndResume(t *testing.T) {
 		}
 		sum += c
 	}
-	if d := final.Cost - sum; d > 1e-9 || d < -1e-9 || sum < 0.0399 {
+	if d := final.Cost - sum; d > 1e-9 || d < -1e-9 || sum < 0.0499 {
 		t.Fatalf("task cost %v, node costs sum to %v", final.Cost, sum)
 	}
 	dep, err := e.store.GetDeployment(context.Background(), id)
