@@ -239,15 +239,15 @@ func (e *env) createTask(projectID, prompt string) domain.Task {
 func (e *env) counts() string {
 	e.t.Helper()
 	ctx := context.Background()
-	ps, _, err := e.store.ListProjects(ctx, store.Page{Limit: store.MaxLimit})
+	ps, _, err := e.store.ListProjects(ctx, store.All(), store.Page{Limit: store.MaxLimit})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	ts, _, err := e.store.ListTasks(ctx, store.TaskFilter{}, store.Page{Limit: store.MaxLimit})
+	ts, _, err := e.store.ListTasks(ctx, store.TaskFilter{Scope: store.All()}, store.Page{Limit: store.MaxLimit})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	ss, _, err := e.store.ListScans(ctx, store.Page{Limit: store.MaxLimit})
+	ss, _, err := e.store.ListScans(ctx, store.All(), store.Page{Limit: store.MaxLimit})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -406,7 +406,7 @@ func TestEnqueueFailureIsReportedHonestly(t *testing.T) {
 	if !strings.Contains(r.problem(t)["detail"].(string), "executor stopped") {
 		t.Fatalf("detail: %s", r.body)
 	}
-	ts, _, err := e.store.ListTasks(context.Background(), store.TaskFilter{}, store.Page{})
+	ts, _, err := e.store.ListTasks(context.Background(), store.TaskFilter{Scope: store.All()}, store.Page{})
 	if err != nil || len(ts) != 1 || ts[0].Status != domain.TaskFailed {
 		t.Fatalf("unqueued task must be stored as failed: %+v %v", ts, err)
 	}

@@ -13,11 +13,13 @@ import (
 )
 
 // list returns one page of table, newest first (created_at desc, id desc),
-// filtered by the AND of conds, and the cursor of the next page.
-func list[T any](ctx context.Context, s *Store, table, cols string, conds []string, args []any,
+// filtered by the AND of conds, and the cursor of the next page. colArgs
+// are the arguments of placeholders in cols, args those of conds.
+func list[T any](ctx context.Context, s *Store, table, cols string, colArgs []any, conds []string, args []any,
 	page store.Page, scan func(rowScanner) (T, error), key func(T) (time.Time, string),
 ) ([]T, string, error) {
 	page = page.Normalized()
+	args = append(append([]any{}, colArgs...), args...)
 	if page.Cursor != "" {
 		c, err := storeutil.DecodeCursor(page.Cursor)
 		if err != nil {
@@ -83,3 +85,20 @@ func firstErr(steps ...func() error) error {
 }
 
 func newID() string { return uuid.NewString() }
+
+// visibleProjects is a subquery of the ids of the projects a user owns or
+// is a member of; its two arguments are the user id.
+const visibleProjects = `(SELECT id FROM projects WHERE owner_id = ? UNION SELECT project_id FROM project_members WHERE user_id = ?)`
+
+// inScope returns the condition that column (a project id) is one scope
+// sees, and its arguments. The zero scope matches nothing.
+func inScope(scope store.Scope, column string) (string, []any) {
+	switch {
+	case scope.IsAll():
+		return "1 = 1", nil
+	case scope.None():
+		return "1 = 0", nil
+	}
+	u := scope.UserID()
+	return column + " IN " + visibleProjects, []any{u, u}
+}
