@@ -54,14 +54,15 @@ type Project struct {
 // ProjectRole is what an actor may do with a project. Each role includes
 // the ones before it: viewers read, editors submit, cancel and retry tasks
 // and edit the project, owners manage members and archive; admins may do
-// everything an owner may, on every project.
+// everything an owner may, on every project (RoleAdminAccess: an admin on a
+// project they have no role in).
 type ProjectRole string
 
 const (
-	RoleViewer ProjectRole = "viewer"
-	RoleEditor ProjectRole = "editor"
-	RoleOwner  ProjectRole = "owner"
-	RoleAdmin  ProjectRole = "admin"
+	RoleViewer      ProjectRole = "viewer"
+	RoleEditor      ProjectRole = "editor"
+	RoleOwner       ProjectRole = "owner"
+	RoleAdminAccess ProjectRole = "admin"
 )
 
 // rank orders roles; unknown roles rank below viewer.
@@ -73,7 +74,7 @@ func (r ProjectRole) rank() int {
 		return 2
 	case RoleOwner:
 		return 3
-	case RoleAdmin:
+	case RoleAdminAccess:
 		return 4
 	}
 	return 0

@@ -107,6 +107,11 @@ type Store interface {
 	Deployments
 	Scans
 	Snapshots
+	Users
+	Sessions
+	APIKeys
+	Invites
+	AuditLogs
 
 	// Ping checks that the store answers; the health endpoint reports its error.
 	Ping(ctx context.Context) error

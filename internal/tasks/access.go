@@ -107,7 +107,7 @@ func (s *Service) access(ctx context.Context, a Actor, id string, need domain.Pr
 	if !p.MyRole.Allows(need) {
 		return p, fmt.Errorf("%w: you are %s of project %s; this needs %s", domain.ErrForbidden, p.MyRole, p.ID, need)
 	}
-	if p.MyRole == domain.RoleAdmin {
+	if p.MyRole == domain.RoleAdminAccess {
 		s.audit(ctx, a, action, resourceType, resourceID)
 	}
 	return p, nil
@@ -132,7 +132,7 @@ func (s *Service) auditList(ctx context.Context, a Actor, resourceType string, p
 			continue
 		}
 		seen[id] = true
-		if p, err := s.opt.Store.GetProjectIn(ctx, ScopeOf(a), id); err == nil && p.MyRole == domain.RoleAdmin {
+		if p, err := s.opt.Store.GetProjectIn(ctx, ScopeOf(a), id); err == nil && p.MyRole == domain.RoleAdminAccess {
 			s.audit(ctx, a, "list", resourceType, "project:"+id)
 		}
 	}

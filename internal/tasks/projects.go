@@ -35,7 +35,7 @@ func (s *Service) Projects(ctx context.Context, a Actor, page store.Page) ([]dom
 	items, next, err := s.opt.Store.ListProjects(ctx, ScopeOf(a), page)
 	if err == nil {
 		for _, p := range items {
-			if p.MyRole == domain.RoleAdmin {
+			if p.MyRole == domain.RoleAdminAccess {
 				s.audit(ctx, a, "list", "project", p.ID)
 			}
 		}

@@ -167,7 +167,7 @@ func TestTenantIsolation(t *testing.T) {
 	if got := rec.take(); len(got) != 1 || got[0] != "root read task "+ta.ID {
 		t.Errorf("audit of admin Get = %q", got)
 	}
-	if p, err := svc.Project(ctx, admin, pa.ID); err != nil || p.MyRole != domain.RoleAdmin {
+	if p, err := svc.Project(ctx, admin, pa.ID); err != nil || p.MyRole != domain.RoleAdminAccess {
 		t.Errorf("admin Project: role %q, %v", p.MyRole, err)
 	}
 	if got := rec.take(); len(got) != 1 || got[0] != "root read project "+pa.ID {

@@ -101,7 +101,6 @@ func (s *Store) GetProject(ctx context.Context, id string) (domain.Project, erro
 	return d.domain(), err
 }
 
-
 func (s *Store) UpdateProject(ctx context.Context, id string, mutate func(*domain.Project) error) (domain.Project, error) {
 	what := "update project " + id
 	var stored projectDoc
@@ -326,7 +325,6 @@ func (s *Store) GetScan(ctx context.Context, id string) (domain.ExplorerScan, er
 	}
 	return sc, nil
 }
-
 
 func (s *Store) UpdateScan(ctx context.Context, id string, mutate func(*domain.ExplorerScan) error) (domain.ExplorerScan, error) {
 	what := "update scan " + id

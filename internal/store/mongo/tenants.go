@@ -109,7 +109,7 @@ func withRole(scope store.Scope, roles map[string]domain.ProjectRole) func(*proj
 		case roles[d.ID] != "":
 			p.MyRole = roles[d.ID]
 		default:
-			p.MyRole = domain.RoleAdmin // only All scopes read projects without a role
+			p.MyRole = domain.RoleAdminAccess // only All scopes read projects without a role
 		}
 		return p
 	}

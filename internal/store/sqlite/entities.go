@@ -86,7 +86,7 @@ func (s *Store) GetProjectIn(ctx context.Context, scope store.Scope, id string) 
 func (s *Store) ListProjects(ctx context.Context, scope store.Scope, page store.Page) ([]domain.Project, string, error) {
 	role, roleArgs := roleCol(scope)
 	cond, condArgs := inScope(scope, "id")
-	return list(ctx, s, "projects", projectCols+role, roleArgs, []string{cond}, condArgs, page, scanProjectWithRole,
+	return listCols(ctx, s, "projects", projectCols+role, roleArgs, []string{cond}, condArgs, page, scanProjectWithRole,
 		func(p domain.Project) (time.Time, string) { return p.CreatedAt, p.ID })
 }
 
@@ -272,7 +272,7 @@ func (s *Store) ListTasks(ctx context.Context, f store.TaskFilter, page store.Pa
 			args = append(args, st)
 		}
 	}
-	return list(ctx, s, "tasks", taskCols, nil, conds, args, page, scanTask,
+	return list(ctx, s, "tasks", taskCols, conds, args, page, scanTask,
 		func(t domain.Task) (time.Time, string) { return t.CreatedAt, t.ID })
 }
 
@@ -533,7 +533,7 @@ func (s *Store) GetScanIn(ctx context.Context, scope store.Scope, id string) (do
 
 func (s *Store) ListScans(ctx context.Context, scope store.Scope, page store.Page) ([]domain.ExplorerScan, string, error) {
 	cond, args := scanInScope(scope)
-	return list(ctx, s, "explorer_scans", scanCols, nil, []string{cond}, args, page, dropVersion(scanScan),
+	return list(ctx, s, "explorer_scans", scanCols, []string{cond}, args, page, dropVersion(scanScan),
 		func(sc domain.ExplorerScan) (time.Time, string) { return sc.CreatedAt, sc.ID })
 }
 

@@ -13,9 +13,16 @@ import (
 )
 
 // list returns one page of table, newest first (created_at desc, id desc),
-// filtered by the AND of conds, and the cursor of the next page. colArgs
-// are the arguments of placeholders in cols, args those of conds.
-func list[T any](ctx context.Context, s *Store, table, cols string, colArgs []any, conds []string, args []any,
+// filtered by the AND of conds, and the cursor of the next page.
+func list[T any](ctx context.Context, s *Store, table, cols string, conds []string, args []any,
+	page store.Page, scan func(rowScanner) (T, error), key func(T) (time.Time, string),
+) ([]T, string, error) {
+	return listCols(ctx, s, table, cols, nil, conds, args, page, scan, key)
+}
+
+// listCols is list with placeholders in cols too: colArgs are their
+// arguments, args those of conds.
+func listCols[T any](ctx context.Context, s *Store, table, cols string, colArgs []any, conds []string, args []any,
 	page store.Page, scan func(rowScanner) (T, error), key func(T) (time.Time, string),
 ) ([]T, string, error) {
 	page = page.Normalized()

@@ -234,7 +234,9 @@ func testPaginate[T any](t *testing.T, create func(created time.Time) T,
 
 func testPaginateProjects(t *testing.T, s store.Store) {
 	testPaginate(t, func(c time.Time) domain.Project { return mustProject(t, s, c) },
-		func(p store.Page) ([]domain.Project, string, error) { return withoutRole(s.ListProjects(t.Context(), store.All(), p)) },
+		func(p store.Page) ([]domain.Project, string, error) {
+			return withoutRole(s.ListProjects(t.Context(), store.All(), p))
+		},
 		func(p domain.Project) (time.Time, string) { return p.CreatedAt, p.ID })
 }
 
@@ -253,7 +255,9 @@ func testPaginateScans(t *testing.T, s store.Store) {
 		must(t, "CreateScan", s.CreateScan(t.Context(), sc))
 		return sc
 	},
-		func(p store.Page) ([]domain.ExplorerScan, string, error) { return s.ListScans(t.Context(), store.All(), p) },
+		func(p store.Page) ([]domain.ExplorerScan, string, error) {
+			return s.ListScans(t.Context(), store.All(), p)
+		},
 		func(sc domain.ExplorerScan) (time.Time, string) { return sc.CreatedAt, sc.ID })
 }
 

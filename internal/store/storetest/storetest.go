@@ -64,6 +64,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UserStats", testUserStats},
 		{"PingAndClose", testPingAndClose},
 	}
+	cases = append(cases, accountCases...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open(t)) })
 	}

@@ -58,7 +58,7 @@ func testTenants(t *testing.T, s store.Store) {
 	assertEqual(t, "alice's projects", projectIDs(store.User(alice)), map[string]domain.ProjectRole{pa.ID: domain.RoleOwner})
 	assertEqual(t, "carol's projects", projectIDs(store.User(carol)), map[string]domain.ProjectRole{pb.ID: domain.RoleEditor})
 	assertEqual(t, "admin alice's projects", projectIDs(store.Admin(alice)),
-		map[string]domain.ProjectRole{pa.ID: domain.RoleOwner, pb.ID: domain.RoleAdmin, legacy.ID: domain.RoleAdmin})
+		map[string]domain.ProjectRole{pa.ID: domain.RoleOwner, pb.ID: domain.RoleAdminAccess, legacy.ID: domain.RoleAdminAccess})
 	assertEqual(t, "the zero scope's projects", projectIDs(store.Scope{}), map[string]domain.ProjectRole{})
 	// A user id that matches the owner of legacy projects ("") sees nothing.
 	assertEqual(t, "user \"\" projects", projectIDs(store.User("")), map[string]domain.ProjectRole{})
