@@ -89,6 +89,8 @@ type server struct {
 
 	metrics *metrics
 	auth    *authenticator
+	// grantKey signs preview grants (previewgrant.go).
+	grantKey []byte
 	// hosts are the Host names both origins answer to.
 	hosts []string
 
@@ -151,6 +153,7 @@ func newServer(opts Options) (*server, error) {
 		subBuffer:    events.DefaultBuffer,
 		metrics:      newMetrics(),
 		auth:         newAuthenticator(cfg.APIToken, cfg.PublicURL, cfg.SessionTimeout),
+		grantKey:     previewGrantKey(cfg.APIToken),
 		hosts:        allowedHosts(cfg.AllowedHosts, cfg.BindAddress, cfg.PublicURL, cfg.PreviewURL),
 	}, nil
 }

@@ -504,7 +504,9 @@ func TestCORS(t *testing.T) {
 // panicStore panics on one call, as a bug would.
 type panicStore struct{ store.Store }
 
-func (panicStore) GetProject(context.Context, string) (domain.Project, error) { panic("boom") }
+func (panicStore) GetProjectIn(context.Context, store.Scope, string) (domain.Project, error) {
+	panic("boom")
+}
 
 func TestPanicBecomes500Problem(t *testing.T) {
 	e := newEnv(t, withStore(func(s store.Store) store.Store { return panicStore{s} }))

@@ -113,6 +113,12 @@ func (s *Service) access(ctx context.Context, a Actor, id string, need domain.Pr
 	return p, nil
 }
 
+// Audit records an admin's access to another tenant's resource that the
+// caller read itself (scans, until they are tasks).
+func (s *Service) Audit(ctx context.Context, a Actor, action, resourceType, resourceID string) {
+	s.audit(ctx, a, action, resourceType, resourceID)
+}
+
 func (s *Service) audit(ctx context.Context, a Actor, action, resourceType, resourceID string) {
 	if s.opt.Auditor != nil {
 		s.opt.Auditor.AdminAccess(ctx, a, action, resourceType, resourceID)
