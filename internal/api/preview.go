@@ -111,7 +111,8 @@ func (s *server) servePreview(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if _, err := s.store.GetDeployment(r.Context(), id); err != nil {		if statusOf(err) == http.StatusNotFound {
+	if _, err := s.store.GetDeployment(r.Context(), id); err != nil {
+		if statusOf(err) == http.StatusNotFound {
 			writeProblem(w, http.StatusNotFound, "task "+id+" has no deployment (yet): nothing to preview")
 			return
 		}
