@@ -16,6 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/catalyst/catalyst/internal/accounts"
+	"github.com/catalyst/catalyst/internal/audit"
 	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/events"
 	"github.com/catalyst/catalyst/internal/graph"
@@ -42,6 +46,25 @@ type env struct {
 	runner  *fakeRunner
 	api     *server
 	wsRoot  string
+	clock   *fakeClock
+}
+
+// fakeClock is the accounts' clock: real time plus what a test skipped.
+type fakeClock struct {
+	mu   sync.Mutex
+	skip time.Duration
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.skip)
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.skip += d
+	c.mu.Unlock()
 }
 
 type envOption func(*Options, *server)
@@ -67,7 +90,7 @@ func withServer(mut func(*server)) envOption {
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
 	st := teststore.Open(t, "")
-	e := &env{t: t, store: st, broker: events.NewBroker(), wsRoot: t.TempDir()}
+	e := &env{t: t, store: st, broker: events.NewBroker(), wsRoot: t.TempDir(), clock: &fakeClock{}}
 	e.runner = &fakeRunner{}
 	o := Options{
 		Store:        st,
@@ -77,6 +100,13 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Version:      "test",
 	}
+	acc, err := accounts.New(accounts.Options{Store: st, SessionTimeout: time.Hour, Signup: accounts.SignupOpen,
+		BcryptCost: bcrypt.MinCost, Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Accounts = acc
+	o.Audit = audit.New(audit.Options{Store: st})
 	for _, opt := range opts {
 		opt(&o, nil)
 	}
