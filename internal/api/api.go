@@ -19,6 +19,8 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
+	"github.com/catalyst/catalyst/internal/accounts"
+	"github.com/catalyst/catalyst/internal/audit"
 	"github.com/catalyst/catalyst/internal/events"
 	"github.com/catalyst/catalyst/internal/graph"
 	"github.com/catalyst/catalyst/internal/store"
@@ -69,6 +71,11 @@ type Options struct {
 	UI      fs.FS
 	Logger  *slog.Logger
 	Version string
+	// Accounts signs users in (sessions, API keys); nil: only the server
+	// token is accepted and the /api/auth and /api/users endpoints are absent.
+	Accounts *accounts.Service
+	// Audit is the audit log (ENABLE_AUDIT_LOGS); nil records nothing.
+	Audit *audit.Log
 }
 
 // maxPromptRunes bounds a task prompt.
@@ -89,6 +96,13 @@ type server struct {
 
 	metrics *metrics
 	auth    *authenticator
+	// grantKey signs preview grants (previewgrant.go).
+	grantKey []byte
+
+	accounts *accounts.Service
+	auditLog *audit.Log
+	recorder audit.Recorder // auditLog, or Nop
+	auditOn  bool
 	// hosts are the Host names both origins answer to.
 	hosts []string
 
@@ -136,7 +150,15 @@ func newServer(opts Options) (*server, error) {
 	if version == "" {
 		version = "dev"
 	}
+	var recorder audit.Recorder = audit.Nop{}
+	if opts.Audit != nil {
+		recorder = opts.Audit
+	}
 	return &server{
+		accounts:     opts.Accounts,
+		auditLog:     opts.Audit,
+		recorder:     recorder,
+		auditOn:      opts.Audit != nil,
 		cfg:          cfg,
 		store:        opts.Store,
 		broker:       broker,
@@ -151,6 +173,7 @@ func newServer(opts Options) (*server, error) {
 		subBuffer:    events.DefaultBuffer,
 		metrics:      newMetrics(),
 		auth:         newAuthenticator(cfg.APIToken, cfg.PublicURL, cfg.SessionTimeout),
+		grantKey:     previewGrantKey(cfg.APIToken),
 		hosts:        allowedHosts(cfg.AllowedHosts, cfg.BindAddress, cfg.PublicURL, cfg.PreviewURL),
 	}, nil
 }
@@ -165,6 +188,7 @@ func (s *server) handler() http.Handler {
 
 	var h http.Handler = apiSubtreeGuard(mux)
 	h = s.guard(h)
+	h = s.auditRequests(h)
 	h = s.cors(h)
 	h = securityHeaders(h)
 	h = hostGuard(s.hosts, h)

@@ -2,6 +2,7 @@ package api
 
 import (
 	"crypto/hmac"
+	"log/slog"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -24,6 +25,10 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/catalyst/catalyst/internal/accounts"
+	"github.com/catalyst/catalyst/internal/domain"
+	"github.com/catalyst/catalyst/internal/tasks"
 )
 
 // The browser is a threat: any page the user visits, a DNS-rebinding host
@@ -202,32 +207,91 @@ func (a *authenticator) session(r *http.Request) (valid, renew bool) {
 type credential int
 
 const (
-	credNone    credential = iota
-	credCookie             // the session cookie: ambient, first-party only
-	credToken              // Bearer header or access_token: proof on its own
-	credInvalid            // something was presented and it is wrong
+	credNone        credential = iota
+	credCookie                 // the session cookie: ambient, first-party only
+	credToken                  // Bearer header or access_token: proof on its own
+	credInvalid                // something was presented and it is wrong
+	credUnavailable            // the store could not say (503, not 401)
 )
 
+// identity is who a valid credential authenticates: the server token's
+// local admin, or a user by session or API key.
+type identity struct {
+	actor     tasks.Actor
+	user      *domain.User
+	sessionID string
+	keyID     string
+}
+
+var localIdentity = identity{actor: tasks.Local()}
+
 // credentialOf reads r's credential. A wrong token is credInvalid even when
-// a valid cookie comes with it: the client meant the token.
-func (s *server) credentialOf(r *http.Request) (c credential, renew bool) {
+// a valid cookie comes with it: the client meant the token. The cookie is
+// only looked at on first-party requests (firstParty): on others the
+// browser attached it for another page.
+func (s *server) credentialOf(r *http.Request, firstParty bool) (c credential, renew bool, id identity) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, tok, _ := strings.Cut(h, " ")
-		if !strings.EqualFold(scheme, "Bearer") || !s.auth.checkToken(strings.TrimSpace(tok)) {
-			return credInvalid, false
+		if !strings.EqualFold(scheme, "Bearer") {
+			return credInvalid, false, id
 		}
-		return credToken, false
+		c, id = s.tokenCredential(r, strings.TrimSpace(tok))
+		return c, false, id
 	}
 	if q := r.URL.Query(); q.Has(accessTokenParam) {
-		if !s.auth.checkToken(q.Get(accessTokenParam)) {
-			return credInvalid, false
+		c, id = s.tokenCredential(r, q.Get(accessTokenParam))
+		return c, false, id
+	}
+	if !firstParty {
+		return credNone, false, id
+	}
+	if ck, err := r.Cookie(s.auth.cookieName); err == nil && strings.HasPrefix(ck.Value, accounts.SessionPrefix) {
+		if s.accounts == nil {
+			return credNone, false, id
 		}
-		return credToken, false
+		switch c, id := s.userCredential(r, ck.Value); c {
+		case credToken:
+			return credCookie, false, id
+		case credInvalid:
+			return credNone, false, id // an expired session is simply no session
+		default:
+			return c, false, id
+		}
 	}
 	if valid, renew := s.auth.session(r); valid {
-		return credCookie, renew
+		return credCookie, renew, localIdentity
 	}
-	return credNone, false
+	return credNone, false, id
+}
+
+// tokenCredential checks a token given explicitly: the server token first
+// (constant time), then a user's session token or API key.
+func (s *server) tokenCredential(r *http.Request, tok string) (credential, identity) {
+	if s.auth.checkToken(tok) {
+		return credToken, localIdentity
+	}
+	if s.accounts == nil {
+		return credInvalid, identity{}
+	}
+	return s.userCredential(r, tok)
+}
+
+func (s *server) userCredential(r *http.Request, tok string) (credential, identity) {
+	p, err := s.accounts.Authenticate(r.Context(), tok)
+	switch {
+	case errors.Is(err, accounts.ErrBadCredentials):
+		return credInvalid, identity{}
+	case err != nil:
+		s.log.ErrorContext(r.Context(), "authentication failed", slog.Any("err", err))
+		return credUnavailable, identity{}
+	}
+	u := p.User
+	return credToken, identity{
+		actor:     tasks.Actor{Kind: tasks.ActorUser, ID: u.ID, Name: u.Name, Admin: u.Role == domain.RoleAdmin},
+		user:      &u,
+		sessionID: p.SessionID,
+		keyID:     p.APIKeyID,
+	}
 }
 
 // routeClass says what a path needs.
@@ -237,7 +301,11 @@ const (
 	routePublic routeClass = iota // dashboard files, docs, OpenAPI, preview redirects
 	routeOpen                     // health and metrics: open to first-party loopback clients
 	routeAPI                      // everything else: the credential
+	routeSignIn                   // sign-in and sign-up: no credential, first-party or script only
 )
+
+// signInPaths answer without a credential: they are how one is obtained.
+var signInPaths = map[string]bool{"/api/auth/login": true, "/api/auth/register": true, "/api/auth/config": true}
 
 func classify(r *http.Request) routeClass {
 	// The mux never serves an unclean path (it redirects), so deciding on
@@ -246,7 +314,10 @@ func classify(r *http.Request) routeClass {
 	switch {
 	case p == "/api/health" || p == "/metrics":
 		return routeOpen
-	case p == "/api" || strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/ws/") || p == "/ws":
+	case signInPaths[p]:
+		return routeSignIn
+	case p == "/api" || strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/ws/") || p == "/ws" ||
+		strings.HasPrefix(p, "/apps/"): // preview redirects mint a grant for the actor
 		return routeAPI
 	case r.Method != http.MethodGet && r.Method != http.MethodHead:
 		return routeAPI
@@ -308,6 +379,7 @@ func (s *server) foreignOriginAllowed(r *http.Request) (bool, string) {
 // inside the Host check and CORS (preflights carry no credential).
 func (s *server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r, _ = withState(r)
 		if (r.Method == http.MethodGet || r.Method == http.MethodHead) && (r.URL.Path == "/" || r.URL.Path == "/login") {
 			if r.URL.Query().Has("token") {
 				s.signIn(w, r)
@@ -324,25 +396,44 @@ func (s *server) guard(next http.Handler) http.Handler {
 			return
 		}
 		firstParty := s.firstParty(r)
+		st := stateOf(r.Context())
+		st.firstParty = firstParty
+		if class == routeSignIn {
+			// A page of another origin must not sign the user in or up
+			// (login CSRF: the victim would work in the attacker's
+			// account), whatever CORS_ORIGINS says; scripts send no
+			// Origin and are first-party.
+			if !firstParty {
+				writeProblem(w, http.StatusForbidden, "cross-origin request refused: sign-in and sign-up are only accepted from the dashboard's own origin or from scripts")
+				return
+			}
+			if mutating(r.Method) && !jsonContentType(r.Header.Get("Content-Type")) {
+				writeProblem(w, http.StatusUnsupportedMediaType,
+					"requests that change something must declare their body as Content-Type: application/json (even an empty one)")
+				return
+			}
+			next.ServeHTTP(w, r)
+			return
+		}
 		if !firstParty {
 			if ok, why := s.foreignOriginAllowed(r); !ok {
 				writeProblem(w, http.StatusForbidden, "cross-origin request refused: "+why)
 				return
 			}
 		}
-		cred, renew := s.credentialOf(r)
-		if cred == credCookie && !firstParty {
-			cred = credNone // another page made the browser attach it
-		}
+		cred, renew, id := s.credentialOf(r, firstParty)
 		switch cred {
 		case credInvalid:
-			s.unauthorized(w, "the token given is not this server's API token")
+			s.unauthorized(w, "the token given is not valid (not this server's API token, nor a live session or API key)")
+			return
+		case credUnavailable:
+			writeProblem(w, http.StatusServiceUnavailable, "credentials cannot be checked now (the store does not answer); try again")
 			return
 		case credNone:
 			if class == routeOpen && firstParty && loopbackClient(r) {
 				break
 			}
-			s.unauthorized(w, "this request needs the server's API token")
+			s.unauthorized(w, "this request needs a credential")
 			return
 		}
 		if mutating(r.Method) && !jsonContentType(r.Header.Get("Content-Type")) {
@@ -353,14 +444,18 @@ func (s *server) guard(next http.Handler) http.Handler {
 		if cred == credCookie && renew {
 			s.auth.setSession(w, r)
 		}
+		if cred != credNone {
+			st.id = id
+			r = r.WithContext(withActor(r.Context(), id.actor))
+		}
 		next.ServeHTTP(w, withoutAccessToken(r))
 	})
 }
 
 func (s *server) unauthorized(w http.ResponseWriter, why string) {
 	w.Header().Set("WWW-Authenticate", `Bearer realm="catalyst"`)
-	writeProblem(w, http.StatusUnauthorized, why+": sign in with the link `catalyst serve` printed, "+
-		"or send Authorization: Bearer <token> (the token is CATALYST_API_TOKEN, or the file "+TokenFile+" in the data directory)")
+	writeProblem(w, http.StatusUnauthorized, why+": sign in (POST /api/auth/login, or the link `catalyst serve` printed), "+
+		"or send Authorization: Bearer <token> (a session token, an API key, or the server token: CATALYST_API_TOKEN or the file "+TokenFile+" in the data directory)")
 }
 
 // signIn turns the sign-in link (/?token=... or /login?token=...) into a

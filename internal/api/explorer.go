@@ -12,12 +12,15 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/catalyst/catalyst/internal/domain"
+	"github.com/catalyst/catalyst/internal/store"
+	"github.com/catalyst/catalyst/internal/tasks"
 )
 
 type createScanBody struct {
 	SystemName  string `json:"system_name" minLength:"1" maxLength:"200" example:"SailPoint IdentityIQ"`
 	RepoURL     string `json:"repo_url,omitempty" maxLength:"2048" example:"https://github.com/sailpoint/identityiq" doc:"Git repository to read: http(s)://, git://, ssh:// or git@host:path"`
 	JiraProject string `json:"jira_project,omitempty" maxLength:"200" example:"SAILPOINT-IIQ"`
+	ProjectID   string `json:"project_id,omitempty" maxLength:"200" doc:"Share the scan with this project's members (you must be an editor of it); omitted: only you (and admins) see it"`
 }
 
 type createScanInput struct{ Body createScanBody }
@@ -57,7 +60,7 @@ const scanQueuedBrief = "Scan queued: the explorer agent has not run on this sys
 
 func (s *server) registerExplorer(api huma.API) {
 	huma.Register(api, withErrors(s.op(http.MethodPost, "/api/explorer/scan", "create-scan",
-		"Queue a scan of an existing system (status pending until the explorer runs)", "explorer"), 400, 413, 422),
+		"Queue a scan of an existing system (status pending until the explorer runs)", "explorer"), 400, 403, 404, 413, 422),
 		func(ctx context.Context, in *createScanInput) (*scanOutput, error) {
 			b := in.Body
 			name := strings.TrimSpace(b.SystemName)
@@ -68,8 +71,20 @@ func (s *server) registerExplorer(api huma.API) {
 			if repo != "" && !validRepoURL(repo) {
 				return nil, huma.Error422UnprocessableEntity("repo_url must be an http(s), git or ssh repository URL, got " + repo)
 			}
+			a := actor(ctx)
+			if b.ProjectID != "" {
+				p, err := s.tasks.Project(ctx, a, b.ProjectID)
+				if err != nil {
+					return nil, s.apiError(ctx, "project "+b.ProjectID, err)
+				}
+				if !p.MyRole.Allows(domain.RoleEditor) {
+					return nil, huma.Error403Forbidden("scans of project " + p.ID + " are its editors' to start (you are " + string(p.MyRole) + ")")
+				}
+			}
 			now := time.Now().UTC()
 			sc := domain.ExplorerScan{
+				OwnerID:     a.ID,
+				ProjectID:   b.ProjectID,
 				ID:          uuid.NewString(),
 				SystemName:  name,
 				RepoURL:     repo,
@@ -87,26 +102,47 @@ func (s *server) registerExplorer(api huma.API) {
 			return &scanOutput{Body: sc}, nil
 		})
 
-	huma.Register(api, withErrors(s.op(http.MethodGet, "/api/explorer/scans", "list-scans", "List scans, newest first", "explorer"), 400, 422),
+	huma.Register(api, withErrors(s.op(http.MethodGet, "/api/explorer/scans", "list-scans",
+		"List the scans you asked for or that belong to projects you see (admins: all), newest first", "explorer"), 400, 422),
 		func(ctx context.Context, in *listScansInput) (*listOutput[domain.ExplorerScan], error) {
-			out, err := listPage(ctx, s, &in.PageParams, "scans page", s.store.ListScans)
+			a := actor(ctx)
+			out, err := listPage(ctx, s, &in.PageParams, "scans page", func(ctx context.Context, p store.Page) ([]domain.ExplorerScan, string, error) {
+				return s.store.ListScans(ctx, tasks.ScopeOf(a), p)
+			})
 			if err != nil {
 				return nil, err
 			}
 			for i := range out.Body {
 				out.Body[i] = withArrays(out.Body[i])
+				s.auditScan(ctx, a, "list", out.Body[i])
 			}
 			return out, nil
 		})
 
 	huma.Register(api, withErrors(s.op(http.MethodGet, "/api/explorer/scans/{id}", "get-scan", "Get a scan", "explorer"), 404),
 		func(ctx context.Context, in *scanIDInput) (*scanOutput, error) {
-			sc, err := s.store.GetScan(ctx, in.ID)
+			a := actor(ctx)
+			sc, err := s.store.GetScanIn(ctx, tasks.ScopeOf(a), in.ID)
 			if err != nil {
 				return nil, s.apiError(ctx, "scan "+in.ID, err)
 			}
+			s.auditScan(ctx, a, "read", sc)
 			return &scanOutput{Body: withArrays(sc)}, nil
 		})
+}
+
+// auditScan records an admin's read of a scan that is neither theirs nor
+// of a project they have a role in.
+func (s *server) auditScan(ctx context.Context, a tasks.Actor, action string, sc domain.ExplorerScan) {
+	if !a.Admin || sc.OwnerID == a.ID {
+		return
+	}
+	if sc.ProjectID != "" {
+		if p, err := s.store.GetProjectIn(ctx, tasks.ScopeOf(a), sc.ProjectID); err == nil && p.MyRole != domain.RoleAdminAccess {
+			return
+		}
+	}
+	s.tasks.Audit(ctx, a, action, "scan", sc.ID)
 }
 
 // withArrays keeps risks and proposals JSON arrays (never null), as the

@@ -10,11 +10,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/catalyst/catalyst/internal/accounts"
+	"github.com/catalyst/catalyst/internal/audit"
 	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/events"
 	"github.com/catalyst/catalyst/internal/graph"
@@ -41,6 +46,25 @@ type env struct {
 	runner  *fakeRunner
 	api     *server
 	wsRoot  string
+	clock   *fakeClock
+}
+
+// fakeClock is the accounts' clock: real time plus what a test skipped.
+type fakeClock struct {
+	mu   sync.Mutex
+	skip time.Duration
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.skip)
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.skip += d
+	c.mu.Unlock()
 }
 
 type envOption func(*Options, *server)
@@ -66,7 +90,7 @@ func withServer(mut func(*server)) envOption {
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
 	st := teststore.Open(t, "")
-	e := &env{t: t, store: st, broker: events.NewBroker(), wsRoot: t.TempDir()}
+	e := &env{t: t, store: st, broker: events.NewBroker(), wsRoot: t.TempDir(), clock: &fakeClock{}}
 	e.runner = &fakeRunner{}
 	o := Options{
 		Store:        st,
@@ -76,6 +100,13 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Version:      "test",
 	}
+	acc, err := accounts.New(accounts.Options{Store: st, SessionTimeout: time.Hour, Signup: accounts.SignupOpen,
+		BcryptCost: bcrypt.MinCost, Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Accounts = acc
+	o.Audit = audit.New(audit.Options{Store: st})
 	for _, opt := range opts {
 		opt(&o, nil)
 	}
@@ -174,7 +205,7 @@ func (e *env) do(method, path string, body any, headers ...string) response {
 	url := path
 	switch {
 	case strings.HasPrefix(path, "/apps/"):
-		url = e.preview.URL + path
+		url = e.preview.URL + e.withGrant(path, tasks.Local())
 	case !strings.HasPrefix(path, "http"):
 		url = e.srv.URL + path
 	}
@@ -208,7 +239,30 @@ func (e *env) do(method, path string, body any, headers ...string) response {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	if strings.HasPrefix(path, "/apps/") {
+		// Redirects within a preview keep its grant; tests compare them
+		// without it.
+		if loc := resp.Header.Get("Location"); loc != "" {
+			resp.Header.Set("Location", grantSegment.ReplaceAllString(loc, ""))
+		}
+	}
 	return response{Response: resp, body: b}
+}
+
+// grantSegment matches the grant of a preview path.
+var grantSegment = regexp.MustCompile(`/g1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+`)
+
+// withGrant puts a preview grant for a into a preview path: /apps/ID/rest
+// becomes /apps/ID/GRANT/rest, as the links the API hands out are.
+func (e *env) withGrant(path string, a tasks.Actor) string {
+	rest := strings.TrimPrefix(path, "/apps/")
+	id, tail, _ := strings.Cut(rest, "/")
+	if i := strings.IndexAny(id, "?"); i >= 0 {
+		id, tail = id[:i], id[i:]
+	} else if tail != "" || strings.HasSuffix(rest, "/") {
+		tail = "/" + tail
+	}
+	return "/apps/" + id + "/" + e.api.mintPreviewGrant(a, id) + tail
 }
 
 // must asserts a status and returns the response.
@@ -239,15 +293,15 @@ func (e *env) createTask(projectID, prompt string) domain.Task {
 func (e *env) counts() string {
 	e.t.Helper()
 	ctx := context.Background()
-	ps, _, err := e.store.ListProjects(ctx, store.Page{Limit: store.MaxLimit})
+	ps, _, err := e.store.ListProjects(ctx, store.All(), store.Page{Limit: store.MaxLimit})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	ts, _, err := e.store.ListTasks(ctx, store.TaskFilter{}, store.Page{Limit: store.MaxLimit})
+	ts, _, err := e.store.ListTasks(ctx, store.TaskFilter{Scope: store.All()}, store.Page{Limit: store.MaxLimit})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	ss, _, err := e.store.ListScans(ctx, store.Page{Limit: store.MaxLimit})
+	ss, _, err := e.store.ListScans(ctx, store.All(), store.Page{Limit: store.MaxLimit})
 	if err != nil {
 		e.t.Fatal(err)
 	}

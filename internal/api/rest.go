@@ -15,6 +15,10 @@ func (s *server) registerOperations(api huma.API) {
 	s.registerProjects(api)
 	s.registerTasks(api)
 	s.registerExplorer(api)
+	s.registerAudit(api)
+	if s.accounts != nil {
+		s.registerAccounts(api)
+	}
 }
 
 // op returns an operation with the body limit of the configuration.

@@ -136,6 +136,105 @@ CREATE TABLE workspace_snapshot_chunks (
 );
 CREATE INDEX workspace_snapshot_chunks_task ON workspace_snapshot_chunks (task_id);
 `,
+	// 4: accounts (users, sessions, API keys, invites) and the append-only
+	// audit log. Tokens and keys are stored only as SHA-256 hashes. The
+	// triggers make the audit log append-only for every writer of the file,
+	// not only for this code.
+	`
+CREATE TABLE users (
+	id            TEXT PRIMARY KEY,
+	email         TEXT NOT NULL UNIQUE,
+	name          TEXT NOT NULL,
+	role          TEXT NOT NULL,
+	password_hash TEXT NOT NULL,
+	created_at    TEXT NOT NULL
+);
+CREATE INDEX users_created ON users (created_at DESC, id DESC);
+
+CREATE TABLE sessions (
+	id           TEXT PRIMARY KEY,
+	user_id      TEXT NOT NULL REFERENCES users (id),
+	token_hash   TEXT NOT NULL UNIQUE,
+	created_at   TEXT NOT NULL,
+	last_seen_at TEXT NOT NULL,
+	user_agent   TEXT NOT NULL,
+	remote_addr  TEXT NOT NULL
+);
+CREATE INDEX sessions_user ON sessions (user_id, created_at DESC);
+CREATE INDEX sessions_last_seen ON sessions (last_seen_at);
+
+CREATE TABLE api_keys (
+	id           TEXT PRIMARY KEY,
+	user_id      TEXT NOT NULL REFERENCES users (id),
+	name         TEXT NOT NULL,
+	prefix       TEXT NOT NULL,
+	key_hash     TEXT NOT NULL UNIQUE,
+	created_at   TEXT NOT NULL,
+	expires_at   TEXT,
+	last_used_at TEXT
+);
+CREATE INDEX api_keys_user ON api_keys (user_id, created_at DESC);
+
+CREATE TABLE invites (
+	id         TEXT PRIMARY KEY,
+	token_hash TEXT NOT NULL UNIQUE,
+	email      TEXT NOT NULL,
+	created_by TEXT NOT NULL,
+	created_at TEXT NOT NULL,
+	expires_at TEXT NOT NULL,
+	used_at    TEXT,
+	used_by    TEXT NOT NULL DEFAULT ''
+);
+
+CREATE TABLE audit_logs (
+	id            TEXT PRIMARY KEY,
+	created_at    TEXT NOT NULL,
+	actor_id      TEXT NOT NULL,
+	actor_kind    TEXT NOT NULL,
+	actor_email   TEXT NOT NULL,
+	action        TEXT NOT NULL,
+	resource_type TEXT NOT NULL,
+	resource_id   TEXT NOT NULL,
+	remote_addr   TEXT NOT NULL,
+	user_agent    TEXT NOT NULL,
+	result        TEXT NOT NULL,
+	status        INTEGER NOT NULL,
+	detail        TEXT NOT NULL
+);
+CREATE INDEX audit_logs_created ON audit_logs (created_at DESC, id DESC);
+CREATE INDEX audit_logs_actor ON audit_logs (actor_id, created_at DESC, id DESC);
+CREATE INDEX audit_logs_action ON audit_logs (action, created_at DESC, id DESC);
+CREATE TRIGGER audit_logs_no_update BEFORE UPDATE ON audit_logs
+BEGIN SELECT RAISE(ABORT, 'audit_logs is append-only'); END;
+CREATE TRIGGER audit_logs_no_delete BEFORE DELETE ON audit_logs
+BEGIN SELECT RAISE(ABORT, 'audit_logs is append-only'); END;
+`,
+	// 5: tenants. Projects have an owner and members; tasks record who
+	// created them (per-user limits); scans have an owner and may belong to
+	// a project. Rows from before have no owner: only admins see them.
+	`
+ALTER TABLE projects ADD COLUMN owner_id TEXT NOT NULL DEFAULT '';
+CREATE INDEX projects_owner_created ON projects (owner_id, created_at DESC, id DESC);
+
+CREATE TABLE project_members (
+	project_id TEXT NOT NULL REFERENCES projects (id),
+	user_id    TEXT NOT NULL,
+	role       TEXT NOT NULL,
+	added_by   TEXT NOT NULL,
+	created_at TEXT NOT NULL,
+	updated_at TEXT NOT NULL,
+	PRIMARY KEY (project_id, user_id)
+);
+CREATE INDEX project_members_user ON project_members (user_id, project_id);
+
+ALTER TABLE tasks ADD COLUMN created_by TEXT NOT NULL DEFAULT '';
+CREATE INDEX tasks_created_by_status ON tasks (created_by, status);
+
+ALTER TABLE explorer_scans ADD COLUMN owner_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE explorer_scans ADD COLUMN project_id TEXT NOT NULL DEFAULT '';
+CREATE INDEX explorer_scans_owner_created ON explorer_scans (owner_id, created_at DESC, id DESC);
+CREATE INDEX explorer_scans_project_created ON explorer_scans (project_id, created_at DESC, id DESC);
+`,
 }
 
 // migrate applies the migrations the file has not seen, in order.
