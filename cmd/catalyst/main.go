@@ -28,6 +28,8 @@ Usage:
   catalyst config env [flags]     generate .env, backend/.env and frontend/.env from config.yaml
   catalyst config print           print the effective configuration, secrets redacted
   catalyst health [--addr H:P]    exit 0 when the local API node's /api/health answers 200
+  catalyst user create --email E [--admin] [--name N]
+                                  create a user; the password is read from standard input
   catalyst version                print the version
 
 Configuration comes from built-in defaults < config.yaml < backend/.env < the
@@ -61,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdConfig(args[1:], stdout, stderr)
 	case "health":
 		err = cmdHealth(ctx, args[1:], stdout, stderr)
+	case "user":
+		err = cmdUser(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "catalyst", app.Version)
 	case "help", "--help", "-h":

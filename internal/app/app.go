@@ -15,8 +15,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/catalyst/catalyst/internal/accounts"
 	"github.com/catalyst/catalyst/internal/agent"
 	"github.com/catalyst/catalyst/internal/api"
+	"github.com/catalyst/catalyst/internal/audit"
 	"github.com/catalyst/catalyst/internal/config"
 	"github.com/catalyst/catalyst/internal/connector/github"
 	"github.com/catalyst/catalyst/internal/domain"
@@ -67,7 +69,60 @@ type App struct {
 	Queue  *pipeline.Queue
 	Worker *pipeline.Worker
 
+	// Accounts signs users in; Audit is the audit log (nil when
+	// ENABLE_AUDIT_LOGS=false).
+	Accounts *accounts.Service
+	Audit    *audit.Log
+
 	natsBus *natsbus.Bus
+}
+
+// openStore opens MongoDB when MONGO_URL is set, else the SQLite file in the
+// data directory, and describes which.
+func openStore(ctx context.Context, cfg *config.Config) (store.Store, string, error) {
+	var st store.Store
+	var kind string
+	var err error
+	if cfg.MongoURL != "" {
+		openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		st, err = mongo.Open(openCtx, cfg.MongoURL, cfg.DBName)
+		cancel()
+		kind = "mongodb database " + cfg.DBName
+	} else {
+		path := filepath.Join(cfg.DataDir, "catalyst.db")
+		st, err = sqlite.Open(ctx, path)
+		kind = "sqlite " + path
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("opening store: %w", err)
+	}
+	return st, kind, nil
+}
+
+func newAccounts(cfg *config.Config, st store.Store) (*accounts.Service, error) {
+	mode, err := accounts.ParseSignupMode(cfg.Signup)
+	if err != nil {
+		return nil, fmt.Errorf("CATALYST_SIGNUP: %w", err)
+	}
+	return accounts.New(accounts.Options{Store: st, SessionTimeout: cfg.SessionTimeout, Signup: mode})
+}
+
+// OpenAccounts opens the store and the accounts over it, for commands that
+// need nothing else (catalyst user create); close the store when done.
+func OpenAccounts(ctx context.Context, cfg *config.Config) (*accounts.Service, store.Store, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("data directory %s: %w", cfg.DataDir, err)
+	}
+	st, _, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	acc, err := newAccounts(cfg, st)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return acc, st, nil
 }
 
 // New opens the store and builds every part; Close releases them.
@@ -77,18 +132,8 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	}
 	a := &App{Config: cfg, Logger: logger}
 	var err error
-	if cfg.MongoURL != "" {
-		openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		a.Store, err = mongo.Open(openCtx, cfg.MongoURL, cfg.DBName)
-		cancel()
-		a.StoreKind = "mongodb database " + cfg.DBName
-	} else {
-		path := filepath.Join(cfg.DataDir, "catalyst.db")
-		a.Store, err = sqlite.Open(ctx, path)
-		a.StoreKind = "sqlite " + path
-	}
-	if err != nil {
-		return nil, fmt.Errorf("opening store: %w", err)
+	if a.Store, a.StoreKind, err = openStore(ctx, cfg); err != nil {
+		return nil, err
 	}
 
 	redactor := logging.NewRedactor(cfg.Secrets()).WithPII(cfg.EnablePIIRedaction)
@@ -107,6 +152,14 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		}
 	}
 	a.Recorder = &events.Recorder{Store: a.Store, Broker: a.Bus, Redact: redactor.Redact}
+	if a.Accounts, err = newAccounts(cfg, a.Store); err != nil {
+		a.closeNATS()
+		a.Store.Close()
+		return nil, err
+	}
+	if cfg.EnableAuditLogs {
+		a.Audit = audit.New(audit.Options{Store: a.Store, Redact: redactor.Redact, Logger: logger})
+	}
 
 	a.Models, err = NewRouter(cfg, logger)
 	if err != nil {
@@ -291,13 +344,19 @@ func (a *App) apiOptions() (api.Options, error) {
 		UI:           web.Assets(),
 		Logger:       a.Logger,
 		Version:      Version,
+		Accounts:     a.Accounts,
+		Audit:        a.Audit,
 	}, nil
 }
 
 // EnsureAPIToken fills cfg.APIToken for a server: CATALYST_API_TOKEN when
 // set, else the token kept in the data directory, generated at first start.
-// Call it before New, so that logs and events are scrubbed of it too.
+// Call it before New, so that logs and events are scrubbed of it too. In
+// production it refuses a configuration a server must not start with.
 func EnsureAPIToken(cfg *config.Config) (created bool, err error) {
+	if err := cfg.CheckServe(); err != nil {
+		return false, err
+	}
 	if cfg.APIToken != "" {
 		return false, nil
 	}

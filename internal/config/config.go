@@ -62,6 +62,9 @@ type Config struct {
 	EnableAuditLogs    bool          // ENABLE_AUDIT_LOGS, default true
 	EnablePIIRedaction bool          // ENABLE_PII_REDACTION, default true
 	SessionTimeout     time.Duration // SESSION_TIMEOUT (minutes), default 60
+	// Signup is who may register after the first user: open, invite or
+	// closed (CATALYST_SIGNUP; default open, closed in production).
+	Signup string
 
 	// Performance
 	MaxConcurrentTasks    int           // MAX_CONCURRENT_TASKS, default 5

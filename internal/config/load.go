@@ -71,7 +71,8 @@ var Variables = []Variable{
 	{Name: "CATALYST_EXPLORER_ALLOW_PRIVATE", Default: "false", Group: "Integrations", Help: "let the Explorer reach loopback, link-local and private addresses (self-hosted GitLab, Jira or ServiceNow on a company network)"},
 	{Name: "ENABLE_AUDIT_LOGS", Default: "true", Group: "Security", Help: "record audit logs"},
 	{Name: "ENABLE_PII_REDACTION", Default: "true", Group: "Security", Help: "redact PII in logs"},
-	{Name: "SESSION_TIMEOUT", Default: "60", Group: "Security", Help: "session timeout in minutes"},
+	{Name: "SESSION_TIMEOUT", Default: "60", Group: "Security", Help: "session timeout in minutes: a sign-in session ends after this long unused"},
+	{Name: "CATALYST_SIGNUP", Group: "Security", Help: "who may register after the first user (who becomes admin): open, invite or closed; default open, closed when ENVIRONMENT=production"},
 	{Name: "MAX_CONCURRENT_TASKS", Default: "5", Group: "Performance", Help: "tasks executed at once; the rest wait in order"},
 	{Name: "AGENT_TIMEOUT", Default: "300", Group: "Performance", Help: "timeout of one agent step, seconds"},
 	{Name: "WEBSOCKET_PING_INTERVAL", Default: "30", Group: "Performance", Help: "WebSocket ping interval, seconds"},
@@ -496,6 +497,13 @@ func parse(k *koanf.Koanf) (*Config, error) {
 		c.PublicURL = fmt.Sprintf("http://localhost:%d", c.BackendPort)
 	}
 	c.APIToken = p.token("CATALYST_API_TOKEN")
+	c.Signup = "open"
+	if c.Production() {
+		c.Signup = "closed"
+	}
+	if p.str("CATALYST_SIGNUP") != "" {
+		c.Signup = p.oneOf("CATALYST_SIGNUP", "open", "invite", "closed")
+	}
 	c.AllowedHosts = p.hosts("CATALYST_ALLOWED_HOSTS")
 	c.PreviewPort, c.PreviewURL = p.preview(c.BackendPort, c.PublicURL)
 	for _, o := range strings.Split(p.str("CORS_ORIGINS"), ",") {
@@ -609,6 +617,29 @@ func Redacted(src Sources) ([][2]string, error) {
 
 // Secrets returns the values of every secret variable that is set, so that
 // loggers and event recorders can scrub them from any text.
+// Production reports ENVIRONMENT=production (any case).
+func (c *Config) Production() bool { return strings.EqualFold(c.Environment, "production") }
+
+// MinProductionTokenLen is the shortest CATALYST_API_TOKEN production accepts.
+const MinProductionTokenLen = 32
+
+// CheckServe returns why a server must not start with this configuration.
+// In production the bootstrap admin credential must come from the
+// configuration (a secret store), not a file generated on whatever disk the
+// container has, and be long enough. Authentication itself cannot be turned
+// off in any environment, and nothing is signed (sessions and keys are
+// random tokens stored hashed), so no signing secret is needed.
+func (c *Config) CheckServe() error {
+	if !c.Production() {
+		return nil
+	}
+	if len(c.APIToken) < MinProductionTokenLen {
+		return fmt.Errorf("ENVIRONMENT=production: CATALYST_API_TOKEN must be set to at least %d characters "+
+			"(for example: openssl rand -hex 32); it is the bootstrap admin credential, and production does not generate one", MinProductionTokenLen)
+	}
+	return nil
+}
+
 func (c *Config) Secrets() []string {
 	var out []string
 	for _, s := range []string{c.APIToken, c.MongoURL, c.NATSURL, c.LLM.EmergentKey, c.LLM.AnthropicKey, c.LLM.OpenAIKey, c.LLM.GoogleKey,
