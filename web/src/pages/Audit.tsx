@@ -23,7 +23,7 @@ const ACTIONS = [
   'http.delete',
 ];
 const RESOURCES = ['sessions', 'users', 'api_keys', 'invites', 'projects', 'tasks', 'explorer'];
-const PAGE = 50;
+const SIZES = [20, 50, 200];
 
 interface Form {
   actor: string;
@@ -64,6 +64,7 @@ export function Audit() {
   const [next, setNext] = useState<string | null>(null);
   const [err, setErr] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
+  const [size, setSize] = useState(50);
   const at = pages[pages.length - 1];
 
   useEffect(() => {
@@ -71,7 +72,7 @@ export function Audit() {
     let live = true;
     setBusy(true);
     setErr(null);
-    api.audit(filter, at || undefined, PAGE).then(
+    api.audit(filter, at || undefined, size).then(
       (r) => {
         if (!live) return;
         setItems(r.items);
@@ -87,7 +88,7 @@ export function Audit() {
     return () => {
       live = false;
     };
-  }, [filter, at]);
+  }, [filter, at, size]);
 
   if (me && me.role !== 'admin') {
     return (
@@ -187,6 +188,23 @@ export function Audit() {
         title={`Entries${pages.length > 1 ? ` · page ${pages.length}` : ''}`}
         actions={
           <>
+            <label class="inline-field">
+              Per page
+              <select
+                value={String(size)}
+                onChange={(e) => {
+                  setSize(Number((e.target as HTMLSelectElement).value));
+                  setPages(['']);
+                }}
+                data-testid="audit-size"
+              >
+                {SIZES.map((n) => (
+                  <option key={n} value={String(n)}>
+                    {n}
+                  </option>
+                ))}
+              </select>
+            </label>
             <button type="button" class="btn btn-small" disabled={pages.length <= 1 || busy} onClick={() => setPages(pages.slice(0, -1))} data-testid="audit-newer">
               ← Newer
             </button>
