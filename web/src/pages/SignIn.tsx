@@ -80,11 +80,12 @@ export function SignIn({ onSignedIn }: { onSignedIn: (u: User) => void }) {
         ) : cfg ? (
           <p class="signin-alt muted">Sign-up is closed: an administrator creates accounts.</p>
         ) : null}
-        <details class="signin-token">
-          <summary>Administrator: sign in with the server token</summary>
-          <p>
-            Open the <strong>sign-in link printed by <code>catalyst serve</code></strong> when it started:
-          </p>
+        {/* Open while no account exists: then the token is one of the two ways in. */}
+        <details class="signin-token" open={!!cfg && !cfg.has_users}>
+          <summary>
+            Administrator: open the sign-in link printed by <code>catalyst serve</code>, or paste the server token
+          </summary>
+          <p>The link, printed when the server started, looks like this:</p>
           <pre class="signin-example">  sign in: {location.origin}/?token=…</pre>
           <p class="muted">
             The token is <code>CATALYST_API_TOKEN</code> when it is set, otherwise the file <code>api_token</code> in the data directory
