@@ -101,8 +101,13 @@ type LLMConfig struct {
 	OllamaURL string // CATALYST_OLLAMA_URL; "off" disables the probe
 	// OfflineLatency makes the offline provider sleep per call.
 	OfflineLatency time.Duration // CATALYST_OFFLINE_LATENCY
+	// MaxOutputTokens is max_tokens for calls that set none; 0 takes the
+	// model's catalogue value (LLM_MAX_OUTPUT_TOKENS). An agent's
+	// ModelChoice.MaxOutputTokens wins over it.
+	MaxOutputTokens int
 
-	// Agents maps an agent name to a provider/model override (config.yaml llm.agents).
+	// Agents maps an agent name to a provider/model override and/or its
+	// output limit (config.yaml llm.agents).
 	Agents map[string]ModelChoice
 	// Fallback is the ordered chain tried when a provider keeps failing (config.yaml llm.fallback).
 	Fallback []ModelChoice
@@ -155,6 +160,10 @@ type ProviderLimits struct {
 type ModelChoice struct {
 	Provider string `koanf:"provider"`
 	Model    string `koanf:"model"`
+	// MaxOutputTokens overrides LLM_MAX_OUTPUT_TOKENS for one agent (in
+	// llm.agents only; 0 keeps it). Without provider and model the agent
+	// keeps the default model.
+	MaxOutputTokens int `koanf:"max_output_tokens"`
 }
 
 // Price is USD per million tokens.

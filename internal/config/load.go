@@ -51,6 +51,7 @@ var Variables = []Variable{
 	{Name: "GOOGLE_GEMINI_BASE_URL", Group: "LLM", Help: "Gemini API base URL"},
 	{Name: "CATALYST_OLLAMA_URL", Default: "http://127.0.0.1:11434", Group: "LLM", Help: "OpenAI-compatible server probed when no key is set; off disables the probe"},
 	{Name: "CATALYST_OFFLINE_LATENCY", Default: "0s", Group: "LLM", Help: "sleep per call of the offline provider (Go duration)"},
+	{Name: "LLM_MAX_OUTPUT_TOKENS", Default: "0", Group: "LLM", Help: "max_tokens of every model call that sets none; 0 takes each model's catalogue value (8192 for unknown models); config.yaml llm.agents.<agent>.max_output_tokens overrides it per agent"},
 	{Name: "CORS_ORIGINS", Default: "*", Group: "Server", Help: "* or a comma-separated list of allowed origins"},
 	{Name: "BACKEND_PORT", Default: "8001", Group: "Server", Help: "HTTP port"},
 	{Name: "CATALYST_BIND", Default: "127.0.0.1", Group: "Server", Help: "listen address; anything but loopback is an explicit choice (every API request needs the server token either way)"},
@@ -199,6 +200,10 @@ func unquote(s string) string {
 	}
 	return s
 }
+
+// maxOutputTokens bounds LLM_MAX_OUTPUT_TOKENS and its per-agent
+// overrides: no model answers with more, so a larger value is a typo.
+const maxOutputTokens = 1_000_000
 
 // parser collects every invalid value so one start-up names them all.
 type parser struct {
@@ -530,6 +535,7 @@ func parse(k *koanf.Koanf) (*Config, error) {
 		GoogleKey:        p.str("GOOGLE_API_KEY"),
 		GoogleBaseURL:    p.url("GOOGLE_GEMINI_BASE_URL"),
 		OllamaURL:        p.str("CATALYST_OLLAMA_URL"),
+		MaxOutputTokens:  p.integer("LLM_MAX_OUTPUT_TOKENS", 0, maxOutputTokens),
 	}
 	if s := p.str("CATALYST_OFFLINE_LATENCY"); s != "" {
 		d, err := time.ParseDuration(s)
@@ -582,8 +588,13 @@ func parse(k *koanf.Koanf) (*Config, error) {
 	}
 	c.LLM.Retry, c.LLM.Breaker = p.llmRetry(), p.llmBreaker()
 	for agent, mc := range c.LLM.Agents {
+		// A misspelt key (max_tokens) would otherwise be ignored in silence.
+		p.section("llm.agents."+agent, "provider", "model", "max_output_tokens")
 		if mc.Provider != "" && mc.Provider != "anthropic" && mc.Provider != "openai" && mc.Provider != "google" {
 			p.fail("llm.agents."+agent+".provider", mc.Provider, "anthropic, openai, google")
+		}
+		if mc.MaxOutputTokens < 0 || mc.MaxOutputTokens > maxOutputTokens {
+			p.fail("llm.agents."+agent+".max_output_tokens", strconv.Itoa(mc.MaxOutputTokens), fmt.Sprintf("whole numbers from 0 (default) to %d", maxOutputTokens))
 		}
 	}
 

@@ -40,11 +40,18 @@ type Tool struct {
 }
 
 // ToolCall is one call the model asked for. Arguments is the complete JSON
-// object, assembled from the pieces a stream delivers.
+// object, assembled from the pieces a stream delivers; when the model sent
+// something that is not a JSON object it is wrapped as
+// {"_invalid_arguments": "<raw text>"} (see InvalidArgumentsKey and
+// ToolCall.InvalidArguments) so the caller can answer with an error. Name is
+// whatever the model said: callers must refuse names they did not offer.
 type ToolCall struct {
 	ID        string          `json:"id"`
 	Name      string          `json:"name"`
 	Arguments json.RawMessage `json:"arguments"`
+	// Signature is opaque provider data that must go back with the call in
+	// the next turn (Gemini's thought signature); callers keep it as is.
+	Signature []byte `json:"signature,omitempty"`
 }
 
 // ToolResult answers the ToolCall with the same CallID. Name repeats the
@@ -77,7 +84,9 @@ type Request struct {
 	// the plan, ...): cached with System where the provider supports it.
 	Context string
 	// Messages follow the stable prefix.
-	Messages    []Message
+	Messages []Message
+	// MaxTokens bounds the answer; 0 lets the router choose (configuration,
+	// else the model's catalogue entry: OutputLimit).
 	MaxTokens   int
 	Temperature *float64
 	// Schema, when set, is a JSON Schema the answer must satisfy; the
@@ -91,7 +100,9 @@ type Request struct {
 	OnDelta func(delta string)
 	// Tools the model may call. With tools set, an answer may end with
 	// StopToolUse and Response.ToolCalls; the caller runs them and sends
-	// the results in the next request's Messages.
+	// the results in the next request's Messages. Tools are part of the
+	// stable prefix (cached with System and Context). Tools and Schema
+	// cannot be combined.
 	Tools []Tool
 }
 
@@ -106,6 +117,9 @@ type Response struct {
 	Model    string
 	// StopReason is one of the Stop* constants.
 	StopReason string
+	// ProviderStopReason is the vendor's own reason ("end_turn",
+	// "content_filter", "SAFETY", ...), for logs.
+	ProviderStopReason string
 	// ToolCalls the model made (StopReason StopToolUse).
 	ToolCalls []ToolCall
 	Usage     domain.Usage

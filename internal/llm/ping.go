@@ -17,6 +17,7 @@ func Ping(ctx context.Context, r *Router, w io.Writer) error {
 		fmt.Fprintf(w, "provider: %s\n", OfflineLabel)
 	} else {
 		fmt.Fprintf(w, "provider: %s\nmodel:    %s\nwhy:      %s\n", sel.Provider, sel.Model, sel.Reason)
+		fmt.Fprintf(w, "max out:  %d tokens (calls that set no max_tokens)\n", sel.MaxTokens)
 		if sel.BaseURL != "" {
 			fmt.Fprintf(w, "base URL: %s\n", sel.BaseURL)
 		}

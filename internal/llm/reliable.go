@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -209,6 +210,9 @@ type endpoint struct {
 	retry    RetryPolicy
 	pricer   *Pricer
 	log      *slog.Logger
+	// jsonTools is set once the model refused native tools: its tool
+	// requests go through JSON tool mode from then on (tooljson.go).
+	jsonTools atomic.Bool
 }
 
 // label names the endpoint as Selection.Label does.
@@ -219,8 +223,17 @@ func (e *endpoint) label() string {
 // estimateTokens guesses a request's input tokens (4 bytes a token).
 func estimateTokens(req Request) int {
 	n := len(req.System) + len(req.Context) + len(req.Schema)
+	for _, t := range req.Tools {
+		n += len(t.Name) + len(t.Description) + len(t.Parameters)
+	}
 	for _, m := range req.Messages {
 		n += len(m.Content)
+		for _, c := range m.ToolCalls {
+			n += len(c.Name) + len(c.Arguments)
+		}
+		for _, r := range m.ToolResults {
+			n += len(r.Content)
+		}
 	}
 	return n/4 + 1
 }
@@ -275,7 +288,31 @@ func (e *endpoint) Generate(ctx context.Context, req Request) (*Response, error)
 	}
 }
 
+// once makes one attempt. A tool request to a model that refuses native
+// tools is answered in JSON tool mode, at once and from then on.
 func (e *endpoint) once(ctx context.Context, req Request) (*Response, error) {
+	if len(req.Tools) == 0 {
+		return e.call(ctx, req)
+	}
+	if !e.jsonTools.Load() {
+		resp, err := e.call(ctx, req)
+		if err == nil || !toolsUnsupported(err) {
+			return resp, err
+		}
+		if e.jsonTools.CompareAndSwap(false, true) {
+			e.log.LogAttrs(ctx, slog.LevelWarn, "llm: the model refuses native tool calls; switching it to JSON tool mode",
+				slog.String("provider", e.provider), slog.String("model", e.model), slog.String("error", err.Error()))
+		}
+	}
+	resp, err := e.call(ctx, jsonToolRequest(req))
+	if err != nil {
+		return nil, err
+	}
+	parseJSONToolAnswer(req, resp)
+	return resp, nil
+}
+
+func (e *endpoint) call(ctx context.Context, req Request) (*Response, error) {
 	est := estimateTokens(req)
 	release, err := e.gate.acquire(ctx, est)
 	if err != nil {

@@ -81,6 +81,8 @@ type Selection struct {
 	Model    string
 	BaseURL  string `json:",omitempty"`
 	Reason   string
+	// MaxTokens is the output limit of calls that set none (Describe).
+	MaxTokens int `json:",omitempty"`
 	// Fallback lists the chain after the primary, in order.
 	Fallback []Selection `json:",omitempty"`
 }
@@ -114,6 +116,11 @@ type Router struct {
 
 	def    *route
 	agents map[string]*route
+
+	// maxOut is LLM_MAX_OUTPUT_TOKENS, agentMaxOut the per-agent overrides
+	// (llm.agents.<agent>.max_output_tokens); 0 or absent: the catalogue.
+	maxOut      int
+	agentMaxOut map[string]int
 }
 
 // route is the primary endpoint of an agent and its fallback chain.
@@ -138,6 +145,9 @@ func NewRouter(cfg config.LLMConfig, opts RouterOptions) (*Router, error) {
 		timeout: opts.AgentTimeout,
 		pricer:  NewPricer(cfg.Pricing, log),
 		agents:  map[string]*route{},
+
+		maxOut:      cfg.MaxOutputTokens,
+		agentMaxOut: map[string]int{},
 	}
 	b := &builder{cfg: cfg, opts: opts, r: r, gates: map[string]*gate{}, eps: map[string]*endpoint{}}
 	b.opts.Retry = opts.Retry.withDefaults()
@@ -159,6 +169,12 @@ func NewRouter(cfg config.LLMConfig, opts RouterOptions) (*Router, error) {
 		return nil, red.Error(err)
 	}
 	for agent, c := range cfg.Agents {
+		if c.MaxOutputTokens > 0 {
+			r.agentMaxOut[agent] = c.MaxOutputTokens
+		}
+		if c.Provider == "" && c.Model == "" {
+			continue // only an output limit: the agent keeps the default model
+		}
 		s, ok := b.resolve(c)
 		if !ok {
 			log.Warn("llm: per-agent override ignored: no key or URL configured for it",
@@ -397,7 +413,23 @@ func (r *Router) routeFor(agent string) *route {
 
 // Describe says which provider and model serve agent, and why.
 func (r *Router) Describe(agent string) Selection {
-	return r.routeFor(agent).sel
+	rt := r.routeFor(agent)
+	sel := rt.sel
+	sel.MaxTokens = r.outputTokens(agent, rt.chain[0])
+	return sel
+}
+
+// outputTokens is the max_tokens of agent's calls to ep that set none: the
+// agent's override, else LLM_MAX_OUTPUT_TOKENS, else the model's catalogue
+// entry.
+func (r *Router) outputTokens(agent string, ep *endpoint) int {
+	if n := r.agentMaxOut[agent]; n > 0 {
+		return n
+	}
+	if r.maxOut > 0 {
+		return r.maxOut
+	}
+	return OutputLimit(ep.provider, ep.model)
 }
 
 // For returns the model agent must use: schema validation with one repair
@@ -458,6 +490,9 @@ func (m *routed) Generate(ctx context.Context, req Request) (*Response, error) {
 	if req.Agent == "" {
 		req.Agent = m.agent
 	}
+	if err := ValidateRequest(req); err != nil {
+		return nil, err
+	}
 	if m.r.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, m.r.timeout)
@@ -491,20 +526,34 @@ func (m *routed) Generate(ctx context.Context, req Request) (*Response, error) {
 		if streamed {
 			notice = FallbackNotice(m.r.red.String(ep.label()))
 		}
-		resp, err := generateStructured(ctx, ep, req)
+		epReq := req
+		if epReq.MaxTokens <= 0 {
+			epReq.MaxTokens = m.r.outputTokens(req.Agent, ep)
+		}
+		limit := max(OutputLimit(ep.provider, ep.model), epReq.MaxTokens)
+		resp, err := generateStructured(ctx, ep, epReq, limit)
 		if err == nil {
 			ep.gate.breaker.Success()
 			return resp, nil
 		}
-		err = m.r.red.Error(err)
 		if ctx.Err() != nil {
-			return nil, err
+			return nil, m.r.red.Error(err)
 		}
 		var se *SchemaError
-		if errors.As(err, &se) {
+		var te *TruncatedError
+		switch {
+		case errors.As(err, &te):
+			// The provider works; the unit of work is too big for one
+			// answer. Another model would most likely cut it off too, and
+			// the caller must see the partial text (redacted, like all).
+			ep.gate.breaker.Success()
+			te.Text = m.r.red.String(te.Text)
+			return nil, te
+		case errors.As(err, &se):
 			ep.gate.breaker.Success() // the provider works; the answer did not
-			return nil, err
+			return nil, m.r.red.Error(err)
 		}
+		err = m.r.red.Error(err)
 		if providerWide(err) {
 			ep.gate.breaker.Failure()
 		}

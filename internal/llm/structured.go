@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/catalyst/catalyst/internal/domain"
 )
 
 // maxEchoedAnswer bounds how much of an invalid answer is sent back to the
@@ -149,10 +151,43 @@ func checkAnswer(schema *jsonschema.Schema, resp *Response) (json.RawMessage, st
 	return doc, ""
 }
 
+// truncated builds the ErrTruncated of a length-stopped structured answer.
+func truncated(req Request, resp *Response, usage domain.Usage, cost float64) error {
+	return &TruncatedError{Provider: resp.Provider, Model: resp.Model, MaxTokens: req.MaxTokens,
+		Text: resp.Text + string(resp.JSON), Usage: usage, Cost: cost}
+}
+
+// generateLimited calls m; a structured answer stopped by the output limit
+// is asked again once with max_tokens raised to limit (when that is more),
+// and otherwise becomes ErrTruncated: a cut-off document is never parsed.
+// Usage and cost of both calls are added up.
+func generateLimited(ctx context.Context, m Model, req Request, limit int) (*Response, error) {
+	resp, err := m.Generate(ctx, req)
+	if err != nil || len(req.Schema) == 0 || resp.StopReason != StopLength {
+		return resp, err
+	}
+	if req.MaxTokens <= 0 || limit <= req.MaxTokens {
+		return nil, truncated(req, resp, resp.Usage, resp.Cost)
+	}
+	bigger := req
+	bigger.MaxTokens = limit
+	resp2, err := m.Generate(ctx, bigger)
+	if err != nil {
+		return nil, fmt.Errorf("llm: retry with max_tokens %d after an answer cut off at %d: %w", limit, req.MaxTokens, err)
+	}
+	resp2.Usage = resp.Usage.Add(resp2.Usage)
+	resp2.Cost += resp.Cost
+	if resp2.StopReason == StopLength {
+		return nil, truncated(bigger, resp2, resp2.Usage, resp2.Cost)
+	}
+	return resp2, nil
+}
+
 // generateStructured calls m and, when the request has a schema, validates
 // the answer; an invalid answer gets exactly one repair round with the
-// violation fed back. Usage and cost of both rounds are added up.
-func generateStructured(ctx context.Context, m Model, req Request) (*Response, error) {
+// violation fed back. Usage and cost of both rounds are added up. limit is
+// the largest max_tokens the model takes (see generateLimited).
+func generateStructured(ctx context.Context, m Model, req Request, limit int) (*Response, error) {
 	if len(req.Schema) == 0 {
 		return m.Generate(ctx, req)
 	}
@@ -160,7 +195,7 @@ func generateStructured(ctx context.Context, m Model, req Request) (*Response, e
 	if err != nil {
 		return nil, err
 	}
-	resp, err := m.Generate(ctx, req)
+	resp, err := generateLimited(ctx, m, req, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -182,8 +217,14 @@ func generateStructured(ctx context.Context, m Model, req Request) (*Response, e
 		Message{Role: RoleUser, Content: "Your answer does not satisfy the required JSON Schema: " + bad +
 			"\nAnswer again with only a JSON document that satisfies the schema."},
 	)
-	resp2, err := m.Generate(ctx, repair)
+	resp2, err := generateLimited(ctx, m, repair, limit)
 	if err != nil {
+		var te *TruncatedError
+		if errors.As(err, &te) {
+			te.Usage = te.Usage.Add(resp.Usage)
+			te.Cost += resp.Cost
+			return nil, te
+		}
 		return nil, fmt.Errorf("llm: repair round after schema violation (%s): %w", bad, err)
 	}
 	resp2.Usage = resp.Usage.Add(resp2.Usage)

@@ -103,7 +103,7 @@ func TestStructuredOutputThroughForcedTool(t *testing.T) {
 		t.Fatalf("JSON = %s", resp.JSON)
 	}
 	u := resp.Usage
-	if u.InputTokens != 50 || u.OutputTokens != 20 || u.CacheWriteTokens != 1000 || u.CacheReadTokens != 2000 || resp.StopReason != "tool_use" {
+	if u.InputTokens != 50 || u.OutputTokens != 20 || u.CacheWriteTokens != 1000 || u.CacheReadTokens != 2000 || resp.StopReason != llm.StopEnd {
 		t.Fatalf("usage %+v stop %q", u, resp.StopReason)
 	}
 	want := (50*3.0 + 20*15.0 + 1000*3.75 + 2000*0.30) / 1e6
@@ -191,7 +191,7 @@ func TestStreaming(t *testing.T) {
 	if api.Bodies[0]["stream"] != true {
 		t.Fatalf("not a streaming request: %v", api.Bodies[0])
 	}
-	if strings.Join(deltas, "|") != "Hello|, world" || resp.Text != "Hello, world" || resp.StopReason != "end_turn" {
+	if strings.Join(deltas, "|") != "Hello|, world" || resp.Text != "Hello, world" || resp.StopReason != llm.StopEnd || resp.ProviderStopReason != "end_turn" {
 		t.Fatalf("deltas %q text %q stop %q", deltas, resp.Text, resp.StopReason)
 	}
 	if resp.Usage.InputTokens != 25 || resp.Usage.OutputTokens != 15 || resp.Usage.CacheReadTokens != 3000 {
@@ -267,7 +267,7 @@ func TestNonObjectSchemaIsWrapped(t *testing.T) {
 	  "content":[{"type":"tool_use","id":"t","name":"answer","input":{"result":["a","b"]}}],"stop_reason":"tool_use","usage":{"input_tokens":1,"output_tokens":1}}`)}}
 	srv := httptest.NewServer(api)
 	defer srv.Close()
-	resp, err := router(t, srv, nil).For("").Generate(context.Background(), llm.Request{Schema: json.RawMessage(`{"type":"array","items":{"type":"string"}}`)})
+	resp, err := router(t, srv, nil).For("").Generate(context.Background(), llm.Request{MaxTokens: 1024, Schema: json.RawMessage(`{"type":"array","items":{"type":"string"}}`)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -80,7 +80,7 @@ func TestStructuredOutputWithResponseSchema(t *testing.T) {
 	if !strings.Contains(si, "You are the planner.") || !strings.Contains(si, "Build a todo app") {
 		t.Fatalf("systemInstruction %v", si)
 	}
-	if string(resp.JSON) != `{"title": "Todo app", "points": 3}` || resp.StopReason != "STOP" || resp.Model != "gemini-2.5-flash" {
+	if string(resp.JSON) != `{"title": "Todo app", "points": 3}` || resp.StopReason != llm.StopEnd || resp.Model != "gemini-2.5-flash" {
 		t.Fatalf("resp %+v", resp)
 	}
 	if u := resp.Usage; u.InputTokens != 100 || u.CacheReadTokens != 1000 || u.OutputTokens != 25 {
@@ -108,7 +108,7 @@ func TestStreaming(t *testing.T) {
 	if r := api.Reqs[0]; r.URL.Path != "/v1beta/models/gemini-2.5-flash:streamGenerateContent" || r.URL.Query().Get("alt") != "sse" {
 		t.Fatalf("%s", r.URL)
 	}
-	if strings.Join(deltas, "|") != "Hel|lo" || resp.Text != "Hello" || resp.StopReason != "STOP" {
+	if strings.Join(deltas, "|") != "Hel|lo" || resp.Text != "Hello" || resp.StopReason != llm.StopEnd {
 		t.Fatalf("deltas %q resp %+v", deltas, resp)
 	}
 	if resp.Usage.InputTokens != 8 || resp.Usage.OutputTokens != 2 {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"unicode/utf8"
 )
 
 // Step writes one reply.
@@ -64,4 +65,40 @@ func JSON(status int, body string, hdr ...string) Step {
 // SSE is a 200 text/event-stream reply.
 func SSE(events string) Step {
 	return Reply(http.StatusOK, "text/event-stream", events)
+}
+
+// Pieces cuts s into pieces of about n bytes, the way streams deliver tool
+// arguments: anywhere, even inside a JSON string or an escape sequence, but
+// not inside a UTF-8 character (each piece travels as a JSON string).
+func Pieces(s string, n int) []string {
+	var out []string
+	for len(s) > n {
+		i := n
+		for i < len(s) && !utf8.RuneStart(s[i]) {
+			i++
+		}
+		out = append(out, s[:i])
+		s = s[i:]
+	}
+	return append(out, s)
+}
+
+// Quote is s as a JSON string literal, for building wire-format bodies.
+func Quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// Recorded returns the i-th recorded request body (safe while serving).
+func (f *FakeAPI) Recorded(i int) map[string]any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.Bodies[i]
+}
+
+// Count is the number of requests served so far.
+func (f *FakeAPI) Count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.Reqs)
 }

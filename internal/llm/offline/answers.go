@@ -174,6 +174,16 @@ type file struct {
 }
 
 func code(p prompt) (any, error) {
+	files, notes, err := codeFiles(p)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"files": files, "delete": []string{}, "notes": notes}, nil
+}
+
+// codeFiles is the app the coder writes: the todo app for a todo prompt,
+// else a minimal app that says what it is.
+func codeFiles(p prompt) ([]file, string, error) {
 	var files []file
 	if p.todo {
 		err := fs.WalkDir(todoApp, "app", func(name string, d fs.DirEntry, err error) error {
@@ -188,10 +198,10 @@ func code(p prompt) (any, error) {
 			return nil
 		})
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		files = append(files, file{"package.json", packageJSON("todo-app")})
-		return map[string]any{"files": files, "delete": []string{}, "notes": "Todo app: todo.js holds the logic and is tested with node --test; app.js wires it to index.html."}, nil
+		return files, "Todo app: todo.js holds the logic and is tested with node --test; app.js wires it to index.html.", nil
 	}
 	js := func(v string) string { b, _ := json.Marshal(v); return string(b) }
 	files = []file{
@@ -252,7 +262,7 @@ test('describes the app and quotes the request', () => {
 `},
 		{"package.json", packageJSON("catalyst-app")},
 	}
-	return map[string]any{"files": files, "delete": []string{}, "notes": "Minimal app that says what it is; configure an LLM for a real implementation."}, nil
+	return files, "Minimal app that says what it is; configure an LLM for a real implementation.", nil
 }
 
 func packageJSON(name string) string {

@@ -4,7 +4,8 @@
 // fresh machine. For "Build a todo app" it writes a small working todo app;
 // for anything else a minimal app that says what it is. It never pretends to
 // be a model: its Provider is "offline" and callers label it with
-// llm.OfflineLabel.
+// llm.OfflineLabel. With tools, the coder's loop gets the same app through
+// a script of tool calls (tools.go).
 //
 // It is a demonstration and a test double, not a product.
 package offline
@@ -51,6 +52,16 @@ func (m *Model) Generate(ctx context.Context, req llm.Request) (*llm.Response, e
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if len(req.Tools) > 0 {
+		resp, err := toolTurn(req)
+		if err != nil {
+			return nil, err
+		}
+		if err := m.stream(ctx, req, resp.Text); err != nil {
+			return nil, err
+		}
+		return resp, nil
+	}
 	doc, err := answer(req)
 	if err != nil {
 		return nil, err
@@ -64,31 +75,40 @@ func (m *Model) Generate(ctx context.Context, req llm.Request) (*llm.Response, e
 		return nil, err
 	}
 	text := strings.TrimSuffix(buf.String(), "\n")
-	pieces := split(text)
-	// Spread the latency over the streamed pieces so that "typing" is visible.
-	pause := m.latency / time.Duration(len(pieces))
-	if req.OnDelta == nil {
-		pieces, pause = nil, m.latency
-		if err := sleep(ctx, pause); err != nil {
-			return nil, err
-		}
-	}
-	for _, p := range pieces {
-		if err := sleep(ctx, pause); err != nil {
-			return nil, err
-		}
-		req.OnDelta(p)
+	if err := m.stream(ctx, req, text); err != nil {
+		return nil, err
 	}
 	resp := &llm.Response{
-		Text:       text,
-		Provider:   Provider,
-		Model:      ModelName,
-		StopReason: "end_turn",
+		Text:               text,
+		Provider:           Provider,
+		Model:              ModelName,
+		StopReason:         llm.StopEnd,
+		ProviderStopReason: "end_turn",
 	}
 	if len(req.Schema) > 0 {
 		resp.JSON = json.RawMessage(text)
 	}
 	return resp, nil
+}
+
+// stream sends text through OnDelta in pieces, spreading the latency over
+// them so that "typing" is visible; without OnDelta it only sleeps.
+func (m *Model) stream(ctx context.Context, req llm.Request, text string) error {
+	if req.OnDelta == nil {
+		return sleep(ctx, m.latency)
+	}
+	if text == "" {
+		return sleep(ctx, m.latency)
+	}
+	pieces := split(text)
+	pause := m.latency / time.Duration(len(pieces))
+	for _, p := range pieces {
+		if err := sleep(ctx, pause); err != nil {
+			return err
+		}
+		req.OnDelta(p)
+	}
+	return nil
 }
 
 // split cuts s into pieces of about chunk bytes on rune boundaries.

@@ -90,7 +90,7 @@ func TestStructuredOutputWithResponseFormat(t *testing.T) {
 		js["schema"].(map[string]any)["properties"].(map[string]any)["points"] == nil {
 		t.Fatalf("response_format %v", rf)
 	}
-	if string(resp.JSON) != `{"title":"Todo app","points":3}` || resp.Model != "gpt-4.1-2025-04-14" || resp.StopReason != "stop" {
+	if string(resp.JSON) != `{"title":"Todo app","points":3}` || resp.Model != "gpt-4.1-2025-04-14" || resp.StopReason != llm.StopEnd {
 		t.Fatalf("resp %+v", resp)
 	}
 	// prompt_tokens includes the cached ones.
@@ -167,7 +167,7 @@ func TestOllamaStreaming(t *testing.T) {
 	if auth := api.Reqs[0].Header.Get("Authorization"); strings.Contains(auth, "sk-") {
 		t.Fatalf("a key was sent to a keyless local server: %q", auth)
 	}
-	if strings.Join(deltas, "|") != "Hel|lo" || resp.Text != "Hello" || resp.StopReason != "stop" || resp.Provider != "ollama" {
+	if strings.Join(deltas, "|") != "Hel|lo" || resp.Text != "Hello" || resp.StopReason != llm.StopEnd || resp.Provider != "ollama" {
 		t.Fatalf("deltas %q resp %+v", deltas, resp)
 	}
 	if resp.Usage.InputTokens != 12 || resp.Usage.OutputTokens != 2 || resp.Cost != 0 {
