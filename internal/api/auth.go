@@ -2,7 +2,6 @@ package api
 
 import (
 	"crypto/hmac"
-	"log/slog"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -12,6 +11,7 @@ import (
 	"fmt"
 	"html"
 	"io/fs"
+	"log/slog"
 	"mime"
 	"net"
 	"net/http"
