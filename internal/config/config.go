@@ -54,6 +54,9 @@ type Config struct {
 	ServiceNowURL      string // SERVICENOW_URL
 	ServiceNowUsername string // SERVICENOW_USERNAME
 	ServiceNowPassword string // SERVICENOW_PASSWORD
+	// ExplorerAllowPrivate lets the Explorer's connectors reach loopback,
+	// link-local and private addresses (internal/connector/netpolicy).
+	ExplorerAllowPrivate bool // CATALYST_EXPLORER_ALLOW_PRIVATE, default false
 
 	// Security
 	EnableAuditLogs    bool          // ENABLE_AUDIT_LOGS, default true

@@ -8,7 +8,10 @@
 // one-line summary a person can check, never a secret's value.
 package connector
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // Target is the system a scan looks at. Empty fields mean "not asked".
 type Target struct {
@@ -74,6 +77,11 @@ type Source interface {
 	// on without it and names the error), not that it found problems.
 	Gather(ctx context.Context, t Target) ([]Fact, error)
 }
+
+// ErrSkip wraps a source's reason for not reading anything (no Jira
+// project asked, no credentials configured, the repository is not on
+// github.com): the scan records the source as skipped, not failed.
+var ErrSkip = errors.New("skipped")
 
 // Result is how one source fared in a scan.
 type Result struct {

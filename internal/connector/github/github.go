@@ -3,25 +3,24 @@
 // read a repository's default branch, find an open pull request for a branch,
 // open one.
 //
-// It uses net/http directly rather than google/go-github: three endpoints do
-// not justify a large generated dependency, and owning the wire handling keeps
-// the token out of every error and log line. The base URL is configurable for
+// It is also the Explorer's GitHub source (source.go), which reads many more
+// endpoints: both sit on google/go-github, and this file turns go-github's
+// errors into APIError so callers match ErrUnauthorized, ErrRateLimited, ...
+// with errors.Is and never see the token. The base URL is configurable for
 // GitHub Enterprise Server ("https://HOST/api/v3") and tests.
 package github
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
+
+	gh "github.com/google/go-github/v93/github"
 )
 
 // DefaultBaseURL is github.com's REST API.
@@ -46,6 +45,11 @@ type Client struct {
 	token     string
 	http      *http.Client
 	userAgent string
+	gh        *gh.Client
+	// rateWait is the longest a secondary rate limit (Retry-After) or an
+	// exhausted primary limit is waited out before the call fails with
+	// ErrRateLimited; 0 fails at once.
+	rateWait time.Duration
 }
 
 // Option configures New.
@@ -63,9 +67,15 @@ func WithBaseURL(raw string) Option {
 	}
 }
 
-// WithHTTPClient sets the HTTP client (default: 30 s timeout).
+// WithHTTPClient sets the HTTP client (default: 30 s timeout). The Explorer
+// passes the netpolicy's client.
 func WithHTTPClient(h *http.Client) Option {
 	return func(c *Client) error { c.http = h; return nil }
+}
+
+// WithRateLimitWait waits out rate limits up to d before failing.
+func WithRateLimitWait(d time.Duration) Option {
+	return func(c *Client) error { c.rateWait = d; return nil }
 }
 
 // New returns a client authenticating with token (may be empty for public reads).
@@ -79,8 +89,25 @@ func New(token string, opts ...Option) (*Client, error) {
 			return nil, err
 		}
 	}
+	// go-github keeps the client it is given; copy ours so the token
+	// transport it adds stays inside this Client.
+	hc := *c.http
+	base := c.baseURL.String() + "/"
+	ghOpts := []gh.ClientOptionsFunc{gh.WithHTTPClient(&hc), gh.WithURLs(&base, &base), gh.WithUserAgent(c.userAgent)}
+	if token != "" {
+		ghOpts = append(ghOpts, gh.WithAuthToken(token))
+	}
+	g, err := gh.NewClient(ghOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("github: %w", err)
+	}
+	c.gh = g
 	return c, nil
 }
+
+// GitHub is the underlying go-github client, for endpoints this package
+// does not wrap. Its errors are raw: pass them through Err.
+func (c *Client) GitHub() *gh.Client { return c.gh }
 
 // Repository is the part of GET /repos/{owner}/{repo} Catalyst uses.
 type Repository struct {
@@ -187,8 +214,12 @@ func (c *Client) Repo(ctx context.Context, owner, repo string) (Repository, erro
 	if err := checkRepo(owner, repo); err != nil {
 		return r, err
 	}
-	_, err := c.do(ctx, http.MethodGet, "/repos/"+owner+"/"+repo, nil, &r)
-	return r, err
+	g, err := call(ctx, c, func() (*gh.Repository, *gh.Response, error) { return c.gh.Repositories.Get(ctx, owner, repo) })
+	if err != nil {
+		return r, err
+	}
+	return Repository{FullName: g.GetFullName(), DefaultBranch: g.GetDefaultBranch(), HTMLURL: g.GetHTMLURL(),
+		CloneURL: g.GetCloneURL(), Private: g.GetPrivate(), Archived: g.GetArchived()}, nil
 }
 
 // DefaultBranch returns the repository's default branch.
@@ -212,25 +243,38 @@ func (c *Client) FindOpenPR(ctx context.Context, owner, repo, headOwner, branch 
 	if headOwner == "" {
 		headOwner = owner
 	}
-	q := url.Values{"head": {headOwner + ":" + branch}, "state": {"open"}, "per_page": {"100"}}
-	next := "/repos/" + owner + "/" + repo + "/pulls?" + q.Encode()
-	for page := 0; next != "" && page < maxPages; page++ {
-		var prs []PullRequest
-		hdr, err := c.do(ctx, http.MethodGet, next, nil, &prs)
+	opt := &gh.PullRequestListOptions{State: "open", Head: headOwner + ":" + branch, ListOptions: gh.ListOptions{PerPage: 100}}
+	for page := 0; page < maxPages; page++ {
+		var resp *gh.Response
+		prs, err := call(ctx, c, func() ([]*gh.PullRequest, *gh.Response, error) {
+			p, r, err := c.gh.PullRequests.List(ctx, owner, repo, opt)
+			resp = r
+			return p, r, err
+		})
 		if err != nil {
 			return nil, err
 		}
-		for i := range prs {
+		for _, p := range prs {
+			pr := fromGH(p)
 			// The head filter is server-side; check anyway (a fake or an
 			// older server may ignore it).
-			if prs[i].State == "open" && prs[i].Head.Ref == branch &&
-				(prs[i].Head.Label == "" || strings.EqualFold(prs[i].Head.Label, headOwner+":"+branch)) {
-				return &prs[i], nil
+			if pr.State == "open" && pr.Head.Ref == branch &&
+				(pr.Head.Label == "" || strings.EqualFold(pr.Head.Label, headOwner+":"+branch)) {
+				return &pr, nil
 			}
 		}
-		next = nextLink(hdr.Get("Link"))
+		if resp == nil || resp.NextPage == 0 {
+			break
+		}
+		opt.Page = resp.NextPage
 	}
 	return nil, nil
+}
+
+func fromGH(p *gh.PullRequest) PullRequest {
+	return PullRequest{Number: p.GetNumber(), State: p.GetState(), Title: p.GetTitle(), HTMLURL: p.GetHTMLURL(), Draft: p.GetDraft(),
+		Head: Ref{Label: p.GetHead().GetLabel(), Ref: p.GetHead().GetRef(), SHA: p.GetHead().GetSHA()},
+		Base: Ref{Label: p.GetBase().GetLabel(), Ref: p.GetBase().GetRef(), SHA: p.GetBase().GetSHA()}}
 }
 
 // CreatePR opens a pull request.
@@ -242,8 +286,18 @@ func (c *Client) CreatePR(ctx context.Context, owner, repo string, in NewPullReq
 	if in.Title == "" || in.Head == "" || in.Base == "" {
 		return pr, errors.New("github: a pull request needs title, head and base")
 	}
-	_, err := c.do(ctx, http.MethodPost, "/repos/"+owner+"/"+repo+"/pulls", in, &pr)
-	return pr, err
+	body := gh.CreatePullRequest{Title: &in.Title, Head: in.Head, Base: in.Base}
+	if in.Body != "" {
+		body.Body = &in.Body
+	}
+	if in.Draft {
+		body.Draft = &in.Draft
+	}
+	g, err := call(ctx, c, func() (*gh.PullRequest, *gh.Response, error) { return c.gh.PullRequests.Create(ctx, owner, repo, body) })
+	if err != nil {
+		return pr, err
+	}
+	return fromGH(g), nil
 }
 
 // EnsurePR returns the open pull request for in.Head, creating it if there is
@@ -266,140 +320,6 @@ func (c *Client) EnsurePR(ctx context.Context, owner, repo string, in NewPullReq
 		}
 	}
 	return pr, err == nil, err
-}
-
-var linkNext = regexp.MustCompile(`<([^>]+)>\s*;\s*rel="?next"?`)
-
-// nextLink extracts rel="next" from a Link header.
-func nextLink(h string) string {
-	for _, part := range strings.Split(h, ",") {
-		if m := linkNext.FindStringSubmatch(part); m != nil {
-			return m[1]
-		}
-	}
-	return ""
-}
-
-// do performs one request. pathOrURL is an API path ("/repos/..") or an
-// absolute URL on the same host (from a Link header).
-func (c *Client) do(ctx context.Context, method, pathOrURL string, body, out any) (http.Header, error) {
-	u, err := c.resolve(pathOrURL)
-	if err != nil {
-		return nil, err
-	}
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, fmt.Errorf("github: %w", err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
-	if err != nil {
-		return nil, fmt.Errorf("github: %w", err)
-	}
-	req.Header.Set("Accept", "application/vnd.github+json")
-	req.Header.Set("X-GitHub-Api-Version", APIVersion)
-	req.Header.Set("User-Agent", c.userAgent)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		// url.Error carries the URL, never the header: no token here.
-		return nil, fmt.Errorf("github: %s %s: %w", method, u.Path, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if err != nil {
-		return resp.Header, fmt.Errorf("github: %s %s: read: %w", method, u.Path, err)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return resp.Header, c.apiError(method, u.Path, resp, data)
-	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			return resp.Header, fmt.Errorf("github: %s %s: decode: %w", method, u.Path, err)
-		}
-	}
-	return resp.Header, nil
-}
-
-func (c *Client) resolve(pathOrURL string) (*url.URL, error) {
-	if strings.HasPrefix(pathOrURL, "/") {
-		p, q, _ := strings.Cut(pathOrURL, "?")
-		u := *c.baseURL
-		u.Path = strings.TrimRight(c.baseURL.Path, "/") + p
-		u.RawQuery = q
-		return &u, nil
-	}
-	u, err := url.Parse(pathOrURL)
-	if err != nil || u.Scheme != c.baseURL.Scheme || u.Host != c.baseURL.Host {
-		// Never send the token to another host named by a response.
-		return nil, fmt.Errorf("github: refusing to follow link to another host")
-	}
-	return u, nil
-}
-
-func (c *Client) apiError(method, path string, resp *http.Response, data []byte) error {
-	e := &APIError{Method: method, Path: path, Status: resp.StatusCode}
-	var body struct {
-		Message string `json:"message"`
-		DocURL  string `json:"documentation_url"`
-		Errors  []struct {
-			Resource string `json:"resource"`
-			Field    string `json:"field"`
-			Code     string `json:"code"`
-			Message  string `json:"message"`
-		} `json:"errors"`
-	}
-	if json.Unmarshal(data, &body) == nil {
-		e.Message, e.DocURL = body.Message, body.DocURL
-		for _, d := range body.Errors {
-			switch {
-			case d.Message != "":
-				e.Details = append(e.Details, d.Message)
-			case d.Code != "":
-				e.Details = append(e.Details, strings.TrimSpace(d.Resource+" "+d.Field+" "+d.Code))
-			}
-		}
-	} else {
-		msg := strings.TrimSpace(string(data))
-		if len(msg) > 200 {
-			msg = msg[:200]
-		}
-		e.Message = msg
-	}
-	if c.token != "" {
-		e.Message = strings.ReplaceAll(e.Message, c.token, "[REDACTED]")
-		for i := range e.Details {
-			e.Details[i] = strings.ReplaceAll(e.Details[i], c.token, "[REDACTED]")
-		}
-	}
-	if resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusTooManyRequests {
-		if ra := resp.Header.Get("Retry-After"); ra != "" { // secondary rate limit
-			if s, err := strconv.Atoi(ra); err == nil {
-				e.RateLimited, e.RetryAfter = true, time.Duration(s)*time.Second
-			}
-		}
-		if resp.Header.Get("X-Ratelimit-Remaining") == "0" {
-			e.RateLimited = true
-			if s, err := strconv.ParseInt(resp.Header.Get("X-Ratelimit-Reset"), 10, 64); err == nil {
-				e.ResetAt = time.Unix(s, 0)
-				if e.RetryAfter == 0 {
-					e.RetryAfter = max(time.Until(e.ResetAt), 0)
-				}
-			}
-		}
-		if resp.StatusCode == http.StatusTooManyRequests {
-			e.RateLimited = true
-		}
-	}
-	return e
 }
 
 // ParseRepo accepts "owner/repo", "https://github.com/owner/repo(.git)" or
