@@ -187,6 +187,7 @@ func (s *server) handler() http.Handler {
 	s.documentSecurity(api.OpenAPI())
 
 	var h http.Handler = apiSubtreeGuard(mux)
+	h = s.withAdminAudit(h)
 	h = s.guard(h)
 	h = s.auditRequests(h)
 	h = s.cors(h)

@@ -72,6 +72,12 @@ type Config struct {
 	WebSocketPingInterval time.Duration // WEBSOCKET_PING_INTERVAL (seconds), default 30
 	MaxFixIterations      int           // MAX_FIX_ITERATIONS, default 3
 	MaxTaskCost           float64       // MAX_TASK_COST (USD), default 0 = no budget
+	// MaxQueuedTasksPerUser caps a signed-in user's pending plus running
+	// tasks (CATALYST_MAX_QUEUED_TASKS_PER_USER, default 10, 0 = no cap).
+	MaxQueuedTasksPerUser int
+	// UserBudgetUSD is what one user's tasks may cost in all
+	// (CATALYST_USER_BUDGET_USD, default 0 = no budget).
+	UserBudgetUSD float64
 
 	// Monitoring
 	EnableMetrics               bool   // ENABLE_METRICS, default true

@@ -43,6 +43,7 @@ func TestDefaultsMatchTheGuide(t *testing.T) {
 		{"ENABLE_PII_REDACTION", c.EnablePIIRedaction, true},
 		{"SESSION_TIMEOUT", c.SessionTimeout, 60 * time.Minute},
 		{"MAX_CONCURRENT_TASKS", c.MaxConcurrentTasks, 5},
+		{"CATALYST_MAX_QUEUED_TASKS_PER_USER", c.MaxQueuedTasksPerUser, 10},
 		{"AGENT_TIMEOUT", c.AgentTimeout, 300 * time.Second},
 		{"WEBSOCKET_PING_INTERVAL", c.WebSocketPingInterval, 30 * time.Second},
 		{"ENABLE_METRICS", c.EnableMetrics, true},
@@ -117,15 +118,17 @@ llm:
 
 func TestInvalidValuesNameTheVariableAndAcceptedValues(t *testing.T) {
 	cases := map[string][]string{
-		"MAX_CONCURRENT_TASKS=abc":      {"MAX_CONCURRENT_TASKS", "whole numbers"},
-		"LOG_LEVEL=verbose":             {"LOG_LEVEL", "DEBUG, INFO, WARNING, ERROR"},
-		"MOCK_DEPLOYMENT=perhaps":       {"MOCK_DEPLOYMENT", "true or false"},
-		"DEFAULT_LLM_PROVIDER=acme":     {"DEFAULT_LLM_PROVIDER", "anthropic, openai, google"},
-		"BACKEND_PORT=70000":            {"BACKEND_PORT"},
-		"AGENT_TIMEOUT=0":               {"AGENT_TIMEOUT"},
-		"OPENAI_BASE_URL=ftp://x":       {"OPENAI_BASE_URL", "http"},
-		"MAX_TASK_COST=-1":              {"MAX_TASK_COST"},
-		"CATALYST_OFFLINE_LATENCY=fast": {"CATALYST_OFFLINE_LATENCY", "duration"},
+		"MAX_CONCURRENT_TASKS=abc":              {"MAX_CONCURRENT_TASKS", "whole numbers"},
+		"LOG_LEVEL=verbose":                     {"LOG_LEVEL", "DEBUG, INFO, WARNING, ERROR"},
+		"MOCK_DEPLOYMENT=perhaps":               {"MOCK_DEPLOYMENT", "true or false"},
+		"DEFAULT_LLM_PROVIDER=acme":             {"DEFAULT_LLM_PROVIDER", "anthropic, openai, google"},
+		"BACKEND_PORT=70000":                    {"BACKEND_PORT"},
+		"AGENT_TIMEOUT=0":                       {"AGENT_TIMEOUT"},
+		"OPENAI_BASE_URL=ftp://x":               {"OPENAI_BASE_URL", "http"},
+		"MAX_TASK_COST=-1":                      {"MAX_TASK_COST"},
+		"CATALYST_MAX_QUEUED_TASKS_PER_USER=-1": {"CATALYST_MAX_QUEUED_TASKS_PER_USER"},
+		"CATALYST_USER_BUDGET_USD=lots":         {"CATALYST_USER_BUDGET_USD"},
+		"CATALYST_OFFLINE_LATENCY=fast":         {"CATALYST_OFFLINE_LATENCY", "duration"},
 	}
 	bad := writeFile(t, "config.yaml", "llm:\n  limits:\n    acme: {concurrency: 1}\n    openai: {concurrency: -3}\n")
 	if _, err := Load(Sources{YAMLFile: bad, DotEnvFile: os.DevNull, Environ: environ()}); err == nil ||

@@ -79,6 +79,8 @@ var Variables = []Variable{
 	{Name: "WEBSOCKET_PING_INTERVAL", Default: "30", Group: "Performance", Help: "WebSocket ping interval, seconds"},
 	{Name: "MAX_FIX_ITERATIONS", Default: "3", Group: "Performance", Help: "fix rounds the coder gets before a task fails"},
 	{Name: "MAX_TASK_COST", Default: "0", Group: "Performance", Help: "per-task budget in USD; 0 means no budget"},
+	{Name: "CATALYST_MAX_QUEUED_TASKS_PER_USER", Default: "10", Group: "Performance", Help: "pending plus running tasks one signed-in user may have; more answer 429; 0 means no cap"},
+	{Name: "CATALYST_USER_BUDGET_USD", Default: "0", Group: "Performance", Help: "what one user's tasks may cost in all (USD); once spent, new tasks answer 402; 0 means no budget"},
 	{Name: "ENABLE_METRICS", Default: "true", Group: "Monitoring", Help: "serve metrics"},
 	{Name: "ENABLE_PERFORMANCE_MONITORING", Default: "false", Group: "Monitoring", Help: "APM"},
 	{Name: "SENTRY_DSN", Secret: true, Group: "Monitoring", Help: "Sentry error tracking DSN"},
@@ -482,6 +484,8 @@ func parse(k *koanf.Koanf) (*Config, error) {
 		WebSocketPingInterval: p.seconds("WEBSOCKET_PING_INTERVAL", 1, 3600),
 		MaxFixIterations:      p.integer("MAX_FIX_ITERATIONS", 0, 100),
 		MaxTaskCost:           p.number("MAX_TASK_COST", 0),
+		MaxQueuedTasksPerUser: p.integer("CATALYST_MAX_QUEUED_TASKS_PER_USER", 0, 1000000),
+		UserBudgetUSD:         p.number("CATALYST_USER_BUDGET_USD", 0),
 
 		EnableMetrics:               p.boolean("ENABLE_METRICS"),
 		EnablePerformanceMonitoring: p.boolean("ENABLE_PERFORMANCE_MONITORING"),

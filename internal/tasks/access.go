@@ -120,16 +120,28 @@ func (s *Service) Audit(ctx context.Context, a Actor, action, resourceType, reso
 }
 
 func (s *Service) audit(ctx context.Context, a Actor, action, resourceType, resourceID string) {
+	if aud, ok := ctx.Value(auditorKey{}).(Auditor); ok {
+		aud.AdminAccess(ctx, a, action, resourceType, resourceID)
+		return
+	}
 	if s.opt.Auditor != nil {
 		s.opt.Auditor.AdminAccess(ctx, a, action, resourceType, resourceID)
 	}
+}
+
+type auditorKey struct{}
+
+// WithAuditor returns ctx whose admin accesses are recorded by aud instead
+// of Options.Auditor: the API records them with the request's client.
+func WithAuditor(ctx context.Context, aud Auditor) context.Context {
+	return context.WithValue(ctx, auditorKey{}, aud)
 }
 
 // auditList records an admin's list holding resources of projects in
 // which the admin has no role: once per project, so the trail says whose
 // data was read.
 func (s *Service) auditList(ctx context.Context, a Actor, resourceType string, projectIDs []string) {
-	if !a.Admin || s.opt.Auditor == nil {
+	if !a.Admin {
 		return
 	}
 	seen := map[string]bool{}
