@@ -25,8 +25,8 @@ type tenant struct {
 
 func (u tenant) auth() []string { return []string{"Authorization", "Bearer " + u.token} }
 
-// register signs a user up and in (the first becomes admin).
-func (e *env) register(email string) tenant {
+// signUp signs a user up and in (the first becomes admin).
+func (e *env) signUp(email string) tenant {
 	e.t.Helper()
 	var u struct{ ID string }
 	e.must(200, "POST", "/api/auth/register", map[string]any{"email": email, "password": "correct horse battery"}, "Authorization", "").json(e.t, &u)
@@ -56,7 +56,7 @@ type aliceWorld struct {
 func newAliceWorld(e *env) aliceWorld {
 	e.t.Helper()
 	ctx := context.Background()
-	w := aliceWorld{root: e.register("root@example.com"), alice: e.register("alice@example.com"), bob: e.register("bob@example.com")}
+	w := aliceWorld{root: e.signUp("root@example.com"), alice: e.signUp("alice@example.com"), bob: e.signUp("bob@example.com")}
 	e.as(w.alice, 200, "POST", "/api/projects", map[string]any{"name": "Alice's secret project"}).json(e.t, &w.project)
 	if w.project.OwnerID != w.alice.id || w.project.MyRole != domain.RoleOwner {
 		e.t.Fatalf("alice's project: owner %q role %q", w.project.OwnerID, w.project.MyRole)
@@ -360,7 +360,7 @@ func withLimits(l tasks.Limits) envOption {
 // the figures; other users and the server token are not held.
 func TestUserLimits(t *testing.T) {
 	e := newEnv(t, withLimits(tasks.Limits{MaxQueuedPerUser: 2, UserBudgetUSD: 0.5}))
-	w := aliceWorld{root: e.register("root@example.com"), alice: e.register("alice@example.com"), bob: e.register("bob@example.com")}
+	w := aliceWorld{root: e.signUp("root@example.com"), alice: e.signUp("alice@example.com"), bob: e.signUp("bob@example.com")}
 	var first domain.Task
 	e.as(w.alice, 200, "POST", "/api/tasks", map[string]any{"prompt": "one"}).json(t, &first)
 	e.as(w.alice, 200, "POST", "/api/tasks", map[string]any{"prompt": "two"})
