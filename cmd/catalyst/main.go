@@ -24,6 +24,8 @@ Usage:
   catalyst serve [flags]          run the API, WebSocket streams and dashboard (default port 8001)
   catalyst worker [flags]         run tasks from the NATS JetStream work queue (needs NATS_URL and MONGO_URL)
   catalyst run [flags] "PROMPT"   run one task through the agent graph in the terminal
+  catalyst explore --repo URL [--jira KEY] [--servicenow CI] [--github owner/name]
+                                  scan an existing system into a brief, risks with evidence and proposals
   catalyst llm ping [--agent A]   show which model would be used and make one tiny call
   catalyst config env [flags]     generate .env, backend/.env and frontend/.env from config.yaml
   catalyst config print           print the effective configuration, secrets redacted
@@ -57,6 +59,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdWorker(ctx, args[1:], stdout, stderr)
 	case "run":
 		return cmdRun(ctx, args[1:], stdout, stderr)
+	case "explore":
+		return cmdExplore(ctx, args[1:], stdout, stderr)
 	case "llm":
 		err = cmdLLM(ctx, args[1:], stdout, stderr)
 	case "config":

@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -22,7 +23,9 @@ import (
 	"github.com/catalyst/catalyst/internal/accounts"
 	"github.com/catalyst/catalyst/internal/audit"
 	"github.com/catalyst/catalyst/internal/events"
+	"github.com/catalyst/catalyst/internal/explorer"
 	"github.com/catalyst/catalyst/internal/graph"
+	"github.com/catalyst/catalyst/internal/ratelimit"
 	"github.com/catalyst/catalyst/internal/store"
 	"github.com/catalyst/catalyst/internal/tasks"
 )
@@ -48,6 +51,14 @@ type Settings struct {
 	// SessionTimeout is how long a dashboard session lasts unused.
 	SessionTimeout time.Duration
 	EnableMetrics  bool
+	// RateLimit is the requests per minute a client address, and a
+	// signed-in user, may send (CATALYST_RATE_LIMIT); LoginRateLimit the
+	// sign-in and sign-up attempts per minute per client and per e-mail
+	// address (CATALYST_LOGIN_RATE_LIMIT). 0 turns a limit off.
+	RateLimit, LoginRateLimit int
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client (CATALYST_TRUSTED_PROXIES).
+	TrustedProxies []netip.Prefix
 }
 
 // Options wires the API to the rest of Catalyst.
@@ -61,6 +72,11 @@ type Options struct {
 	// Tasks is the task use cases; nil: a Service over Store whose tasks
 	// stay pending for whichever runner looks.
 	Tasks *tasks.Service
+	// Explorer starts and reads scans; nil: one over Store and Tasks with
+	// no connectors (its scans run wherever explore steps are bound).
+	Explorer *explorer.Service
+	// ScanWait bounds POST /api/explorer/scan?wait=true (0: 120 s).
+	ScanWait time.Duration
 	// Running counts the tasks this process runs now (metrics); optional.
 	Running func() int
 	// WorkspaceDir returns the root directory of a task's workspace (its
@@ -76,6 +92,9 @@ type Options struct {
 	Accounts *accounts.Service
 	// Audit is the audit log (ENABLE_AUDIT_LOGS); nil records nothing.
 	Audit *audit.Log
+	// RateLimited is told about every request refused by a rate limit,
+	// besides the log and the metrics: the audit trail. Optional.
+	RateLimited func(r *http.Request, ev ratelimit.Event)
 }
 
 // maxPromptRunes bounds a task prompt.
@@ -83,18 +102,22 @@ const maxPromptRunes = 20000
 
 // server holds the wired dependencies of the handlers.
 type server struct {
-	cfg     Settings
-	store   store.Store
-	broker  events.Bus
-	nats    func() error
-	tasks   *tasks.Service
-	running func() int
-	wsDir   func(string) string
-	ui      fs.FS
-	log     *slog.Logger
-	version string
+	cfg      Settings
+	store    store.Store
+	broker   events.Bus
+	nats     func() error
+	tasks    *tasks.Service
+	explorer *explorer.Service
+	scanWait time.Duration
+	running  func() int
+	wsDir    func(string) string
+	ui       fs.FS
+	log      *slog.Logger
+	version  string
 
 	metrics *metrics
+	limiter *ratelimit.Limiter
+	limited func(*http.Request, ratelimit.Event)
 	auth    *authenticator
 	// grantKey signs preview grants (previewgrant.go).
 	grantKey []byte
@@ -146,6 +169,14 @@ func newServer(opts Options) (*server, error) {
 		svc = tasks.New(tasks.Options{Store: opts.Store, Graphs: graph.Builtin(),
 			Recorder: &events.Recorder{Store: opts.Store, Broker: broker}})
 	}
+	exp := opts.Explorer
+	if exp == nil {
+		exp = explorer.New(explorer.Options{Store: opts.Store, Tasks: svc, Logger: logger})
+	}
+	scanWait := opts.ScanWait
+	if scanWait <= 0 {
+		scanWait = defaultScanWait
+	}
 	version := opts.Version
 	if version == "" {
 		version = "dev"
@@ -154,7 +185,7 @@ func newServer(opts Options) (*server, error) {
 	if opts.Audit != nil {
 		recorder = opts.Audit
 	}
-	return &server{
+	s := &server{
 		accounts:     opts.Accounts,
 		auditLog:     opts.Audit,
 		recorder:     recorder,
@@ -164,6 +195,8 @@ func newServer(opts Options) (*server, error) {
 		broker:       broker,
 		nats:         opts.NATS,
 		tasks:        svc,
+		explorer:     exp,
+		scanWait:     scanWait,
 		running:      opts.Running,
 		wsDir:        opts.WorkspaceDir,
 		ui:           opts.UI,
@@ -175,7 +208,22 @@ func newServer(opts Options) (*server, error) {
 		auth:         newAuthenticator(cfg.APIToken, cfg.PublicURL, cfg.SessionTimeout),
 		grantKey:     previewGrantKey(cfg.APIToken),
 		hosts:        allowedHosts(cfg.AllowedHosts, cfg.BindAddress, cfg.PublicURL, cfg.PreviewURL),
-	}, nil
+		limited:      opts.RateLimited,
+	}
+	lim, err := ratelimit.New(ratelimit.Options{
+		PerMinute:      cfg.RateLimit,
+		LoginPerMinute: cfg.LoginRateLimit,
+		TrustedProxies: cfg.TrustedProxies,
+		OnLimited:      s.rateLimited,
+		Deny: func(w http.ResponseWriter, _ *http.Request, detail string) {
+			writeProblem(w, http.StatusTooManyRequests, detail)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.limiter = lim
+	return s, nil
 }
 
 // handler builds the routes and wraps them in the middleware chain.
@@ -187,14 +235,18 @@ func (s *server) handler() http.Handler {
 	s.documentSecurity(api.OpenAPI())
 
 	var h http.Handler = apiSubtreeGuard(mux)
+	// Per user once the credential is known; per client before anything
+	// else runs, so that floods and password guessing cost nothing.
+	h = s.limiter.Users(rateLimitUser, h)
 	h = s.withAdminAudit(h)
 	h = s.guard(h)
 	h = s.auditRequests(h)
 	h = s.cors(h)
 	h = securityHeaders(h)
 	h = hostGuard(s.hosts, h)
-	h = s.recoverPanics(h)
-	h = s.accessLog(h)
+	h = s.limiter.Clients(h)
+	h = s.recoverPanics(patternOf(mux), h)
+	h = s.accessLog(patternOf(mux), h)
 	return h
 }
 

@@ -2,28 +2,36 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
-	"net/url"
-	"regexp"
-	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
-	"github.com/google/uuid"
 
 	"github.com/catalyst/catalyst/internal/domain"
+	"github.com/catalyst/catalyst/internal/explorer"
 	"github.com/catalyst/catalyst/internal/store"
 	"github.com/catalyst/catalyst/internal/tasks"
 )
 
+// defaultScanWait bounds ?wait=true: like the original's synchronous
+// answer, but a slow scan answers as it stands instead of holding the
+// connection for ever.
+const defaultScanWait = 120 * time.Second
+
 type createScanBody struct {
-	SystemName  string `json:"system_name" minLength:"1" maxLength:"200" example:"SailPoint IdentityIQ"`
-	RepoURL     string `json:"repo_url,omitempty" maxLength:"2048" example:"https://github.com/sailpoint/identityiq" doc:"Git repository to read: http(s)://, git://, ssh:// or git@host:path"`
-	JiraProject string `json:"jira_project,omitempty" maxLength:"200" example:"SAILPOINT-IIQ"`
-	ProjectID   string `json:"project_id,omitempty" maxLength:"200" doc:"Share the scan with this project's members (you must be an editor of it); omitted: only you (and admins) see it"`
+	SystemName   string `json:"system_name" minLength:"1" maxLength:"200" example:"SailPoint IdentityIQ"`
+	RepoURL      string `json:"repo_url,omitempty" maxLength:"2048" example:"https://github.com/sailpoint/identityiq" doc:"Git repository to read: http(s)://, git://, ssh:// or git@host:path"`
+	JiraProject  string `json:"jira_project,omitempty" maxLength:"200" example:"SAILPOINT-IIQ"`
+	ServiceNowCI string `json:"servicenow_ci,omitempty" maxLength:"200" example:"IdentityIQ Production" doc:"ServiceNow configuration item (cmdb_ci) whose incidents are read"`
+	GitHubRepo   string `json:"github_repo,omitempty" maxLength:"200" example:"sailpoint/identityiq" doc:"owner/name; derived from a github.com repo_url when omitted"`
+	ProjectID    string `json:"project_id,omitempty" maxLength:"200" doc:"Run the scan in this project, shared with its members (you must be an editor of it); omitted: your own Explorer project"`
 }
 
-type createScanInput struct{ Body createScanBody }
+type createScanInput struct {
+	Wait bool `query:"wait" doc:"Answer when the scan has ended, or after 120 s with the scan as it stands (status still running)"`
+	Body createScanBody
+}
 
 type scanOutput struct{ Body domain.ExplorerScan }
 
@@ -33,73 +41,33 @@ type scanIDInput struct {
 
 type listScansInput struct{ PageParams }
 
-// scpLikeGit matches git's scp-like syntax: user@host:path.
-var scpLikeGit = regexp.MustCompile(`^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[A-Za-z0-9._~/-]+$`)
-
-// validRepoURL accepts the URLs git can clone from a server: http(s), git,
-// ssh (URL or scp-like). Local paths and file:// are refused: the explorer
-// must not be pointed at the server's own disk.
-func validRepoURL(raw string) bool {
-	if scpLikeGit.MatchString(raw) {
-		return true
-	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || u.Opaque != "" {
-		return false
-	}
-	switch strings.ToLower(u.Scheme) {
-	case "http", "https", "git", "ssh":
-		return true
-	}
-	return false
-}
-
-// scanQueuedBrief is what a scan says until the explorer agent has run.
-const scanQueuedBrief = "Scan queued: the explorer agent has not run on this system yet; " +
-	"brief, risks and proposals appear here when it has."
-
 func (s *server) registerExplorer(api huma.API) {
 	huma.Register(api, withErrors(s.op(http.MethodPost, "/api/explorer/scan", "create-scan",
-		"Queue a scan of an existing system (status pending until the explorer runs)", "explorer"), 400, 403, 404, 413, 422),
+		"Scan an existing system: a task of kind explore gathers facts, computes risks and writes the brief (follow it on /ws/{task_id})", "explorer"), 400, 403, 404, 413, 422, 503),
 		func(ctx context.Context, in *createScanInput) (*scanOutput, error) {
 			b := in.Body
-			name := strings.TrimSpace(b.SystemName)
-			if name == "" {
-				return nil, huma.Error422UnprocessableEntity("system_name must not be blank")
-			}
-			repo := strings.TrimSpace(b.RepoURL)
-			if repo != "" && !validRepoURL(repo) {
-				return nil, huma.Error422UnprocessableEntity("repo_url must be an http(s), git or ssh repository URL, got " + repo)
-			}
 			a := actor(ctx)
-			if b.ProjectID != "" {
-				p, err := s.tasks.Project(ctx, a, b.ProjectID)
-				if err != nil {
-					return nil, s.apiError(ctx, "project "+b.ProjectID, err)
+			sc, err := s.explorer.Start(ctx, a, explorer.Request{SystemName: b.SystemName, RepoURL: b.RepoURL,
+				JiraProject: b.JiraProject, ServiceNowCI: b.ServiceNowCI, GitHubRepo: b.GitHubRepo, ProjectID: b.ProjectID})
+			switch {
+			case errors.Is(err, domain.ErrInvalid):
+				return nil, huma.Error422UnprocessableEntity(err.Error())
+			case errors.Is(err, tasks.ErrUnavailable):
+				s.log.ErrorContext(ctx, "scan could not be queued", "scan_id", sc.ID, "err", err)
+				return nil, huma.Error503ServiceUnavailable(err.Error())
+			case err != nil:
+				return nil, s.apiError(ctx, "scan", err)
+			}
+			if in.Wait {
+				wctx, cancel := context.WithTimeout(ctx, s.scanWait)
+				defer cancel()
+				if got, err := s.explorer.Wait(wctx, a, sc.ID); err == nil {
+					sc = got
+				} else if ctx.Err() == nil {
+					return nil, s.apiError(ctx, "scan "+sc.ID, err)
 				}
-				if !p.MyRole.Allows(domain.RoleEditor) {
-					return nil, huma.Error403Forbidden("scans of project " + p.ID + " are its editors' to start (you are " + string(p.MyRole) + ")")
-				}
 			}
-			now := time.Now().UTC()
-			sc := domain.ExplorerScan{
-				OwnerID:     a.ID,
-				ProjectID:   b.ProjectID,
-				ID:          uuid.NewString(),
-				SystemName:  name,
-				RepoURL:     repo,
-				JiraProject: strings.TrimSpace(b.JiraProject),
-				Status:      domain.ScanPending,
-				Brief:       scanQueuedBrief,
-				Risks:       []string{},
-				Proposals:   []string{},
-				CreatedAt:   now,
-				UpdatedAt:   now,
-			}
-			if err := s.store.CreateScan(ctx, sc); err != nil {
-				return nil, s.apiError(ctx, "scan "+sc.ID, err)
-			}
-			return &scanOutput{Body: sc}, nil
+			return &scanOutput{Body: withArrays(sc)}, nil
 		})
 
 	huma.Register(api, withErrors(s.op(http.MethodGet, "/api/explorer/scans", "list-scans",
@@ -112,17 +80,26 @@ func (s *server) registerExplorer(api huma.API) {
 			if err != nil {
 				return nil, err
 			}
-			for i := range out.Body {
-				out.Body[i] = withArrays(out.Body[i])
-				s.auditScan(ctx, a, "list", out.Body[i])
+			kept := out.Body[:0]
+			for _, sc := range out.Body {
+				sc, err := s.explorer.Reconcile(ctx, a, sc)
+				if errors.Is(err, domain.ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					return nil, s.apiError(ctx, "scans page", err)
+				}
+				s.auditScan(ctx, a, "list", sc)
+				kept = append(kept, withArrays(sc))
 			}
+			out.Body = kept
 			return out, nil
 		})
 
 	huma.Register(api, withErrors(s.op(http.MethodGet, "/api/explorer/scans/{id}", "get-scan", "Get a scan", "explorer"), 404),
 		func(ctx context.Context, in *scanIDInput) (*scanOutput, error) {
 			a := actor(ctx)
-			sc, err := s.store.GetScanIn(ctx, tasks.ScopeOf(a), in.ID)
+			sc, err := s.explorer.Get(ctx, a, in.ID)
 			if err != nil {
 				return nil, s.apiError(ctx, "scan "+in.ID, err)
 			}
@@ -145,14 +122,23 @@ func (s *server) auditScan(ctx context.Context, a tasks.Actor, action string, sc
 	s.tasks.Audit(ctx, a, action, "scan", sc.ID)
 }
 
-// withArrays keeps risks and proposals JSON arrays (never null), as the
-// original's documents had them.
+// withArrays keeps the array fields JSON arrays (never null), as the
+// original's documents had risks and proposals.
 func withArrays(sc domain.ExplorerScan) domain.ExplorerScan {
 	if sc.Risks == nil {
 		sc.Risks = []string{}
 	}
 	if sc.Proposals == nil {
 		sc.Proposals = []string{}
+	}
+	if sc.RiskDetails == nil {
+		sc.RiskDetails = []domain.ScanRisk{}
+	}
+	if sc.Facts == nil {
+		sc.Facts = []domain.ScanFact{}
+	}
+	if sc.Sources == nil {
+		sc.Sources = []domain.ScanSource{}
 	}
 	return sc
 }

@@ -19,12 +19,15 @@ import (
 type metrics struct {
 	mu       sync.Mutex
 	requests map[requestKey]*requestStats
+	limited  map[string]uint64 // refused requests by rate-limit scope
 }
 
-// requestKey labels requests by method and status only: paths carry ids and
-// would make one series per task.
+// requestKey labels requests by method, route template and status. Never
+// by path: paths carry ids (one series per task, and a client could grow
+// the series without bound) and names of users' files.
 type requestKey struct {
 	method string
+	route  string // "/api/tasks/{id}"; "unmatched" when no route served it
 	code   int
 }
 
@@ -33,15 +36,29 @@ type requestStats struct {
 	seconds float64
 }
 
-func newMetrics() *metrics { return &metrics{requests: make(map[requestKey]*requestStats)} }
+func newMetrics() *metrics {
+	return &metrics{requests: make(map[requestKey]*requestStats), limited: make(map[string]uint64)}
+}
 
-func (m *metrics) observe(method string, code int, d time.Duration) {
+// observe counts a request served by pattern (a route template of the mux,
+// "" when none matched).
+func (m *metrics) observe(method, pattern string, code int, d time.Duration) {
 	switch method {
 	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
 	default:
 		method = "other" // clients choose methods; keep the label set bounded
 	}
-	k := requestKey{method, code}
+	route := "unmatched"
+	if pattern != "" {
+		route = pattern
+		if _, p, ok := strings.Cut(pattern, " "); ok {
+			route = p // the method is a label of its own
+		}
+	}
+	if code < 100 || code > 599 {
+		code = 0
+	}
+	k := requestKey{method, route, code}
 	m.mu.Lock()
 	st := m.requests[k]
 	if st == nil {
@@ -50,6 +67,12 @@ func (m *metrics) observe(method string, code int, d time.Duration) {
 	}
 	st.count++
 	st.seconds += d.Seconds()
+	m.mu.Unlock()
+}
+
+func (m *metrics) rateLimited(scope string) {
+	m.mu.Lock()
+	m.limited[scope]++
 	m.mu.Unlock()
 }
 
@@ -109,18 +132,37 @@ func (s *server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		if keys[i].method != keys[j].method {
 			return keys[i].method < keys[j].method
 		}
+		if keys[i].route != keys[j].route {
+			return keys[i].route < keys[j].route
+		}
 		return keys[i].code < keys[j].code
 	})
-	metric("catalyst_http_requests_total", "counter", "HTTP requests by method and status.")
+	metric("catalyst_http_requests_total", "counter", "HTTP requests by method, route template and status.")
 	for _, k := range keys {
-		fmt.Fprintf(&b, "catalyst_http_requests_total{method=%q,code=\"%d\"} %d\n", k.method, k.code, s.metrics.requests[k].count)
+		fmt.Fprintf(&b, "catalyst_http_requests_total{method=%q,route=%q,code=\"%d\"} %d\n", k.method, k.route, k.code, s.metrics.requests[k].count)
 	}
-	metric("catalyst_http_request_duration_seconds_total", "counter", "Time spent serving HTTP requests by method and status.")
+	metric("catalyst_http_request_duration_seconds_total", "counter", "Time spent serving HTTP requests by method, route template and status.")
 	for _, k := range keys {
-		fmt.Fprintf(&b, "catalyst_http_request_duration_seconds_total{method=%q,code=\"%d\"} %s\n", k.method, k.code,
+		fmt.Fprintf(&b, "catalyst_http_request_duration_seconds_total{method=%q,route=%q,code=\"%d\"} %s\n", k.method, k.route, k.code,
 			strconv.FormatFloat(s.metrics.requests[k].seconds, 'g', -1, 64))
 	}
+	scopes := make([]string, 0, len(s.metrics.limited))
+	for sc := range s.metrics.limited {
+		scopes = append(scopes, sc)
+	}
+	sort.Strings(scopes)
+	metric("catalyst_http_rate_limited_total", "counter", "Requests refused with 429 by rate-limit scope (client, user, login, login_email).")
+	for _, sc := range scopes {
+		fmt.Fprintf(&b, "catalyst_http_rate_limited_total{scope=%q} %d\n", sc, s.metrics.limited[sc])
+	}
 	s.metrics.mu.Unlock()
+	if s.limiter != nil {
+		keys, evicted := s.limiter.Stats()
+		metric("catalyst_rate_limit_keys", "gauge", "Client addresses, users and e-mail addresses the rate limits hold (bounded).")
+		fmt.Fprintf(&b, "catalyst_rate_limit_keys %d\n", keys)
+		metric("catalyst_rate_limit_evicted_total", "counter", "Rate-limit keys forgotten (idle, or the oldest at the bound).")
+		fmt.Fprintf(&b, "catalyst_rate_limit_evicted_total %d\n", evicted)
+	}
 
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/catalyst/catalyst/internal/telemetry"
 )
 
 // corsAllowed reports whether a browser page from origin may call the API
@@ -136,10 +138,29 @@ func (w *statusWriter) Flush() {
 	_ = http.NewResponseController(w.ResponseWriter).Flush()
 }
 
-// accessLog logs one line per request through log/slog.
-func (s *server) accessLog(next http.Handler) http.Handler {
+// patternOf returns the route template mux serves a request with ("GET
+// /api/tasks/{id}"), or "" when no route matches (404, 405): the label of
+// metrics and the name of spans, never the path with its ids.
+func patternOf(mux *http.ServeMux) func(*http.Request) string {
+	return func(r *http.Request) string {
+		_, p := mux.Handler(r)
+		switch {
+		case p == "/": // the preview origin's catch-all 404
+			return ""
+		case p == "GET /api/" && r.URL.Path != "/api/": // unknown /api/ paths (apiSubtreeGuard)
+			return ""
+		}
+		return p
+	}
+}
+
+// accessLog logs one line per request through log/slog, counts it in the
+// metrics and traces it (ENABLE_PERFORMANCE_MONITORING), labelled by its
+// route template.
+func (s *server) accessLog(pattern func(*http.Request) string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		r, span := telemetry.StartRequest(r)
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
 			status := sw.status
@@ -149,7 +170,9 @@ func (s *server) accessLog(next http.Handler) http.Handler {
 					status = http.StatusOK
 				}
 			}
-			s.metrics.observe(r.Method, status, time.Since(start))
+			route := pattern(r)
+			s.metrics.observe(r.Method, route, status, time.Since(start))
+			telemetry.EndRequest(span, route, status)
 			level := slog.LevelInfo
 			if status >= 500 {
 				level = slog.LevelError
@@ -167,8 +190,9 @@ func (s *server) accessLog(next http.Handler) http.Handler {
 	})
 }
 
-// recoverPanics turns a handler panic into a logged 500 problem response.
-func (s *server) recoverPanics(next http.Handler) http.Handler {
+// recoverPanics turns a handler panic into a logged 500 problem response,
+// reported to Sentry when SENTRY_DSN is set.
+func (s *server) recoverPanics(pattern func(*http.Request) string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			v := recover()
@@ -184,6 +208,7 @@ func (s *server) recoverPanics(next http.Handler) http.Handler {
 				slog.String("panic", fmt.Sprint(v)),
 				slog.String("stack", strings.TrimSpace(string(debug.Stack()))),
 			)
+			telemetry.ReportPanic(r, pattern(r), v)
 			writeProblem(w, http.StatusInternalServerError, "internal error; see the server log")
 		}()
 		next.ServeHTTP(w, r)

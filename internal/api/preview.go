@@ -42,8 +42,8 @@ func (s *server) previewHandler() http.Handler {
 	})
 	var h http.Handler = mux
 	h = hostGuard(s.hosts, h)
-	h = s.recoverPanics(h)
-	h = s.accessLog(h)
+	h = s.recoverPanics(patternOf(mux), h)
+	h = s.accessLog(patternOf(mux), h)
 	return h
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/tasks"
+	"github.com/catalyst/catalyst/internal/telemetry"
 )
 
 // problemContentType is the RFC 9457 media type of every error response.
@@ -134,6 +135,9 @@ func (s *server) apiError(ctx context.Context, what string, err error) error {
 		detail = what + " not found"
 	case http.StatusInternalServerError, http.StatusServiceUnavailable:
 		s.log.ErrorContext(ctx, "request failed", slog.String("what", what), slog.Any("err", err))
+		if status == http.StatusInternalServerError {
+			telemetry.ReportError(ctx, what, err)
+		}
 		detail = "internal error while handling " + what + "; see the server log"
 	default:
 		detail = what + ": " + err.Error()

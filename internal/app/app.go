@@ -20,10 +20,16 @@ import (
 	"github.com/catalyst/catalyst/internal/api"
 	"github.com/catalyst/catalyst/internal/audit"
 	"github.com/catalyst/catalyst/internal/config"
+	"github.com/catalyst/catalyst/internal/connector"
+	gitsource "github.com/catalyst/catalyst/internal/connector/git"
 	"github.com/catalyst/catalyst/internal/connector/github"
+	"github.com/catalyst/catalyst/internal/connector/jira"
+	"github.com/catalyst/catalyst/internal/connector/netpolicy"
+	"github.com/catalyst/catalyst/internal/connector/servicenow"
 	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/events"
 	"github.com/catalyst/catalyst/internal/events/natsbus"
+	"github.com/catalyst/catalyst/internal/explorer"
 	"github.com/catalyst/catalyst/internal/graph"
 	"github.com/catalyst/catalyst/internal/llm"
 	"github.com/catalyst/catalyst/internal/llm/offline"
@@ -35,6 +41,7 @@ import (
 	"github.com/catalyst/catalyst/internal/store/mongo"
 	"github.com/catalyst/catalyst/internal/store/sqlite"
 	"github.com/catalyst/catalyst/internal/tasks"
+	"github.com/catalyst/catalyst/internal/telemetry"
 	"github.com/catalyst/catalyst/internal/workspace"
 	"github.com/catalyst/catalyst/web"
 )
@@ -59,8 +66,10 @@ type App struct {
 	Models        *llm.Router
 	Executor      *pipeline.Executor
 	// Tasks is the use-case layer every front end goes through.
-	Tasks  *tasks.Service
-	Graphs *graph.Registry
+	Tasks *tasks.Service
+	// Explorer starts, reads and runs scans (explore tasks).
+	Explorer *explorer.Service
+	Graphs   *graph.Registry
 	// StoreKind describes the store in use ("sqlite <path>" or "mongodb <db>").
 	StoreKind string
 	// Queue and Worker are set when scaled out (NATS_URL): tasks are
@@ -68,6 +77,9 @@ type App struct {
 	// runs them from it.
 	Queue  *pipeline.Queue
 	Worker *pipeline.Worker
+	// Telemetry is tracing (ENABLE_PERFORMANCE_MONITORING) and Sentry
+	// (SENTRY_DSN); Close flushes it.
+	Telemetry *telemetry.Telemetry
 
 	// Accounts signs users in; Audit is the audit log (nil when
 	// ENABLE_AUDIT_LOGS=false).
@@ -137,9 +149,24 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	}
 
 	redactor := logging.NewRedactor(cfg.Secrets()).WithPII(cfg.EnablePIIRedaction)
+	// Set up before anything runs, so that the first request and task are
+	// traced and reported.
+	a.Telemetry, err = telemetry.Setup(ctx, telemetry.Options{
+		Tracing:     cfg.EnablePerformanceMonitoring,
+		SentryDSN:   cfg.SentryDSN,
+		Version:     Version,
+		Environment: cfg.Environment,
+		Redact:      logging.NewRedactor(cfg.Secrets()).Redact,
+		Logger:      logger,
+	})
+	if err != nil {
+		a.Store.Close()
+		return nil, err
+	}
 	a.Bus = events.NewBroker()
 	if cfg.NATSURL != "" {
 		if a.NATS, err = connectNATS(cfg.NATSURL, logger); err != nil {
+			a.Telemetry.Shutdown(ctx)
 			a.Store.Close()
 			return nil, err
 		}
@@ -147,6 +174,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		a.Bus = a.natsBus
 		if a.Queue, err = openQueue(ctx, a.NATS, cfg.LeaseTTL, logger); err != nil {
 			a.closeNATS()
+			a.Telemetry.Shutdown(ctx)
 			a.Store.Close()
 			return nil, err
 		}
@@ -164,6 +192,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	a.Models, err = NewRouter(cfg, logger)
 	if err != nil {
 		a.closeNATS()
+		a.Telemetry.Shutdown(ctx)
 		a.Store.Close()
 		return nil, fmt.Errorf("LLM configuration: %w", err)
 	}
@@ -179,6 +208,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		client, err := github.New(cfg.GitHubToken)
 		if err != nil {
 			a.closeNATS()
+			a.Telemetry.Shutdown(ctx)
 			a.Store.Close()
 			return nil, fmt.Errorf("GitHub client: %w", err)
 		}
@@ -197,13 +227,25 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		GitHub:         publisher,
 		Sandbox:        sb.Run,
 	})
+	sources, err := explorerSources(cfg)
+	if err != nil {
+		a.closeNATS()
+		a.Store.Close()
+		return nil, err
+	}
+	// The Explorer needs the task service, which needs the executor, which
+	// needs the Explorer's steps: the steps are bound once all exist.
+	var exploreSteps map[string]agent.Step
 	a.Executor = pipeline.New(pipeline.Options{
 		Store:    a.Store,
 		Recorder: a.Recorder,
 		Graphs:   a.Graphs,
 		Steps: func(kind string) map[string]agent.Step {
-			if kind == domain.KindBuild {
+			switch kind {
+			case domain.KindBuild:
 				return buildSteps
+			case domain.KindExplore:
+				return exploreSteps
 			}
 			return nil
 		},
@@ -224,6 +266,8 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	}
 	a.Tasks = tasks.New(tasks.Options{Store: a.Store, Recorder: a.Recorder, Graphs: a.Graphs, Dispatcher: dispatcher,
 		Limits: tasks.Limits{MaxQueuedPerUser: cfg.MaxQueuedTasksPerUser, UserBudgetUSD: cfg.UserBudgetUSD}})
+	a.Explorer = explorer.New(explorer.Options{Store: a.Store, Tasks: a.Tasks, Sources: sources, Models: a.Models, Logger: logger})
+	exploreSteps = a.Explorer.Steps()
 	return a, nil
 }
 
@@ -335,11 +379,13 @@ func (a *App) apiOptions() (api.Options, error) {
 			AllowedHosts: c.AllowedHosts, BindAddress: c.BindAddress, CORSOrigins: c.CORSOrigins,
 			MaxBodyBytes: c.MaxBodyBytes, WebSocketPingInterval: c.WebSocketPingInterval,
 			SessionTimeout: c.SessionTimeout, EnableMetrics: c.EnableMetrics,
+			RateLimit: c.RateLimit, LoginRateLimit: c.LoginRateLimit, TrustedProxies: c.TrustedProxies,
 		},
 		Store:        a.Store,
 		Broker:       a.Bus,
 		NATS:         a.natsHealth(),
 		Tasks:        a.Tasks,
+		Explorer:     a.Explorer,
 		Running:      a.Executor.Running,
 		WorkspaceDir: a.servedWorkspace,
 		UI:           web.Assets(),
@@ -380,6 +426,8 @@ func (a *App) Close(ctx context.Context) error {
 	if a.Store != nil {
 		errs = append(errs, a.Store.Close())
 	}
+	// Last: the spans of the nodes stopped above are exported too.
+	errs = append(errs, a.Telemetry.Shutdown(ctx))
 	return errors.Join(errs...)
 }
 
@@ -390,4 +438,25 @@ func previewBase(cfg *config.Config) string {
 		return cfg.PreviewURL
 	}
 	return cfg.PublicURL
+}
+
+// explorerSources builds the Explorer's connectors. Every one reaches the
+// network through one policy: URLs users type must not reach loopback,
+// link-local or private addresses unless CATALYST_EXPLORER_ALLOW_PRIVATE.
+func explorerSources(cfg *config.Config) ([]connector.Source, error) {
+	policy := netpolicy.New(netpolicy.Options{AllowPrivate: cfg.ExplorerAllowPrivate})
+	gh, err := github.New(cfg.GitHubToken, github.WithHTTPClient(policy.HTTPClient(30*time.Second)))
+	if err != nil {
+		return nil, fmt.Errorf("GitHub client for the Explorer: %w", err)
+	}
+	// Jira and ServiceNow answer connector.ErrSkip (listed as skipped)
+	// when their variables are not set.
+	return []connector.Source{
+		gitsource.New(gitsource.Options{Policy: policy}),
+		github.NewSource(gh),
+		jira.New(jira.Options{BaseURL: cfg.JiraURL, Username: cfg.JiraUsername, APIToken: cfg.JiraAPIToken,
+			HTTP: policy.HTTPClient(30 * time.Second)}),
+		servicenow.New(servicenow.Options{BaseURL: cfg.ServiceNowURL, Username: cfg.ServiceNowUsername,
+			Password: cfg.ServiceNowPassword, HTTP: policy.HTTPClient(30 * time.Second)}),
+	}, nil
 }

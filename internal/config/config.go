@@ -4,7 +4,10 @@
 // meaning and default.
 package config
 
-import "time"
+import (
+	"net/netip"
+	"time"
+)
 
 // Config is the one typed configuration, passed down explicitly (no globals).
 type Config struct {
@@ -65,6 +68,13 @@ type Config struct {
 	// Signup is who may register after the first user: open, invite or
 	// closed (CATALYST_SIGNUP; default open, closed in production).
 	Signup string
+	// RateLimit is requests per minute per client address and per user.
+	RateLimit int // CATALYST_RATE_LIMIT, default 600; 0 = off
+	// LoginRateLimit is sign-in attempts per minute per client and per
+	// e-mail address, with growing delays after as many failures.
+	LoginRateLimit int // CATALYST_LOGIN_RATE_LIMIT, default 5; 0 = off
+	// TrustedProxies may name the client in X-Forwarded-For.
+	TrustedProxies []netip.Prefix // CATALYST_TRUSTED_PROXIES
 
 	// Performance
 	MaxConcurrentTasks    int           // MAX_CONCURRENT_TASKS, default 5

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,11 +58,24 @@ func TestDefaultsMatchTheGuide(t *testing.T) {
 		{"CATALYST_PUBLIC_URL", c.PublicURL, "http://localhost:8001"},
 		{"MAX_FIX_ITERATIONS", c.MaxFixIterations, 3},
 		{"CATALYST_MAX_BODY_BYTES", c.MaxBodyBytes, int64(1 << 20)},
+		{"CATALYST_RATE_LIMIT", c.RateLimit, 600},
+		{"CATALYST_LOGIN_RATE_LIMIT", c.LoginRateLimit, 5},
+		{"CATALYST_TRUSTED_PROXIES", len(c.TrustedProxies), 0},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
 			t.Errorf("%s: got %v, want %v", ch.name, ch.got, ch.want)
 		}
+	}
+}
+
+func TestTrustedProxies(t *testing.T) {
+	c, err := Load(isolated(t, "CATALYST_TRUSTED_PROXIES=10.0.0.1, 172.16.0.0/12 ,::1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(c.TrustedProxies); got != "[10.0.0.1/32 172.16.0.0/12 ::1/128]" {
+		t.Fatalf("got %s", got)
 	}
 }
 
@@ -118,17 +132,21 @@ llm:
 
 func TestInvalidValuesNameTheVariableAndAcceptedValues(t *testing.T) {
 	cases := map[string][]string{
-		"MAX_CONCURRENT_TASKS=abc":              {"MAX_CONCURRENT_TASKS", "whole numbers"},
-		"LOG_LEVEL=verbose":                     {"LOG_LEVEL", "DEBUG, INFO, WARNING, ERROR"},
-		"MOCK_DEPLOYMENT=perhaps":               {"MOCK_DEPLOYMENT", "true or false"},
-		"DEFAULT_LLM_PROVIDER=acme":             {"DEFAULT_LLM_PROVIDER", "anthropic, openai, google"},
-		"BACKEND_PORT=70000":                    {"BACKEND_PORT"},
-		"AGENT_TIMEOUT=0":                       {"AGENT_TIMEOUT"},
-		"OPENAI_BASE_URL=ftp://x":               {"OPENAI_BASE_URL", "http"},
-		"MAX_TASK_COST=-1":                      {"MAX_TASK_COST"},
-		"CATALYST_MAX_QUEUED_TASKS_PER_USER=-1": {"CATALYST_MAX_QUEUED_TASKS_PER_USER"},
-		"CATALYST_USER_BUDGET_USD=lots":         {"CATALYST_USER_BUDGET_USD"},
-		"CATALYST_OFFLINE_LATENCY=fast":         {"CATALYST_OFFLINE_LATENCY", "duration"},
+		"MAX_CONCURRENT_TASKS=abc":                        {"MAX_CONCURRENT_TASKS", "whole numbers"},
+		"LOG_LEVEL=verbose":                               {"LOG_LEVEL", "DEBUG, INFO, WARNING, ERROR"},
+		"MOCK_DEPLOYMENT=perhaps":                         {"MOCK_DEPLOYMENT", "true or false"},
+		"DEFAULT_LLM_PROVIDER=acme":                       {"DEFAULT_LLM_PROVIDER", "anthropic, openai, google"},
+		"BACKEND_PORT=70000":                              {"BACKEND_PORT"},
+		"AGENT_TIMEOUT=0":                                 {"AGENT_TIMEOUT"},
+		"OPENAI_BASE_URL=ftp://x":                         {"OPENAI_BASE_URL", "http"},
+		"MAX_TASK_COST=-1":                                {"MAX_TASK_COST"},
+		"CATALYST_MAX_QUEUED_TASKS_PER_USER=-1":           {"CATALYST_MAX_QUEUED_TASKS_PER_USER"},
+		"CATALYST_USER_BUDGET_USD=lots":                   {"CATALYST_USER_BUDGET_USD"},
+		"CATALYST_OFFLINE_LATENCY=fast":                   {"CATALYST_OFFLINE_LATENCY", "duration"},
+		"CATALYST_OFFLINE_LATENCY=fast":                   {"CATALYST_OFFLINE_LATENCY", "duration"},
+		"CATALYST_RATE_LIMIT=-1":                          {"CATALYST_RATE_LIMIT", "whole numbers"},
+		"CATALYST_LOGIN_RATE_LIMIT=x":                     {"CATALYST_LOGIN_RATE_LIMIT"},
+		"CATALYST_TRUSTED_PROXIES=10.0.0.1,proxy.example": {"CATALYST_TRUSTED_PROXIES", "proxy.example", "CIDR"},
 	}
 	bad := writeFile(t, "config.yaml", "llm:\n  limits:\n    acme: {concurrency: 1}\n    openai: {concurrency: -3}\n")
 	if _, err := Load(Sources{YAMLFile: bad, DotEnvFile: os.DevNull, Environ: environ()}); err == nil ||

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -62,6 +63,9 @@ var Variables = []Variable{
 	{Name: "CATALYST_PREVIEW_URL", Group: "Server", Help: "how users reach the previews (deployment URLs); default CATALYST_PUBLIC_URL's scheme and host with CATALYST_PREVIEW_PORT; must be another origin than CATALYST_PUBLIC_URL"},
 	{Name: "CATALYST_DATA_DIR", Default: "./data", Group: "Server", Help: "embedded database, task workspaces and git repositories"},
 	{Name: "CATALYST_MAX_BODY_BYTES", Default: "1048576", Group: "Server", Help: "largest accepted request body"},
+	{Name: "CATALYST_RATE_LIMIT", Default: "600", Group: "Security", Help: "requests per minute a client address, and a signed-in user, may send (burst as large); 0 turns it off"},
+	{Name: "CATALYST_LOGIN_RATE_LIMIT", Default: "5", Group: "Security", Help: "sign-in and sign-up attempts per minute per client address and per e-mail address, with growing delays after as many failures in a row; 0 turns it off"},
+	{Name: "CATALYST_TRUSTED_PROXIES", Group: "Security", Help: "comma-separated addresses or CIDR prefixes of reverse proxies whose X-Forwarded-For names the client (rate limits); empty: the peer address is the client"},
 	{Name: "GITHUB_TOKEN", Secret: true, Group: "Integrations", Help: "GitHub token (explorer, deployer pull requests)"},
 	{Name: "JIRA_URL", Group: "Integrations", Help: "Jira base URL"},
 	{Name: "JIRA_USERNAME", Group: "Integrations", Help: "Jira user"},
@@ -306,6 +310,25 @@ func (p *parser) token(name string) string {
 }
 
 // hosts reads a comma-separated list of host names (no scheme, port or path).
+// prefixes reads comma-separated IP addresses or CIDR prefixes.
+func (p *parser) prefixes(name string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, f := range strings.Split(p.str(name), ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if pr, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, pr.Masked())
+		} else if a, err := netip.ParseAddr(f); err == nil {
+			a = a.Unmap()
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		} else {
+			p.fail(name, f, "IP addresses or CIDR prefixes, such as 10.0.0.1,172.16.0.0/12")
+		}
+	}
+	return out
+}
+
 func (p *parser) hosts(name string) []string {
 	var out []string
 	for _, h := range strings.Split(p.str(name), ",") {
@@ -478,6 +501,9 @@ func parse(k *koanf.Koanf) (*Config, error) {
 		EnableAuditLogs:    p.boolean("ENABLE_AUDIT_LOGS"),
 		EnablePIIRedaction: p.boolean("ENABLE_PII_REDACTION"),
 		SessionTimeout:     time.Duration(p.integer("SESSION_TIMEOUT", 1, 60*24*365)) * time.Minute,
+		RateLimit:          p.integer("CATALYST_RATE_LIMIT", 0, 1000000),
+		LoginRateLimit:     p.integer("CATALYST_LOGIN_RATE_LIMIT", 0, 10000),
+		TrustedProxies:     p.prefixes("CATALYST_TRUSTED_PROXIES"),
 
 		MaxConcurrentTasks:    p.integer("MAX_CONCURRENT_TASKS", 1, 100000),
 		AgentTimeout:          p.seconds("AGENT_TIMEOUT", 1, 86400),

@@ -135,6 +135,13 @@ const (
 	NodeDeployer  = "deployer"
 )
 
+// Node ids of the explore graph (gather -> analyse -> report).
+const (
+	NodeGather  = "gather"
+	NodeAnalyse = "analyse"
+	NodeReport  = "report"
+)
+
 // Task is one prompt run through the agent graph.
 type Task struct {
 	ID        string `json:"id"`
@@ -237,28 +244,90 @@ const (
 	ScanRunning   ScanStatus = "running"
 	ScanCompleted ScanStatus = "completed"
 	ScanFailed    ScanStatus = "failed"
+	ScanCancelled ScanStatus = "cancelled"
 )
 
+// Terminal reports whether the scan's task has ended.
+func (s ScanStatus) Terminal() bool {
+	return s == ScanCompleted || s == ScanFailed || s == ScanCancelled
+}
+
 // ExplorerScan is a scan of an existing system (collection explorer_scans).
+// It is run by the task TaskID (kind explore), whose id it shares; the
+// original's fields (id, system_name, brief, risks, proposals, created_at)
+// keep their shapes, the rest was added.
 type ExplorerScan struct {
-	ID         string `json:"id"`
-	SystemName string `json:"system_name"`
-	// OwnerID is who asked for the scan; ProjectID, when set, shares it
-	// with the project's members.
-	OwnerID     string     `json:"owner_id,omitempty"`
-	ProjectID   string     `json:"project_id,omitempty"`
-	RepoURL     string     `json:"repo_url,omitempty"`
-	JiraProject string     `json:"jira_project,omitempty"`
-	Status      ScanStatus `json:"status"`
-	Brief       string     `json:"brief"`
+	ID           string `json:"id"`
+	SystemName   string `json:"system_name"`
+	RepoURL      string `json:"repo_url,omitempty"`
+	JiraProject  string `json:"jira_project,omitempty"`
+	ServiceNowCI string `json:"servicenow_ci,omitempty"`
+	GitHubRepo   string `json:"github_repo,omitempty"`
+	TaskID       string `json:"task_id,omitempty"`
+	// OwnerID is who asked for the scan; ProjectID is the project its
+	// task runs in, whose members see it.
+	OwnerID   string     `json:"owner_id,omitempty"`
+	ProjectID string     `json:"project_id,omitempty"`
+	Status    ScanStatus `json:"status"`
+	Brief     string     `json:"brief"`
+	// Risks and Proposals are one line each, as the original stored them;
+	// RiskDetails holds each risk with its severity and evidence.
 	Risks       []string   `json:"risks"`
 	Proposals   []string   `json:"proposals"`
-	// Facts are what the explorer measured, the ground for brief and risks.
-	Facts     map[string]any `json:"facts,omitempty"`
-	Error     string         `json:"error,omitempty"`
-	Cost      float64        `json:"cost"`
-	CreatedAt time.Time      `json:"created_at"`
-	UpdatedAt time.Time      `json:"updated_at"`
+	RiskDetails []ScanRisk `json:"risk_details"`
+	// Facts are what the sources measured, the only ground for brief and
+	// risks; Sources says how each source fared.
+	Facts     []ScanFact   `json:"facts"`
+	Sources   []ScanSource `json:"sources"`
+	Error     string       `json:"error,omitempty"`
+	Cost      float64      `json:"cost"`
+	CreatedAt time.Time    `json:"created_at"`
+	UpdatedAt time.Time    `json:"updated_at"`
+}
+
+// ScanFact is one measurement of a source (the stored form of
+// connector.Fact): ID is unique within the scan and is what risks cite.
+type ScanFact struct {
+	ID      string        `json:"id"`
+	Source  string        `json:"source"`
+	Kind    string        `json:"kind"`
+	Summary string        `json:"summary"`
+	Value   any           `json:"value,omitempty"`
+	Where   *ScanLocation `json:"where,omitempty"`
+}
+
+// ScanLocation says where a fact can be checked.
+type ScanLocation struct {
+	Path string `json:"path,omitempty"`
+	Line int    `json:"line,omitempty"`
+	Ref  string `json:"ref,omitempty"`
+	URL  string `json:"url,omitempty"`
+}
+
+// ScanSource is how one source fared in a scan.
+type ScanSource struct {
+	Source     string `json:"source"`
+	Status     string `json:"status" enum:"running,ok,failed,skipped"`
+	Error      string `json:"error,omitempty"`
+	Facts      int    `json:"facts"`
+	DurationMS int64  `json:"duration_ms"`
+}
+
+// ScanRisk is one risk with the facts it rests on.
+type ScanRisk struct {
+	Title    string `json:"title"`
+	Severity string `json:"severity" enum:"low,medium,high,critical"`
+	// Rule names the explicit rule that found it; empty when the model did.
+	Rule     string         `json:"rule,omitempty"`
+	By       string         `json:"by" enum:"rule,model"`
+	Evidence []ScanEvidence `json:"evidence"`
+}
+
+// ScanEvidence is one cited fact.
+type ScanEvidence struct {
+	FactID  string        `json:"fact_id"`
+	Summary string        `json:"summary"`
+	Where   *ScanLocation `json:"where,omitempty"`
 }
 
 // Artifact is the persisted output of one run of one node. A node that runs

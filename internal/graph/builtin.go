@@ -38,9 +38,34 @@ func Build() *Graph {
 	}
 }
 
+// Explore is the graph of explore tasks (an Explorer scan):
+//
+//	gather -> analyse -> report
+//
+// gather runs the sources concurrently and keeps their facts; analyse
+// computes the rule risks and has the model write brief, risks and
+// proposals over those facts only; report stores the result on the scan.
+// Model calls happen in analyse alone, so a retry after a failed model call
+// does not clone or query the sources again.
+func Explore() *Graph {
+	return &Graph{
+		Kind:  domain.KindExplore,
+		Label: "Explore an existing system",
+		Nodes: []Node{
+			{ID: domain.NodeGather, Agent: "Gatherer", Description: "reads the repository, GitHub, Jira and ServiceNow into facts"},
+			{ID: domain.NodeAnalyse, Agent: "Analyst", Description: "computes risks by rules, then writes brief, risks and proposals that cite facts"},
+			{ID: domain.NodeReport, Agent: "Reporter", Description: "stores the brief, risks, evidence and proposals on the scan"},
+		},
+		Edges: []Edge{
+			{domain.NodeGather, domain.NodeAnalyse, Always},
+			{domain.NodeAnalyse, domain.NodeReport, Always},
+		},
+	}
+}
+
 // Builtin returns the registry of every graph Catalyst runs.
 func Builtin() *Registry {
-	r, err := NewRegistry(Build())
+	r, err := NewRegistry(Build(), Explore())
 	if err != nil {
 		panic(err) // the built-in graphs are constants of this package
 	}

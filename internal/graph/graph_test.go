@@ -58,3 +58,17 @@ func TestBuildGraph(t *testing.T) {
 		t.Errorf("%d fail edges", fails)
 	}
 }
+
+func TestExploreGraph(t *testing.T) {
+	p, ok := Builtin().Lookup("explore")
+	if !ok {
+		t.Fatal("no graph for explore tasks")
+	}
+	if strings.Join(p.Order, ",") != "gather,analyse,report" || p.Target != "" {
+		t.Fatalf("order %v target %q", p.Order, p.Target)
+	}
+	d := p.Describe()
+	if d.FixLoop != nil || len(d.Edges) != 2 || d.Nodes[1].Label != "Analyst" {
+		t.Fatalf("description %+v", d)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/catalyst/catalyst/internal/config"
+	"github.com/catalyst/catalyst/internal/telemetry"
 )
 
 // Provider names.
@@ -486,10 +487,12 @@ func providerWide(err error) bool {
 // open circuit.
 var ErrAllProvidersDown = errors.New("llm: every provider of the chain is failing (circuit open)")
 
-func (m *routed) Generate(ctx context.Context, req Request) (*Response, error) {
+func (m *routed) Generate(ctx context.Context, req Request) (resp *Response, err error) {
 	if req.Agent == "" {
 		req.Agent = m.agent
 	}
+	ctx, span := telemetry.StartModelCall(ctx, req.Agent)
+	defer func() { endModelSpan(span, resp, err) }()
 	if err := ValidateRequest(req); err != nil {
 		return nil, err
 	}

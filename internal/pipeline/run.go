@@ -9,6 +9,7 @@ import (
 	"github.com/catalyst/catalyst/internal/agent"
 	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/graph"
+	"github.com/catalyst/catalyst/internal/telemetry"
 )
 
 // taskRun is one execution of a task by this process, under its lease.
@@ -39,7 +40,9 @@ type nodeResult struct {
 // the task should be run again.
 func (e *Executor) execute(ctx context.Context, cancel context.CancelCauseFunc, id string) error {
 	r := &taskRun{e: e, running: map[string]int{}, cancels: map[string]context.CancelFunc{}, started: time.Now()}
+	ctx, span := telemetry.StartTask(ctx, id)
 	err := r.run(ctx, cancel, id)
+	telemetry.End(span, err)
 	switch {
 	case err == nil, domain.IsLeaseError(err), ctx.Err() != nil:
 		return nil
@@ -288,11 +291,13 @@ func (r *taskRun) start(ctx context.Context, id string) error {
 		started := time.Now()
 		var out agent.Output
 		var err error
+		sctx, span := telemetry.StartNode(nctx, taskID, t.Kind, id, n.Agent, it)
 		if step == nil {
 			err = fmt.Errorf("no step is bound to node %s", id)
 		} else {
-			out, err = runStep(nctx, step, in)
+			out, err = runStep(sctx, step, in)
 		}
+		telemetry.End(span, err)
 		res := nodeResult{node: id, iteration: it, out: out, err: err, startedAt: started}
 		if err != nil && errors.Is(nctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
 			res.timedOut = true

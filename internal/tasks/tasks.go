@@ -119,6 +119,9 @@ type Submission struct {
 	Prompt    string
 	// Kind selects the graph; "" means build.
 	Kind string
+	// ID, when set, is the new task's id (a UUID): an Explorer scan's task
+	// shares the scan's id, so that its steps find their scan and no other.
+	ID string
 }
 
 // Submit creates a pending task of the submission's kind, every node of its
@@ -146,7 +149,13 @@ func (s *Service) Submit(ctx context.Context, a Actor, sub Submission) (domain.T
 	if project.Status == domain.ProjectArchived {
 		return domain.Task{}, fmt.Errorf("%w: project %s is archived; unarchive it (PATCH status=active) to add tasks", domain.ErrConflict, project.ID)
 	}
-	t := domain.NewTask(uuid.NewString(), project.ID, prompt, kind, p.Order, s.now())
+	id := sub.ID
+	if id == "" {
+		id = uuid.NewString()
+	} else if _, err := uuid.Parse(id); err != nil {
+		return domain.Task{}, fmt.Errorf("%w: task id %q is not a UUID", domain.ErrInvalid, id)
+	}
+	t := domain.NewTask(id, project.ID, prompt, kind, p.Order, s.now())
 	t.CreatedBy = a.ID
 	if limited(a) {
 		defer s.users.lock(a.ID)()

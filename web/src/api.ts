@@ -268,19 +268,65 @@ export interface Deployment {
   created_at: string;
 }
 
+export interface ScanLocation {
+  path?: string;
+  line?: number;
+  ref?: string;
+  url?: string;
+}
+
+export interface ScanFact {
+  id: string;
+  source: string;
+  kind: string;
+  summary: string;
+  value?: unknown;
+  where?: ScanLocation;
+}
+
+export interface ScanSource {
+  source: string;
+  status: 'running' | 'ok' | 'failed' | 'skipped';
+  error?: string;
+  facts: number;
+  duration_ms: number;
+}
+
+export interface ScanRisk {
+  title: string;
+  severity: 'low' | 'medium' | 'high' | 'critical';
+  rule?: string;
+  by: 'rule' | 'model';
+  evidence: { fact_id: string; summary: string; where?: ScanLocation }[];
+}
+
 export interface Scan {
   id: string;
   system_name: string;
   repo_url?: string;
   jira_project?: string;
-  status: 'pending' | 'running' | 'completed' | 'failed';
+  servicenow_ci?: string;
+  github_repo?: string;
+  task_id?: string;
+  status: 'pending' | 'running' | 'completed' | 'failed' | 'cancelled';
   brief: string;
   risks: string[] | null;
   proposals: string[] | null;
-  facts?: Record<string, unknown>;
+  risk_details?: ScanRisk[] | null;
+  /** A list since scans run as explore tasks; older documents may hold an object. */
+  facts?: ScanFact[] | Record<string, unknown> | null;
+  sources?: ScanSource[] | null;
   error?: string;
   cost: number;
   created_at: string;
+}
+
+export interface ScanRequest {
+  system_name: string;
+  repo_url?: string;
+  jira_project?: string;
+  servicenow_ci?: string;
+  github_repo?: string;
 }
 
 export class ApiError extends Error {
@@ -445,8 +491,7 @@ export const api = {
     }
   },
 
-  scan: (system_name: string, repo_url: string, jira_project: string) =>
-    json<Scan>('POST', '/api/explorer/scan', { system_name, repo_url, jira_project }),
+  scan: (req: ScanRequest) => json<Scan>('POST', '/api/explorer/scan', req),
   scans: async () => (await json<Scan[] | null>('GET', '/api/explorer/scans')) ?? [],
   getScan: (id: string) => json<Scan>('GET', `/api/explorer/scans/${enc(id)}`),
 };

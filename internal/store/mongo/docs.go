@@ -9,6 +9,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/catalyst/catalyst/internal/domain"
+	"github.com/catalyst/catalyst/internal/store/internal/storeutil"
 )
 
 // The storage documents. They are separate from the domain types so that the
@@ -119,13 +120,19 @@ type scanDoc struct {
 	Risks       []string `bson:"risks"`
 	Proposals   []string `bson:"proposals"`
 	Facts       jsonText `bson:"facts"`
-	Error       string   `bson:"error"`
-	Cost        float64  `bson:"cost"`
-	CreatedAt   flexTime `bson:"created_at"`
-	UpdatedAt   flexTime `bson:"updated_at"`
-	OwnerID     string   `bson:"owner_id"`
-	ProjectID   string   `bson:"project_id"`
-	Version     int64    `bson:"version"`
+	// Added with explore tasks; absent in the original's documents.
+	ServiceNowCI string   `bson:"servicenow_ci"`
+	GitHubRepo   string   `bson:"github_repo"`
+	TaskID       string   `bson:"task_id"`
+	Sources      jsonText `bson:"sources"`
+	RiskDetails  jsonText `bson:"risk_details"`
+	Error        string   `bson:"error"`
+	Cost         float64  `bson:"cost"`
+	CreatedAt    flexTime `bson:"created_at"`
+	UpdatedAt    flexTime `bson:"updated_at"`
+	OwnerID      string   `bson:"owner_id"`
+	ProjectID    string   `bson:"project_id"`
+	Version      int64    `bson:"version"`
 }
 
 // ---- conversions
@@ -216,30 +223,53 @@ func (d *deploymentDoc) domain() domain.Deployment {
 
 func toScanDoc(s *domain.ExplorerScan) (scanDoc, error) {
 	d := scanDoc{ID: s.ID, SystemName: s.SystemName, RepoURL: s.RepoURL, JiraProject: s.JiraProject,
+		ServiceNowCI: s.ServiceNowCI, GitHubRepo: s.GitHubRepo, TaskID: s.TaskID,
 		Status: string(s.Status), Brief: s.Brief, Risks: s.Risks, Proposals: s.Proposals, Error: s.Error,
 		Cost: s.Cost, CreatedAt: newFlexTime(s.CreatedAt), UpdatedAt: newFlexTime(s.UpdatedAt),
 		OwnerID: s.OwnerID, ProjectID: s.ProjectID}
-	if s.Facts != nil {
-		b, err := json.Marshal(s.Facts)
-		if err != nil {
-			return d, fmt.Errorf("%w: facts: %v", domain.ErrInvalid, err)
+	for _, f := range []struct {
+		name string
+		v    any
+		nil  bool
+		dst  *jsonText
+	}{
+		{"facts", s.Facts, s.Facts == nil, &d.Facts},
+		{"sources", s.Sources, s.Sources == nil, &d.Sources},
+		{"risk_details", s.RiskDetails, s.RiskDetails == nil, &d.RiskDetails},
+	} {
+		if f.nil {
+			continue
 		}
-		d.Facts = b
+		b, err := json.Marshal(f.v)
+		if err != nil {
+			return d, fmt.Errorf("%w: %s: %v", domain.ErrInvalid, f.name, err)
+		}
+		*f.dst = b
 	}
 	return d, nil
 }
 
 func (d *scanDoc) domain() (domain.ExplorerScan, error) {
 	s := domain.ExplorerScan{ID: d.ID, SystemName: d.SystemName, RepoURL: d.RepoURL, JiraProject: d.JiraProject,
+		ServiceNowCI: d.ServiceNowCI, GitHubRepo: d.GitHubRepo, TaskID: d.TaskID,
 		Status: domain.ScanStatus(d.Status), Brief: d.Brief, Risks: d.Risks, Proposals: d.Proposals, Error: d.Error,
 		Cost: d.Cost, CreatedAt: d.CreatedAt.t, UpdatedAt: d.UpdatedAt.orElse(d.CreatedAt),
 		OwnerID: d.OwnerID, ProjectID: d.ProjectID}
 	if s.Status == "" { // the original stored a scan once it was done
 		s.Status = domain.ScanCompleted
 	}
-	if d.Facts != nil {
-		if err := json.Unmarshal(d.Facts, &s.Facts); err != nil {
-			return s, fmt.Errorf("scan %s: facts: %w", d.ID, err)
+	var err error
+	if s.Facts, err = storeutil.DecodeFacts(d.Facts); err != nil {
+		return s, fmt.Errorf("scan %s: facts: %w", d.ID, err)
+	}
+	if d.Sources != nil {
+		if err := json.Unmarshal(d.Sources, &s.Sources); err != nil {
+			return s, fmt.Errorf("scan %s: sources: %w", d.ID, err)
+		}
+	}
+	if d.RiskDetails != nil {
+		if err := json.Unmarshal(d.RiskDetails, &s.RiskDetails); err != nil {
+			return s, fmt.Errorf("scan %s: risk_details: %w", d.ID, err)
 		}
 	}
 	return s, nil

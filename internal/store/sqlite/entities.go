@@ -450,22 +450,24 @@ func (s *Store) GetDeployment(ctx context.Context, taskID string) (domain.Deploy
 
 // ---- explorer scans
 
-const scanCols = `id, system_name, repo_url, jira_project, status, brief, risks, proposals, facts, error, cost,
-	created_at, updated_at, owner_id, project_id, version`
+const scanCols = `id, system_name, repo_url, jira_project, servicenow_ci, github_repo, task_id, status, brief,
+	risks, proposals, risk_details, facts, sources, error, cost, created_at, updated_at, owner_id, project_id, version`
 
 func scanScan(r rowScanner) (domain.ExplorerScan, int64, error) {
 	var sc domain.ExplorerScan
-	var risks, proposals, facts, created, updated string
+	var risks, proposals, details, facts, sources, created, updated string
 	var version int64
-	err := r.Scan(&sc.ID, &sc.SystemName, &sc.RepoURL, &sc.JiraProject, &sc.Status, &sc.Brief, &risks,
-		&proposals, &facts, &sc.Error, &sc.Cost, &created, &updated, &sc.OwnerID, &sc.ProjectID, &version)
+	err := r.Scan(&sc.ID, &sc.SystemName, &sc.RepoURL, &sc.JiraProject, &sc.ServiceNowCI, &sc.GitHubRepo, &sc.TaskID,
+		&sc.Status, &sc.Brief, &risks, &proposals, &details, &facts, &sources, &sc.Error, &sc.Cost, &created, &updated, &sc.OwnerID, &sc.ProjectID, &version)
 	if err != nil {
 		return sc, 0, err
 	}
 	return sc, version, firstErr(
 		func() error { return json.Unmarshal([]byte(risks), &sc.Risks) },
 		func() error { return json.Unmarshal([]byte(proposals), &sc.Proposals) },
-		func() error { return json.Unmarshal([]byte(facts), &sc.Facts) },
+		func() error { return json.Unmarshal([]byte(details), &sc.RiskDetails) },
+		func() (err error) { sc.Facts, err = storeutil.DecodeFacts([]byte(facts)); return },
+		func() error { return json.Unmarshal([]byte(sources), &sc.Sources) },
 		func() (err error) { sc.CreatedAt, err = parseTime(created); return },
 		func() (err error) { sc.UpdatedAt, err = parseTime(updated); return },
 	)
@@ -473,16 +475,17 @@ func scanScan(r rowScanner) (domain.ExplorerScan, int64, error) {
 
 // scanValues returns the columns of scanCols after id, up to and excluding version.
 func scanValues(sc *domain.ExplorerScan) ([]any, error) {
-	var enc [3][]byte
-	for i, v := range []any{sc.Risks, sc.Proposals, sc.Facts} {
+	var enc [5][]byte
+	for i, v := range []any{sc.Risks, sc.Proposals, sc.RiskDetails, sc.Facts, sc.Sources} {
 		b, err := json.Marshal(v)
 		if err != nil {
 			return nil, err
 		}
 		enc[i] = b
 	}
-	return []any{sc.SystemName, sc.RepoURL, sc.JiraProject, sc.Status, sc.Brief, string(enc[0]), string(enc[1]),
-		string(enc[2]), sc.Error, sc.Cost, fmtTime(sc.CreatedAt), fmtTime(sc.UpdatedAt), sc.OwnerID, sc.ProjectID}, nil
+	return []any{sc.SystemName, sc.RepoURL, sc.JiraProject, sc.ServiceNowCI, sc.GitHubRepo, sc.TaskID, sc.Status,
+		sc.Brief, string(enc[0]), string(enc[1]), string(enc[2]), string(enc[3]), string(enc[4]), sc.Error, sc.Cost,
+		fmtTime(sc.CreatedAt), fmtTime(sc.UpdatedAt), sc.OwnerID, sc.ProjectID}, nil
 }
 
 func (s *Store) CreateScan(ctx context.Context, sc domain.ExplorerScan) error {
@@ -548,7 +551,8 @@ func (s *Store) UpdateScan(ctx context.Context, id string, mutate func(*domain.E
 			return false, fmt.Errorf("sqlite: update scan %s: %w: %v", id, domain.ErrInvalid, err)
 		}
 		return s.cas(ctx, "update scan "+id, `UPDATE explorer_scans SET system_name = ?, repo_url = ?,
-			jira_project = ?, status = ?, brief = ?, risks = ?, proposals = ?, facts = ?, error = ?, cost = ?,
+			jira_project = ?, servicenow_ci = ?, github_repo = ?, task_id = ?, status = ?, brief = ?, risks = ?,
+			proposals = ?, risk_details = ?, facts = ?, sources = ?, error = ?, cost = ?,
 			created_at = ?, updated_at = ?, owner_id = ?, project_id = ?, version = version + 1 WHERE id = ? AND version = ?`,
 			append(vals, id, version)...)
 	})

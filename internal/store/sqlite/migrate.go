@@ -136,7 +136,16 @@ CREATE TABLE workspace_snapshot_chunks (
 );
 CREATE INDEX workspace_snapshot_chunks_task ON workspace_snapshot_chunks (task_id);
 `,
-	// 4: accounts (users, sessions, API keys, invites) and the append-only
+	// 4: explorer scans run as explore tasks: their other inputs, their
+	// task, how each source fared and the risks with their evidence.
+	`
+ALTER TABLE explorer_scans ADD COLUMN servicenow_ci TEXT NOT NULL DEFAULT '';
+ALTER TABLE explorer_scans ADD COLUMN github_repo TEXT NOT NULL DEFAULT '';
+ALTER TABLE explorer_scans ADD COLUMN task_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE explorer_scans ADD COLUMN sources TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE explorer_scans ADD COLUMN risk_details TEXT NOT NULL DEFAULT '[]';
+`,
+	// 5: accounts (users, sessions, API keys, invites) and the append-only
 	// audit log. Tokens and keys are stored only as SHA-256 hashes. The
 	// triggers make the audit log append-only for every writer of the file,
 	// not only for this code.

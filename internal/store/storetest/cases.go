@@ -101,12 +101,15 @@ func testTaskNeedsProject(t *testing.T, s store.Store) {
 
 func testScans(t *testing.T, s store.Store) {
 	sc := newScan(T0)
-	sc.Facts = map[string]any{
-		"languages": map[string]any{"Go": 0.75, "Python": 0.25},
-		"files":     float64(12),
-		"secrets":   []any{"aws key in config.yaml"},
-		"archived":  false,
+	sc.ServiceNowCI, sc.GitHubRepo, sc.TaskID = "IIQ Prod", "sailpoint/identityiq", sc.ID
+	sc.Facts = []domain.ScanFact{
+		{ID: "git.languages", Source: "git", Kind: "languages", Summary: "Go 75%, Python 25%",
+			Value: map[string]any{"Go": float64(750), "Python": float64(250)}},
+		{ID: "git.secret.1", Source: "git", Kind: "secret", Summary: "AWS access key",
+			Value: map[string]any{"rule": "aws-access-key"}, Where: &domain.ScanLocation{Path: "config.yaml", Line: 3}},
 	}
+	sc.Sources = []domain.ScanSource{{Source: "git", Status: "ok", Facts: 2, DurationMS: 1200},
+		{Source: "jira", Status: "failed", Error: "401 Unauthorized"}}
 	must(t, "CreateScan", s.CreateScan(t.Context(), sc))
 	got, err := s.GetScan(t.Context(), sc.ID)
 	must(t, "GetScan", err)
@@ -117,6 +120,8 @@ func testScans(t *testing.T, s store.Store) {
 		sc.Brief = "An identity governance system."
 		sc.Risks = []string{"risk1", "risk2"}
 		sc.Proposals = []string{"proposal1"}
+		sc.RiskDetails = []domain.ScanRisk{{Title: "risk1", Severity: "critical", Rule: "committed-secret", By: "rule",
+			Evidence: []domain.ScanEvidence{{FactID: "git.secret.1", Summary: "AWS access key", Where: &domain.ScanLocation{Path: "config.yaml", Line: 3}}}}}
 		sc.Cost = 0.5
 		return nil
 	})
@@ -124,7 +129,8 @@ func testScans(t *testing.T, s store.Store) {
 	got, err = s.GetScan(t.Context(), sc.ID)
 	must(t, "GetScan", err)
 	assertEqual(t, "updated scan", got, up)
-	if got.Status != domain.ScanCompleted || len(got.Risks) != 2 || got.Brief == "" || got.Cost != 0.5 {
+	if got.Status != domain.ScanCompleted || len(got.Risks) != 2 || got.Brief == "" || got.Cost != 0.5 ||
+		len(got.RiskDetails) != 1 || got.RiskDetails[0].Evidence[0].Where.Line != 3 || len(got.Sources) != 2 || got.TaskID != sc.ID {
 		t.Errorf("update not stored: %+v", got)
 	}
 }
