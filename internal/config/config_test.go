@@ -143,7 +143,6 @@ func TestInvalidValuesNameTheVariableAndAcceptedValues(t *testing.T) {
 		"CATALYST_MAX_QUEUED_TASKS_PER_USER=-1":           {"CATALYST_MAX_QUEUED_TASKS_PER_USER"},
 		"CATALYST_USER_BUDGET_USD=lots":                   {"CATALYST_USER_BUDGET_USD"},
 		"CATALYST_OFFLINE_LATENCY=fast":                   {"CATALYST_OFFLINE_LATENCY", "duration"},
-		"CATALYST_OFFLINE_LATENCY=fast":                   {"CATALYST_OFFLINE_LATENCY", "duration"},
 		"CATALYST_RATE_LIMIT=-1":                          {"CATALYST_RATE_LIMIT", "whole numbers"},
 		"CATALYST_LOGIN_RATE_LIMIT=x":                     {"CATALYST_LOGIN_RATE_LIMIT"},
 		"CATALYST_TRUSTED_PROXIES=10.0.0.1,proxy.example": {"CATALYST_TRUSTED_PROXIES", "proxy.example", "CIDR"},
