@@ -218,7 +218,7 @@ func TestTenantIsolationEveryPath(t *testing.T) {
 	// tenant's ids or names.
 	e.as(w.bob, 403, "GET", "/metrics", nil)
 	m := e.as(w.root, 200, "GET", "/metrics", nil)
-	for _, leak := range []string{w.task.ID, w.project.ID, w.alice.id, "alice", "/api/tasks/"} {
+	for _, leak := range []string{w.task.ID, w.project.ID, w.alice.id, "alice", "/api/tasks/" + w.task.ID} {
 		if strings.Contains(string(m.body), leak) {
 			t.Errorf("metrics carry %q", leak)
 		}
