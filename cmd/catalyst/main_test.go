@@ -292,12 +292,16 @@ func TestServeBuildsATodoAppEndToEnd(t *testing.T) {
 		t.Errorf("no passing tester report in artifacts: %+v", tester)
 	}
 
-	// The preview is on its own origin; the API's origin only redirects there.
+	// The preview is on its own origin, opened with a grant for the reader;
+	// the API's origin only redirects there, minting one.
 	if strings.HasPrefix(dep.URL, s.URL+"/") {
 		t.Errorf("deployment URL %s is on the API's origin %s", dep.URL, s.URL)
 	}
+	previewBase, _, _ := strings.Cut(dep.URL, "/apps/")
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	if resp, err := noRedirect.Get(s.URL + "/apps/" + tk.ID + "/"); err != nil || resp.StatusCode != 302 || resp.Header.Get("Location") != dep.URL {
+	req, _ := http.NewRequest("GET", s.URL+"/apps/"+tk.ID+"/", nil)
+	req.Header.Set("Authorization", "Bearer "+s.Token)
+	if resp, err := noRedirect.Do(req); err != nil || resp.StatusCode != 302 || !strings.HasPrefix(resp.Header.Get("Location"), previewBase+"/apps/"+tk.ID+"/g1.") {
 		t.Errorf("API origin /apps/: %v %+v", err, resp)
 	} else {
 		resp.Body.Close()

@@ -96,7 +96,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func findOrCreateProject(ctx context.Context, a *app.App, name string) (domain.Project, error) {
 	page := ""
 	for {
-		ps, next, err := a.Store.ListProjects(ctx, storePage(page))
+		ps, next, err := a.Store.ListProjects(ctx, store.All(), storePage(page))
 		if err != nil {
 			return domain.Project{}, err
 		}

@@ -354,7 +354,9 @@ func TestAuditLogForAdminsOnly(t *testing.T) {
 	e.register("admin@example.com", 200)
 	e.register("bob@example.com", 200)
 	admin, bob := e.login("admin@example.com"), e.login("bob@example.com")
-	p := e.createProject("audited")
+	// Bob's own project: with tenants, he may change only what he sees.
+	var p domain.Project
+	e.must(200, "POST", "/api/projects", map[string]string{"name": "audited"}, as(bob.AccessToken)...).json(t, &p)
 	e.must(200, "PATCH", "/api/projects/"+p.ID, map[string]string{"name": "renamed"}, as(bob.AccessToken)...)
 	e.must(401, "POST", "/api/projects", map[string]string{"name": "anonymous"}, anon...)
 

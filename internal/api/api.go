@@ -119,6 +119,8 @@ type server struct {
 	limiter *ratelimit.Limiter
 	limited func(*http.Request, ratelimit.Event)
 	auth    *authenticator
+	// grantKey signs preview grants (previewgrant.go).
+	grantKey []byte
 
 	accounts *accounts.Service
 	auditLog *audit.Log
@@ -204,6 +206,7 @@ func newServer(opts Options) (*server, error) {
 		subBuffer:    events.DefaultBuffer,
 		metrics:      newMetrics(),
 		auth:         newAuthenticator(cfg.APIToken, cfg.PublicURL, cfg.SessionTimeout),
+		grantKey:     previewGrantKey(cfg.APIToken),
 		hosts:        allowedHosts(cfg.AllowedHosts, cfg.BindAddress, cfg.PublicURL, cfg.PreviewURL),
 		limited:      opts.RateLimited,
 	}
@@ -235,6 +238,7 @@ func (s *server) handler() http.Handler {
 	// Per user once the credential is known; per client before anything
 	// else runs, so that floods and password guessing cost nothing.
 	h = s.limiter.Users(rateLimitUser, h)
+	h = s.withAdminAudit(h)
 	h = s.guard(h)
 	h = s.auditRequests(h)
 	h = s.cors(h)

@@ -316,7 +316,8 @@ func classify(r *http.Request) routeClass {
 		return routeOpen
 	case signInPaths[p]:
 		return routeSignIn
-	case p == "/api" || strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/ws/") || p == "/ws":
+	case p == "/api" || strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/ws/") || p == "/ws" ||
+		strings.HasPrefix(p, "/apps/"): // preview redirects mint a grant for the actor
 		return routeAPI
 	case r.Method != http.MethodGet && r.Method != http.MethodHead:
 		return routeAPI

@@ -19,6 +19,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/catalyst/catalyst/internal/domain"
+	"github.com/catalyst/catalyst/internal/tasks"
 )
 
 // These tests are written as an attacker would try: a web page on another
@@ -533,17 +534,36 @@ func TestPreviewsLiveOnTheirOwnOrigin(t *testing.T) {
 	if err := e.store.PutDeployment(context.Background(), domain.Deployment{ID: "d", TaskID: task.ID, URL: e.preview.URL + "/apps/" + task.ID + "/", CommitSHA: strings.Repeat("c", 40)}); err != nil {
 		t.Fatal(err)
 	}
-	// The API's origin never serves generated content: it redirects.
-	for _, p := range []string{"/apps/" + task.ID + "/", "/apps/" + task.ID + "/index.html?x=1", "/apps/" + task.ID} {
-		r := e.must(302, "GET", e.srv.URL+p, nil)
-		if loc := r.Header.Get("Location"); loc != e.preview.URL+p {
-			t.Errorf("%s redirects to %q", p, loc)
+	// The API's origin never serves generated content: it redirects, with
+	// a grant for the asking actor.
+	for _, c := range []struct{ path, rest string }{{"/apps/" + task.ID + "/", "/"}, {"/apps/" + task.ID + "/index.html?x=1", "/index.html?x=1"}, {"/apps/" + task.ID, "/"}} {
+		r := e.must(302, "GET", e.srv.URL+c.path, nil)
+		loc := r.Header.Get("Location")
+		if !strings.HasPrefix(loc, e.preview.URL+"/apps/"+task.ID+"/g1.") || grantSegment.ReplaceAllString(strings.TrimPrefix(loc, e.preview.URL), "") != "/apps/"+task.ID+c.rest {
+			t.Errorf("%s redirects to %q", c.path, loc)
 		}
 		if strings.Contains(string(r.body), "<h1>todo</h1>") {
-			t.Errorf("%s served the app on the API's origin", p)
+			t.Errorf("%s served the app on the API's origin", c.path)
+		}
+		// Following it works without the API token: the grant is the key.
+		if r := e.do("GET", loc, nil, "Authorization", ""); r.StatusCode != 200 && r.StatusCode != 301 {
+			t.Errorf("following %s: %d %s", loc, r.StatusCode, r.body)
 		}
 	}
-	r := e.must(200, "GET", "/apps/"+task.ID+"/", nil, "Authorization", "") // previews need no token
+	// Without a credential the API's origin mints nothing.
+	e.must(401, "GET", e.srv.URL+"/apps/"+task.ID+"/", nil, "Authorization", "")
+	// Without a grant, or with a forged or another task's, the preview
+	// origin serves nothing.
+	other := e.createTask(e.createProject("q").ID, "y")
+	for _, p := range []string{"/apps/" + task.ID + "/", "/apps/" + task.ID + "/index.html",
+		strings.Replace(e.withGrant("/apps/"+other.ID+"/", tasks.Local()), other.ID, task.ID, 1),
+		strings.Replace(e.withGrant("/apps/"+task.ID+"/", tasks.Local()), "g1.", "g1.A", 1)} {
+		r := e.do("GET", e.preview.URL+p, nil, "Authorization", "")
+		if r.StatusCode != 404 || strings.Contains(string(r.body), "todo") {
+			t.Errorf("preview %s without a valid grant: %d %s", p, r.StatusCode, r.body)
+		}
+	}
+	r := e.must(200, "GET", "/apps/"+task.ID+"/", nil, "Authorization", "") // previews need no token, but a grant
 	if string(r.body) != "<h1>todo</h1>" || r.Header.Get("Content-Security-Policy") != previewCSP {
 		t.Fatalf("preview: %s %v", r.body, r.Header)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/catalyst/catalyst/internal/domain"
 	"github.com/catalyst/catalyst/internal/explorer"
+	"github.com/catalyst/catalyst/internal/store"
 	"github.com/catalyst/catalyst/internal/tasks"
 )
 
@@ -24,6 +25,7 @@ type createScanBody struct {
 	JiraProject  string `json:"jira_project,omitempty" maxLength:"200" example:"SAILPOINT-IIQ"`
 	ServiceNowCI string `json:"servicenow_ci,omitempty" maxLength:"200" example:"IdentityIQ Production" doc:"ServiceNow configuration item (cmdb_ci) whose incidents are read"`
 	GitHubRepo   string `json:"github_repo,omitempty" maxLength:"200" example:"sailpoint/identityiq" doc:"owner/name; derived from a github.com repo_url when omitted"`
+	ProjectID    string `json:"project_id,omitempty" maxLength:"200" doc:"Run the scan in this project, shared with its members (you must be an editor of it); omitted: your own Explorer project"`
 }
 
 type createScanInput struct {
@@ -41,12 +43,12 @@ type listScansInput struct{ PageParams }
 
 func (s *server) registerExplorer(api huma.API) {
 	huma.Register(api, withErrors(s.op(http.MethodPost, "/api/explorer/scan", "create-scan",
-		"Scan an existing system: a task of kind explore gathers facts, computes risks and writes the brief (follow it on /ws/{task_id})", "explorer"), 400, 413, 422, 503),
+		"Scan an existing system: a task of kind explore gathers facts, computes risks and writes the brief (follow it on /ws/{task_id})", "explorer"), 400, 403, 404, 413, 422, 503),
 		func(ctx context.Context, in *createScanInput) (*scanOutput, error) {
 			b := in.Body
 			a := actor(ctx)
 			sc, err := s.explorer.Start(ctx, a, explorer.Request{SystemName: b.SystemName, RepoURL: b.RepoURL,
-				JiraProject: b.JiraProject, ServiceNowCI: b.ServiceNowCI, GitHubRepo: b.GitHubRepo})
+				JiraProject: b.JiraProject, ServiceNowCI: b.ServiceNowCI, GitHubRepo: b.GitHubRepo, ProjectID: b.ProjectID})
 			switch {
 			case errors.Is(err, domain.ErrInvalid):
 				return nil, huma.Error422UnprocessableEntity(err.Error())
@@ -68,21 +70,26 @@ func (s *server) registerExplorer(api huma.API) {
 			return &scanOutput{Body: withArrays(sc)}, nil
 		})
 
-	huma.Register(api, withErrors(s.op(http.MethodGet, "/api/explorer/scans", "list-scans", "List scans, newest first", "explorer"), 400, 422),
+	huma.Register(api, withErrors(s.op(http.MethodGet, "/api/explorer/scans", "list-scans",
+		"List the scans you asked for or that belong to projects you see (admins: all), newest first", "explorer"), 400, 422),
 		func(ctx context.Context, in *listScansInput) (*listOutput[domain.ExplorerScan], error) {
-			out, err := listPage(ctx, s, &in.PageParams, "scans page", s.store.ListScans)
+			a := actor(ctx)
+			out, err := listPage(ctx, s, &in.PageParams, "scans page", func(ctx context.Context, p store.Page) ([]domain.ExplorerScan, string, error) {
+				return s.store.ListScans(ctx, tasks.ScopeOf(a), p)
+			})
 			if err != nil {
 				return nil, err
 			}
 			kept := out.Body[:0]
 			for _, sc := range out.Body {
-				sc, err := s.explorer.Reconcile(ctx, actor(ctx), sc)
+				sc, err := s.explorer.Reconcile(ctx, a, sc)
 				if errors.Is(err, domain.ErrNotFound) {
-					continue // its task is not the actor's to see
+					continue
 				}
 				if err != nil {
 					return nil, s.apiError(ctx, "scans page", err)
 				}
+				s.auditScan(ctx, a, "list", sc)
 				kept = append(kept, withArrays(sc))
 			}
 			out.Body = kept
@@ -91,12 +98,28 @@ func (s *server) registerExplorer(api huma.API) {
 
 	huma.Register(api, withErrors(s.op(http.MethodGet, "/api/explorer/scans/{id}", "get-scan", "Get a scan", "explorer"), 404),
 		func(ctx context.Context, in *scanIDInput) (*scanOutput, error) {
-			sc, err := s.explorer.Get(ctx, actor(ctx), in.ID)
+			a := actor(ctx)
+			sc, err := s.explorer.Get(ctx, a, in.ID)
 			if err != nil {
 				return nil, s.apiError(ctx, "scan "+in.ID, err)
 			}
+			s.auditScan(ctx, a, "read", sc)
 			return &scanOutput{Body: withArrays(sc)}, nil
 		})
+}
+
+// auditScan records an admin's read of a scan that is neither theirs nor
+// of a project they have a role in.
+func (s *server) auditScan(ctx context.Context, a tasks.Actor, action string, sc domain.ExplorerScan) {
+	if !a.Admin || sc.OwnerID == a.ID {
+		return
+	}
+	if sc.ProjectID != "" {
+		if p, err := s.store.GetProjectIn(ctx, tasks.ScopeOf(a), sc.ProjectID); err == nil && p.MyRole != domain.RoleAdminAccess {
+			return
+		}
+	}
+	s.tasks.Audit(ctx, a, action, "scan", sc.ID)
 }
 
 // withArrays keeps the array fields JSON arrays (never null), as the

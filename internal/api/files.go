@@ -46,7 +46,7 @@ func (s *server) registerFileList(api huma.API) {
 	huma.Register(api, withErrors(s.op(http.MethodGet, "/api/tasks/{id}/files", "list-task-files",
 		"The generated files of a task (path and size), sorted by path", "files"), 404),
 		func(ctx context.Context, in *taskIDInput) (*filesOutput, error) {
-			if _, err := s.store.GetTask(ctx, in.ID); err != nil {
+			if _, err := s.tasks.Get(ctx, actor(ctx), in.ID); err != nil {
 				return nil, s.apiError(ctx, "task "+in.ID, err)
 			}
 			ws, err := s.openWorkspace(in.ID)
@@ -140,7 +140,7 @@ var safeInlineTypes = map[string]bool{
 // handleFile serves GET /api/tasks/{id}/files/{path...}.
 func (s *server) handleFile(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if _, err := s.store.GetTask(r.Context(), id); err != nil {
+	if _, err := s.tasks.Get(r.Context(), actor(r.Context()), id); err != nil {
 		s.writeError(w, r, "task "+id, err)
 		return
 	}
@@ -215,7 +215,7 @@ func looksLikeText(b []byte, truncated bool) bool {
 // handleArchive serves GET /api/tasks/{id}/archive.zip.
 func (s *server) handleArchive(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if _, err := s.store.GetTask(r.Context(), id); err != nil {
+	if _, err := s.tasks.Get(r.Context(), actor(r.Context()), id); err != nil {
 		s.writeError(w, r, "task "+id, err)
 		return
 	}

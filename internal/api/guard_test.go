@@ -219,7 +219,7 @@ func TestLoginBruteForceIsLimitedAndAudited(t *testing.T) {
 // secretPanicStore makes a real handler panic, with secrets in the panic value.
 type secretPanicStore struct{ store.Store }
 
-func (secretPanicStore) ListProjects(context.Context, store.Page) ([]domain.Project, string, error) {
+func (secretPanicStore) ListProjects(context.Context, store.Scope, store.Page) ([]domain.Project, string, error) {
 	panic("store exploded for victim@example.com with " + bearer + " and password=hunter2-PASSWORD")
 }
 

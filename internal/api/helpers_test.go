@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -204,7 +205,7 @@ func (e *env) do(method, path string, body any, headers ...string) response {
 	url := path
 	switch {
 	case strings.HasPrefix(path, "/apps/"):
-		url = e.preview.URL + path
+		url = e.preview.URL + e.withGrant(path, tasks.Local())
 	case !strings.HasPrefix(path, "http"):
 		url = e.srv.URL + path
 	}
@@ -238,7 +239,30 @@ func (e *env) do(method, path string, body any, headers ...string) response {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	if strings.HasPrefix(path, "/apps/") {
+		// Redirects within a preview keep its grant; tests compare them
+		// without it.
+		if loc := resp.Header.Get("Location"); loc != "" {
+			resp.Header.Set("Location", grantSegment.ReplaceAllString(loc, ""))
+		}
+	}
 	return response{Response: resp, body: b}
+}
+
+// grantSegment matches the grant of a preview path.
+var grantSegment = regexp.MustCompile(`/g1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+`)
+
+// withGrant puts a preview grant for a into a preview path: /apps/ID/rest
+// becomes /apps/ID/GRANT/rest, as the links the API hands out are.
+func (e *env) withGrant(path string, a tasks.Actor) string {
+	rest := strings.TrimPrefix(path, "/apps/")
+	id, tail, _ := strings.Cut(rest, "/")
+	if i := strings.IndexAny(id, "?"); i >= 0 {
+		id, tail = id[:i], id[i:]
+	} else if tail != "" || strings.HasSuffix(rest, "/") {
+		tail = "/" + tail
+	}
+	return "/apps/" + id + "/" + e.api.mintPreviewGrant(a, id) + tail
 }
 
 // must asserts a status and returns the response.
@@ -269,15 +293,15 @@ func (e *env) createTask(projectID, prompt string) domain.Task {
 func (e *env) counts() string {
 	e.t.Helper()
 	ctx := context.Background()
-	ps, _, err := e.store.ListProjects(ctx, store.Page{Limit: store.MaxLimit})
+	ps, _, err := e.store.ListProjects(ctx, store.All(), store.Page{Limit: store.MaxLimit})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	ts, _, err := e.store.ListTasks(ctx, store.TaskFilter{}, store.Page{Limit: store.MaxLimit})
+	ts, _, err := e.store.ListTasks(ctx, store.TaskFilter{Scope: store.All()}, store.Page{Limit: store.MaxLimit})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	ss, _, err := e.store.ListScans(ctx, store.Page{Limit: store.MaxLimit})
+	ss, _, err := e.store.ListScans(ctx, store.All(), store.Page{Limit: store.MaxLimit})
 	if err != nil {
 		e.t.Fatal(err)
 	}

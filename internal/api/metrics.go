@@ -76,8 +76,14 @@ func (m *metrics) rateLimited(scope string) {
 	m.mu.Unlock()
 }
 
-// handleMetrics serves GET /metrics.
+// handleMetrics serves GET /metrics. The figures are the installation's,
+// not a tenant's (labels carry no ids, paths or users), so they are for
+// admins and the operator's scraper on loopback, not for every user.
 func (s *server) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	if a := actor(r.Context()); !a.Admin {
+		writeProblem(w, http.StatusForbidden, "metrics are the installation's and only admins read them")
+		return
+	}
 	var b strings.Builder
 	metric := func(name, kind, help string) {
 		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, kind)

@@ -2,8 +2,11 @@ package api
 
 import (
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
+
+	"github.com/catalyst/catalyst/internal/tasks"
 )
 
 // Generated apps are served from their own origin (CATALYST_PREVIEW_URL, a
@@ -31,11 +34,11 @@ func setPreviewHeaders(h http.Header) {
 // else, behind the same Host check as the API.
 func (s *server) previewHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /apps/{task_id}", s.servePreviewRoot)
-	mux.HandleFunc("GET /apps/{task_id}/{path...}", s.servePreview)
+	mux.HandleFunc("GET /apps/{task_id}/{grant}", s.servePreviewRoot)
+	mux.HandleFunc("GET /apps/{task_id}/{grant}/{path...}", s.servePreview)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		setPreviewHeaders(w.Header())
-		writeProblem(w, http.StatusNotFound, "this origin serves only the previews of generated apps, at /apps/{task_id}/")
+		writeProblem(w, http.StatusNotFound, "this origin serves only the previews of generated apps, at the links the dashboard gives (/apps/{task_id}/{grant}/)")
 	})
 	var h http.Handler = mux
 	h = hostGuard(s.hosts, h)
@@ -45,8 +48,10 @@ func (s *server) previewHandler() http.Handler {
 }
 
 // handlePreviewRoot and handlePreview answer /apps/... on the API's origin:
-// a redirect to the preview origin, so links stored before previews moved
-// keep working, while the API's origin never serves generated content.
+// for an actor who may see the task, a redirect to the preview origin with
+// a fresh grant, so links stored before previews moved (and the
+// dashboard's fallback link) keep working, while the API's origin never
+// serves generated content.
 func (s *server) handlePreviewRoot(w http.ResponseWriter, r *http.Request) { s.redirectToPreview(w, r) }
 func (s *server) handlePreview(w http.ResponseWriter, r *http.Request)     { s.redirectToPreview(w, r) }
 
@@ -55,25 +60,57 @@ func (s *server) redirectToPreview(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusNotFound, "previews are not served by this server")
 		return
 	}
-	target := strings.TrimRight(s.cfg.PreviewURL, "/") + r.URL.EscapedPath()
+	id := r.PathValue("task_id")
+	a := actor(r.Context())
+	if _, err := s.tasks.Get(r.Context(), a, id); err != nil {
+		s.writeError(w, r, "task "+id, err)
+		return
+	}
+	rest := strings.TrimPrefix(r.URL.EscapedPath(), "/apps/"+url.PathEscape(id))
+	target := s.previewURL(a, id) + strings.TrimPrefix(rest, "/")
 	if r.URL.RawQuery != "" {
 		target += "?" + r.URL.RawQuery
 	}
+	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, target, http.StatusFound)
 }
 
-// servePreviewRoot redirects /apps/{task_id} to /apps/{task_id}/ so that the
-// app's relative links resolve.
-func (s *server) servePreviewRoot(w http.ResponseWriter, r *http.Request) {
-	setPreviewHeaders(w.Header())
-	http.Redirect(w, r, "/apps/"+r.PathValue("task_id")+"/", http.StatusMovedPermanently)
+// previewGrant checks the grant of a preview request and that its actor
+// may still see the task; it answers the request itself when not.
+func (s *server) previewGrant(w http.ResponseWriter, r *http.Request) (taskID string, ok bool) {
+	id := r.PathValue("task_id")
+	a, err := s.checkPreviewGrant(r.PathValue("grant"), id)
+	if err != nil {
+		writeProblem(w, http.StatusNotFound, err.Error())
+		return id, false
+	}
+	if _, err := s.store.GetTaskIn(r.Context(), tasks.ScopeOf(a), id); err != nil {
+		// Gone from the actor's sight (removed from the project): the same
+		// answer as a task that does not exist.
+		s.writeError(w, r, "task "+id, err)
+		return id, false
+	}
+	return id, true
 }
 
-// servePreview serves GET /apps/{task_id}/{path...} on the preview origin:
-// the task's generated files, once a deployment exists for it.
+// servePreviewRoot redirects /apps/{task_id}/{grant} to its slash form so
+// that the app's relative links resolve.
+func (s *server) servePreviewRoot(w http.ResponseWriter, r *http.Request) {
+	setPreviewHeaders(w.Header())
+	if _, ok := s.previewGrant(w, r); !ok {
+		return
+	}
+	http.Redirect(w, r, r.URL.EscapedPath()+"/", http.StatusMovedPermanently)
+}
+
+// servePreview serves GET /apps/{task_id}/{grant}/{path...} on the preview
+// origin: the task's generated files, once a deployment exists for it.
 func (s *server) servePreview(w http.ResponseWriter, r *http.Request) {
 	setPreviewHeaders(w.Header())
-	id := r.PathValue("task_id")
+	id, ok := s.previewGrant(w, r)
+	if !ok {
+		return
+	}
 	if _, err := s.store.GetDeployment(r.Context(), id); err != nil {
 		if statusOf(err) == http.StatusNotFound {
 			writeProblem(w, http.StatusNotFound, "task "+id+" has no deployment (yet): nothing to preview")

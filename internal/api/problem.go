@@ -12,6 +12,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/catalyst/catalyst/internal/domain"
+	"github.com/catalyst/catalyst/internal/tasks"
 	"github.com/catalyst/catalyst/internal/telemetry"
 )
 
@@ -106,6 +107,13 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, domain.ErrInvalid):
 		return http.StatusBadRequest
+	case errors.Is(err, domain.ErrForbidden):
+		return http.StatusForbidden
+	case errors.Is(err, tasks.ErrQueueFull):
+		return http.StatusTooManyRequests
+	case errors.Is(err, tasks.ErrBudgetSpent):
+		// Not 429: waiting does not help, only a larger budget does.
+		return http.StatusPaymentRequired
 	case errors.Is(err, context.Canceled):
 		return 499 // client closed request; never seen by the client
 	case errors.Is(err, context.DeadlineExceeded):

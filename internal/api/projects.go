@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/catalyst/catalyst/internal/domain"
+	"github.com/catalyst/catalyst/internal/store"
 )
 
 type createProjectBody struct {
@@ -70,27 +71,31 @@ func (s *server) registerProjects(api huma.API) {
 				CreatedAt:      now,
 				UpdatedAt:      now,
 			}
-			if err := s.store.CreateProject(ctx, p); err != nil {
+			p, err := s.tasks.CreateProject(ctx, actor(ctx), p)
+			if err != nil {
 				return nil, s.apiError(ctx, "project "+p.ID, err)
 			}
 			return &projectOutput{Body: p}, nil
 		})
 
-	huma.Register(api, withErrors(s.op(http.MethodGet, "/api/projects", "list-projects", "List projects, newest first", "projects"), 400, 422),
+	huma.Register(api, withErrors(s.op(http.MethodGet, "/api/projects", "list-projects",
+		"List the projects you own or are a member of (admins: all), newest first, each with my_role", "projects"), 400, 422),
 		func(ctx context.Context, in *listProjectsInput) (*listOutput[domain.Project], error) {
-			return listPage(ctx, s, &in.PageParams, "projects page", s.store.ListProjects)
+			return listPage(ctx, s, &in.PageParams, "projects page", func(ctx context.Context, p store.Page) ([]domain.Project, string, error) {
+				return s.tasks.Projects(ctx, actor(ctx), p)
+			})
 		})
 
 	huma.Register(api, withErrors(s.op(http.MethodGet, "/api/projects/{id}", "get-project", "Get a project", "projects"), 404),
 		func(ctx context.Context, in *projectIDInput) (*projectOutput, error) {
-			p, err := s.store.GetProject(ctx, in.ID)
+			p, err := s.tasks.Project(ctx, actor(ctx), in.ID)
 			if err != nil {
 				return nil, s.apiError(ctx, "project "+in.ID, err)
 			}
 			return &projectOutput{Body: p}, nil
 		})
 
-	huma.Register(api, withErrors(s.op(http.MethodPatch, "/api/projects/{id}", "update-project", "Update a project's name, description, status or repository", "projects"), 400, 404, 413, 422),
+	huma.Register(api, withErrors(s.op(http.MethodPatch, "/api/projects/{id}", "update-project", "Update a project's name, description, status or repository (editors; archiving and unarchiving: the owner)", "projects"), 400, 403, 404, 413, 422),
 		func(ctx context.Context, in *updateProjectInput) (*projectOutput, error) {
 			b := in.Body
 			if err := checkProjectFields(b.Name, b.Description); err != nil {
@@ -103,7 +108,7 @@ func (s *server) registerProjects(api huma.API) {
 			if err := checkRepoFields(b.RepoURL, b.RepoCredential); err != nil {
 				return nil, err
 			}
-			p, err := s.store.UpdateProject(ctx, in.ID, func(p *domain.Project) error {
+			p, err := s.tasks.UpdateProject(ctx, actor(ctx), in.ID, func(p *domain.Project) error {
 				if b.Name != nil {
 					p.Name = strings.TrimSpace(*b.Name)
 				}
@@ -131,9 +136,11 @@ func (s *server) registerProjects(api huma.API) {
 			return &projectOutput{Body: p}, nil
 		})
 
-	huma.Register(api, withErrors(s.op(http.MethodDelete, "/api/projects/{id}", "archive-project", "Archive a project (its tasks stay readable; it takes no new tasks)", "projects"), 404),
+	s.registerMembers(api)
+
+	huma.Register(api, withErrors(s.op(http.MethodDelete, "/api/projects/{id}", "archive-project", "Archive a project (its tasks stay readable; it takes no new tasks); the owner only", "projects"), 403, 404),
 		func(ctx context.Context, in *projectIDInput) (*projectOutput, error) {
-			p, err := s.store.UpdateProject(ctx, in.ID, func(p *domain.Project) error {
+			p, err := s.tasks.UpdateProject(ctx, actor(ctx), in.ID, func(p *domain.Project) error {
 				if p.Status != domain.ProjectArchived {
 					p.Status = domain.ProjectArchived
 					p.UpdatedAt = time.Now().UTC()
@@ -181,31 +188,13 @@ func checkRepoFields(repoURL, credential *string) error {
 	return nil
 }
 
-// defaultProjectID is the fixed id of the project that takes tasks submitted
-// without a project_id.
-var defaultProjectID = uuid.NewSHA1(uuid.NameSpaceURL, []byte("catalyst:default-project")).String()
-
-// projectForTask returns the project a new task goes into: the given one, or
-// the default project (created on first use) when id is empty.
-func (s *server) projectForTask(ctx context.Context, id string) (domain.Project, error) {
+// projectForTask returns the id of the project a new task goes into: the
+// given one, or the actor's default project (created on first use) when id
+// is empty. Whether the actor may add tasks to it is Submit's to check.
+func (s *server) projectForTask(ctx context.Context, id string) (string, error) {
 	if id != "" {
-		return s.store.GetProject(ctx, id)
+		return id, nil
 	}
-	p, err := s.store.GetProject(ctx, defaultProjectID)
-	if statusOf(err) != http.StatusNotFound {
-		return p, err
-	}
-	now := time.Now().UTC()
-	p = domain.Project{
-		ID:          defaultProjectID,
-		Name:        "Default",
-		Description: "Tasks submitted without a project_id.",
-		Status:      domain.ProjectActive,
-		CreatedAt:   now,
-		UpdatedAt:   now,
-	}
-	if err := s.store.CreateProject(ctx, p); err != nil && statusOf(err) != http.StatusConflict {
-		return domain.Project{}, err
-	}
-	return s.store.GetProject(ctx, defaultProjectID)
+	p, err := s.tasks.DefaultProject(ctx, actor(ctx))
+	return p.ID, err
 }

@@ -406,7 +406,7 @@ func TestEnqueueFailureIsReportedHonestly(t *testing.T) {
 	if !strings.Contains(r.problem(t)["detail"].(string), "executor stopped") {
 		t.Fatalf("detail: %s", r.body)
 	}
-	ts, _, err := e.store.ListTasks(context.Background(), store.TaskFilter{}, store.Page{})
+	ts, _, err := e.store.ListTasks(context.Background(), store.TaskFilter{Scope: store.All()}, store.Page{})
 	if err != nil || len(ts) != 1 || ts[0].Status != domain.TaskFailed {
 		t.Fatalf("unqueued task must be stored as failed: %+v %v", ts, err)
 	}
@@ -504,7 +504,9 @@ func TestCORS(t *testing.T) {
 // panicStore panics on one call, as a bug would.
 type panicStore struct{ store.Store }
 
-func (panicStore) GetProject(context.Context, string) (domain.Project, error) { panic("boom") }
+func (panicStore) GetProjectIn(context.Context, store.Scope, string) (domain.Project, error) {
+	panic("boom")
+}
 
 func TestPanicBecomes500Problem(t *testing.T) {
 	e := newEnv(t, withStore(func(s store.Store) store.Store { return panicStore{s} }))

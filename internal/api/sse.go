@@ -28,7 +28,7 @@ func (s *server) handleSSE(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	t, err := s.store.GetTask(ctx, taskID)
+	t, err := s.tasks.Get(ctx, actor(ctx), taskID)
 	if err != nil {
 		s.writeError(w, r, "task "+taskID, err)
 		return

@@ -74,7 +74,8 @@ type artifactsOutput struct{ Body []domain.Artifact }
 
 func (s *server) registerTasks(api huma.API) {
 	huma.Register(api, withErrors(s.op(http.MethodPost, "/api/tasks", "create-task",
-		"Create a task and queue it for execution (status pending, every graph node pending)", "tasks"), 400, 404, 409, 413, 422, 503),
+		"Create a task and queue it for execution (status pending, every graph node pending); editors of the project. "+
+			"429: you have as many queued tasks as a user may; 402: your tasks have spent your budget", "tasks"), 400, 402, 403, 404, 409, 413, 422, 429, 503),
 		s.createTask)
 
 	huma.Register(api, withErrors(s.op(http.MethodGet, "/api/tasks", "list-tasks", "List tasks, newest first", "tasks"), 400, 422),
@@ -99,7 +100,7 @@ func (s *server) registerTasks(api huma.API) {
 		})
 
 	huma.Register(api, withErrors(s.op(http.MethodPost, "/api/tasks/{id}/cancel", "cancel-task",
-		"Cancel a pending or running task (409 otherwise)", "tasks"), 404, 409),
+		"Cancel a pending or running task (409 otherwise); editors of its project", "tasks"), 403, 404, 409),
 		func(ctx context.Context, in *taskIDInput) (*taskOutput, error) {
 			t, err := s.tasks.Cancel(ctx, actor(ctx), in.ID)
 			if err != nil {
@@ -109,7 +110,7 @@ func (s *server) registerTasks(api huma.API) {
 		})
 
 	huma.Register(api, withErrors(s.op(http.MethodPost, "/api/tasks/{id}/retry", "retry-task",
-		"Retry a failed or cancelled task from its first unfinished node (409 otherwise)", "tasks"), 404, 409),
+		"Retry a failed or cancelled task from its first unfinished node (409 otherwise); editors of its project", "tasks"), 402, 403, 404, 409, 429),
 		func(ctx context.Context, in *taskIDInput) (*taskOutput, error) {
 			t, err := s.tasks.Retry(ctx, actor(ctx), in.ID)
 			if err != nil {
@@ -159,14 +160,22 @@ func (s *server) registerTasks(api huma.API) {
 		})
 
 	huma.Register(api, withErrors(s.op(http.MethodGet, "/api/deployments/{task_id}", "get-deployment",
-		"The deployment report of a task (404 until the deployer has run)", "tasks"), 404),
+		"The deployment report of a task (404 until the deployer has run); its url opens the preview for you for a while (SESSION_TIMEOUT)", "tasks"), 404),
 		func(ctx context.Context, in *deploymentInput) (*deploymentOutput, error) {
-			if _, err := s.tasks.Get(ctx, actor(ctx), in.TaskID); err != nil {
+			a := actor(ctx)
+			if _, err := s.tasks.Get(ctx, a, in.TaskID); err != nil {
 				return nil, s.apiError(ctx, "task "+in.TaskID, err)
 			}
 			d, err := s.store.GetDeployment(ctx, in.TaskID)
 			if err != nil {
 				return nil, s.apiError(ctx, "deployment of task "+in.TaskID, err)
+			}
+			// A preview on our preview origin is opened with a grant for
+			// the reader (see previewgrant.go); other URLs are left alone.
+			if s.cfg.PreviewURL != "" {
+				if rest, ok := strings.CutPrefix(d.URL, strings.TrimRight(s.cfg.PreviewURL, "/")+"/apps/"+d.TaskID+"/"); ok {
+					d.URL = s.previewURL(a, d.TaskID) + rest
+				}
 			}
 			return &deploymentOutput{Body: d}, nil
 		})
@@ -215,19 +224,21 @@ func (s *server) createTask(ctx context.Context, in *createTaskInput) (*taskOutp
 				truncate(in.Body.Kind, 64), strings.Join(s.tasks.Graphs().Kinds(), ", ")))
 		}
 	}
-	p, err := s.projectForTask(ctx, in.Body.ProjectID)
+	projectID, err := s.projectForTask(ctx, in.Body.ProjectID)
 	if err != nil {
 		return nil, s.apiError(ctx, "project "+in.Body.ProjectID, err)
 	}
-	t, err := s.tasks.Submit(ctx, actor(ctx), tasks.Submission{ProjectID: p.ID, Prompt: prompt, Kind: in.Body.Kind})
+	t, err := s.tasks.Submit(ctx, actor(ctx), tasks.Submission{ProjectID: projectID, Prompt: prompt, Kind: in.Body.Kind})
 	switch {
 	case errors.Is(err, tasks.ErrUnavailable):
 		s.log.ErrorContext(ctx, "enqueue failed", "task_id", t.ID, "err", err)
 		return nil, huma.Error503ServiceUnavailable(err.Error())
 	case errors.Is(err, tasks.ErrUnknownKind):
 		return nil, huma.Error422UnprocessableEntity(err.Error())
+	case errors.Is(err, domain.ErrNotFound):
+		return nil, s.apiError(ctx, "project "+projectID, err)
 	case err != nil:
-		return nil, s.apiError(ctx, "task of project "+p.ID, err)
+		return nil, s.apiError(ctx, "task of project "+projectID, err)
 	}
 	return &taskOutput{Body: t}, nil
 }

@@ -41,7 +41,7 @@ func (s *server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusForbidden, "origin "+r.Header.Get("Origin")+" is not allowed by CORS_ORIGINS")
 		return
 	}
-	if _, err := s.store.GetTask(r.Context(), taskID); err != nil {
+	if _, err := s.tasks.Get(r.Context(), actor(r.Context()), taskID); err != nil {
 		s.writeError(w, r, "task "+taskID, err)
 		return
 	}

@@ -269,7 +269,8 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	if a.Queue != nil {
 		dispatcher = a.Queue
 	}
-	a.Tasks = tasks.New(tasks.Options{Store: a.Store, Recorder: a.Recorder, Graphs: a.Graphs, Dispatcher: dispatcher})
+	a.Tasks = tasks.New(tasks.Options{Store: a.Store, Recorder: a.Recorder, Graphs: a.Graphs, Dispatcher: dispatcher,
+		Limits: tasks.Limits{MaxQueuedPerUser: cfg.MaxQueuedTasksPerUser, UserBudgetUSD: cfg.UserBudgetUSD}})
 	a.Explorer = explorer.New(explorer.Options{Store: a.Store, Tasks: a.Tasks, Sources: sources, Models: a.Models, Logger: logger})
 	exploreSteps = a.Explorer.Steps()
 	return a, nil

@@ -85,6 +85,12 @@ type Config struct {
 	CoderMaxSteps         int           // CODER_MAX_STEPS: model turns of one coder run, default 40
 	CoderMaxTokens        int64         // CODER_MAX_TOKENS: tokens of one coder run, default 2,000,000
 	CoderMaxCost          float64       // CODER_MAX_COST_USD: USD of one coder run, default 0 = no bound
+	// MaxQueuedTasksPerUser caps a signed-in user's pending plus running
+	// tasks (CATALYST_MAX_QUEUED_TASKS_PER_USER, default 10, 0 = no cap).
+	MaxQueuedTasksPerUser int
+	// UserBudgetUSD is what one user's tasks may cost in all
+	// (CATALYST_USER_BUDGET_USD, default 0 = no budget).
+	UserBudgetUSD float64
 
 	// Monitoring
 	EnableMetrics               bool   // ENABLE_METRICS, default true

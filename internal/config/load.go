@@ -86,6 +86,8 @@ var Variables = []Variable{
 	{Name: "CODER_MAX_STEPS", Default: "40", Group: "Performance", Help: "model turns of one coder run (first write or a fix round) before its tool loop stops"},
 	{Name: "CODER_MAX_TOKENS", Default: "2000000", Group: "Performance", Help: "tokens (input, output, cache reads and writes) of one coder run before its tool loop stops"},
 	{Name: "CODER_MAX_COST_USD", Default: "0", Group: "Performance", Help: "cost in USD of one coder run before its tool loop stops; 0 means no bound beyond MAX_TASK_COST"},
+	{Name: "CATALYST_MAX_QUEUED_TASKS_PER_USER", Default: "10", Group: "Performance", Help: "pending plus running tasks one signed-in user may have; more answer 429; 0 means no cap"},
+	{Name: "CATALYST_USER_BUDGET_USD", Default: "0", Group: "Performance", Help: "what one user's tasks may cost in all (USD); once spent, new tasks answer 402; 0 means no budget"},
 	{Name: "ENABLE_METRICS", Default: "true", Group: "Monitoring", Help: "serve metrics"},
 	{Name: "ENABLE_PERFORMANCE_MONITORING", Default: "false", Group: "Monitoring", Help: "APM"},
 	{Name: "SENTRY_DSN", Secret: true, Group: "Monitoring", Help: "Sentry error tracking DSN"},
@@ -514,6 +516,8 @@ func parse(k *koanf.Koanf) (*Config, error) {
 		CoderMaxSteps:         p.integer("CODER_MAX_STEPS", 1, 10000),
 		CoderMaxTokens:        int64(p.integer("CODER_MAX_TOKENS", 1000, 1_000_000_000)),
 		CoderMaxCost:          p.number("CODER_MAX_COST_USD", 0),
+		MaxQueuedTasksPerUser: p.integer("CATALYST_MAX_QUEUED_TASKS_PER_USER", 0, 1000000),
+		UserBudgetUSD:         p.number("CATALYST_USER_BUDGET_USD", 0),
 
 		EnableMetrics:               p.boolean("ENABLE_METRICS"),
 		EnablePerformanceMonitoring: p.boolean("ENABLE_PERFORMANCE_MONITORING"),

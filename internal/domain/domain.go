@@ -17,6 +17,10 @@ var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("conflict")
 	ErrInvalid  = errors.New("invalid argument")
+	// ErrForbidden: the actor may see the resource but not do this to it
+	// (a viewer submitting a task). A resource the actor may not see is
+	// ErrNotFound, never ErrForbidden: its existence is not told.
+	ErrForbidden = errors.New("forbidden")
 )
 
 // ProjectStatus is the lifecycle of a project.
@@ -42,9 +46,63 @@ type Project struct {
 	// RepoCredential names where the credential for RepoURL lives (see
 	// CheckCredentialRef); the secret itself is never stored. It is
 	// write-only: never serialised to the API.
-	RepoCredential string    `json:"-"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	RepoCredential string `json:"-"`
+	// OwnerID is the user the project belongs to ("local" for the
+	// installation's token holder, "" for projects from before accounts:
+	// only admins see those).
+	OwnerID   string    `json:"owner_id"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	// MyRole is what the asking actor is to the project; scoped reads fill
+	// it in, it is never stored.
+	MyRole ProjectRole `json:"my_role,omitempty"`
+}
+
+// ProjectRole is what an actor may do with a project. Each role includes
+// the ones before it: viewers read, editors submit, cancel and retry tasks
+// and edit the project, owners manage members and archive; admins may do
+// everything an owner may, on every project (RoleAdminAccess: an admin on a
+// project they have no role in).
+type ProjectRole string
+
+const (
+	RoleViewer      ProjectRole = "viewer"
+	RoleEditor      ProjectRole = "editor"
+	RoleOwner       ProjectRole = "owner"
+	RoleAdminAccess ProjectRole = "admin"
+)
+
+// rank orders roles; unknown roles rank below viewer.
+func (r ProjectRole) rank() int {
+	switch r {
+	case RoleViewer:
+		return 1
+	case RoleEditor:
+		return 2
+	case RoleOwner:
+		return 3
+	case RoleAdminAccess:
+		return 4
+	}
+	return 0
+}
+
+// Allows reports whether r includes need.
+func (r ProjectRole) Allows(need ProjectRole) bool { return r.rank() > 0 && r.rank() >= need.rank() }
+
+// MemberRole reports whether r can be given to a member (viewer, editor).
+func (r ProjectRole) MemberRole() bool { return r == RoleViewer || r == RoleEditor }
+
+// Member gives a user a role on a project they do not own (collection
+// project_members).
+type Member struct {
+	ProjectID string      `json:"project_id"`
+	UserID    string      `json:"user_id"`
+	Role      ProjectRole `json:"role"`
+	// AddedBy is the actor who gave the role.
+	AddedBy   string    `json:"added_by"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // TaskStatus is the lifecycle of a task.
@@ -97,7 +155,10 @@ type Task struct {
 	ProjectID string `json:"project_id"`
 	Prompt    string `json:"prompt"`
 	// Kind selects the task's graph (KindBuild for documents without one).
-	Kind       string               `json:"kind"`
+	Kind string `json:"kind"`
+	// CreatedBy is the actor who submitted the task (a user id, "local" or
+	// "system:<name>"); per-user limits count by it.
+	CreatedBy  string               `json:"created_by,omitempty"`
 	GraphState map[string]NodeState `json:"graph_state"`
 	Status     TaskStatus           `json:"status"`
 	// Cost is the sum of the node costs in USD.
@@ -204,15 +265,19 @@ func (s ScanStatus) Terminal() bool {
 // original's fields (id, system_name, brief, risks, proposals, created_at)
 // keep their shapes, the rest was added.
 type ExplorerScan struct {
-	ID           string     `json:"id"`
-	SystemName   string     `json:"system_name"`
-	RepoURL      string     `json:"repo_url,omitempty"`
-	JiraProject  string     `json:"jira_project,omitempty"`
-	ServiceNowCI string     `json:"servicenow_ci,omitempty"`
-	GitHubRepo   string     `json:"github_repo,omitempty"`
-	TaskID       string     `json:"task_id,omitempty"`
-	Status       ScanStatus `json:"status"`
-	Brief        string     `json:"brief"`
+	ID           string `json:"id"`
+	SystemName   string `json:"system_name"`
+	RepoURL      string `json:"repo_url,omitempty"`
+	JiraProject  string `json:"jira_project,omitempty"`
+	ServiceNowCI string `json:"servicenow_ci,omitempty"`
+	GitHubRepo   string `json:"github_repo,omitempty"`
+	TaskID       string `json:"task_id,omitempty"`
+	// OwnerID is who asked for the scan; ProjectID is the project its
+	// task runs in, whose members see it.
+	OwnerID   string     `json:"owner_id,omitempty"`
+	ProjectID string     `json:"project_id,omitempty"`
+	Status    ScanStatus `json:"status"`
+	Brief     string     `json:"brief"`
 	// Risks and Proposals are one line each, as the original stored them;
 	// RiskDetails holds each risk with its severity and evidence.
 	Risks       []string   `json:"risks"`

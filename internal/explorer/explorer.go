@@ -96,7 +96,8 @@ func (s *Service) Start(ctx context.Context, a tasks.Actor, r Request) (domain.E
 	if s.opt.Tasks == nil {
 		return domain.ExplorerScan{}, fmt.Errorf("%w: explorer: no task service", tasks.ErrUnavailable)
 	}
-	if err := s.ensureProject(ctx); err != nil {
+	projectID, err := s.project(ctx, a, r.ProjectID)
+	if err != nil {
 		return domain.ExplorerScan{}, err
 	}
 	now := time.Now().UTC()
@@ -105,12 +106,12 @@ func (s *Service) Start(ctx context.Context, a tasks.Actor, r Request) (domain.E
 		ID: id, TaskID: id, SystemName: r.SystemName, RepoURL: r.RepoURL, JiraProject: r.JiraProject,
 		ServiceNowCI: r.ServiceNowCI, GitHubRepo: r.GitHubRepo, Status: domain.ScanPending, Brief: QueuedBrief,
 		Risks: []string{}, Proposals: []string{}, RiskDetails: []domain.ScanRisk{}, Facts: []domain.ScanFact{},
-		Sources: []domain.ScanSource{}, CreatedAt: now, UpdatedAt: now,
+		Sources: []domain.ScanSource{}, CreatedAt: now, UpdatedAt: now, OwnerID: a.ID, ProjectID: projectID,
 	}
 	if err := s.opt.Store.CreateScan(ctx, sc); err != nil {
 		return sc, err
 	}
-	_, err = s.opt.Tasks.Submit(ctx, a, tasks.Submission{ID: id, ProjectID: ProjectID, Prompt: r.prompt(), Kind: domain.KindExplore})
+	_, err = s.opt.Tasks.Submit(ctx, a, tasks.Submission{ID: id, ProjectID: projectID, Prompt: r.prompt(), Kind: domain.KindExplore})
 	if err != nil {
 		// A scan whose task was never stored would stay pending for ever.
 		if _, terr := s.opt.Tasks.Get(context.WithoutCancel(ctx), a, id); errors.Is(terr, domain.ErrNotFound) {
@@ -122,6 +123,38 @@ func (s *Service) Start(ctx context.Context, a tasks.Actor, r Request) (domain.E
 		return sc, err
 	}
 	return s.Get(ctx, a, id)
+}
+
+// project returns the project a scan of a runs in: the one asked for, if a
+// may submit tasks to it, else a's own Explorer project (each user has one,
+// so a scan is seen by whoever asked for it, its project's members and
+// admins); the installation's token holder and Catalyst share ProjectID.
+func (s *Service) project(ctx context.Context, a tasks.Actor, asked string) (string, error) {
+	if asked != "" {
+		p, err := s.opt.Tasks.Project(ctx, a, asked)
+		if err != nil {
+			return "", err
+		}
+		if !p.MyRole.Allows(domain.RoleEditor) {
+			return "", fmt.Errorf("%w: scans of project %s are its editors' to start (you are %s)", domain.ErrForbidden, p.ID, p.MyRole)
+		}
+		return p.ID, nil
+	}
+	if a.Kind != tasks.ActorUser {
+		return ProjectID, s.ensureProject(ctx)
+	}
+	id := uuid.NewSHA1(uuid.NameSpaceURL, []byte("catalyst:explorer-project:"+a.ID)).String()
+	if _, err := s.opt.Tasks.Project(ctx, a, id); !errors.Is(err, domain.ErrNotFound) {
+		return id, err
+	}
+	now := time.Now().UTC()
+	_, err := s.opt.Tasks.CreateProject(ctx, a, domain.Project{ID: id, Name: "Explorer",
+		Description: "Your scans of existing systems: each Explorer scan runs as one task of kind explore here.",
+		Status:      domain.ProjectActive, CreatedAt: now, UpdatedAt: now})
+	if errors.Is(err, domain.ErrConflict) {
+		err = nil // created meanwhile by another request or process
+	}
+	return id, err
 }
 
 func (s *Service) ensureProject(ctx context.Context) error {
@@ -142,22 +175,25 @@ func (s *Service) ensureProject(ctx context.Context) error {
 // Get returns scan id if a may see it: a scan is visible to whoever may
 // see its task. A scan whose task failed or was cancelled says so.
 func (s *Service) Get(ctx context.Context, a tasks.Actor, id string) (domain.ExplorerScan, error) {
-	sc, err := s.opt.Store.GetScan(ctx, id)
+	sc, err := s.opt.Store.GetScanIn(ctx, tasks.ScopeOf(a), id)
 	if err != nil {
 		return sc, err
 	}
 	return s.Reconcile(ctx, a, sc)
 }
 
-// Reconcile brings sc's status in line with its task's and checks that a
-// may see it. Only the report step marks a scan completed; a failed,
+// Reconcile brings sc, which a has read in its scope, in line with its task.
+// Only the report step marks a scan completed; a failed,
 // cancelled or retried task is reflected here, on read, because no step
 // runs when a task ends that way.
 func (s *Service) Reconcile(ctx context.Context, a tasks.Actor, sc domain.ExplorerScan) (domain.ExplorerScan, error) {
 	if sc.TaskID == "" || s.opt.Tasks == nil {
 		return sc, nil // the original's scans, and scans whose task was never created
 	}
-	t, err := s.opt.Tasks.Get(ctx, a, sc.TaskID)
+	// The scan was read in a's scope already (store.GetScanIn, ListScans);
+	// its task is read as the explorer, so an admin's read of someone
+	// else's scan is audited once, as a scan read, not again as a task read.
+	t, err := s.opt.Tasks.Get(ctx, tasks.System("explorer"), sc.TaskID)
 	if errors.Is(err, domain.ErrNotFound) {
 		return sc, nil
 	}

@@ -17,6 +17,10 @@ type Request struct {
 	JiraProject  string
 	ServiceNowCI string
 	GitHubRepo   string
+	// ProjectID, when set, runs the scan in that project (the actor must be
+	// an editor of it), shared with its members; else the actor's own
+	// Explorer project.
+	ProjectID string
 }
 
 var (

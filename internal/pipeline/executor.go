@@ -205,7 +205,7 @@ func (e *Executor) orphans(ctx context.Context) ([]string, error) {
 	var all []domain.Task
 	cursor := ""
 	for {
-		page, next, err := e.opt.Store.ListTasks(ctx, store.TaskFilter{Statuses: []domain.TaskStatus{domain.TaskRunning, domain.TaskPending}},
+		page, next, err := e.opt.Store.ListTasks(ctx, store.TaskFilter{Scope: store.All(), Statuses: []domain.TaskStatus{domain.TaskRunning, domain.TaskPending}},
 			store.Page{Limit: store.MaxLimit, Cursor: cursor})
 		if err != nil {
 			return nil, err

@@ -48,15 +48,59 @@ func (p Page) Normalized() Page {
 	return p
 }
 
-// TaskFilter narrows ListTasks. Zero values match everything.
+// Scope is whose resources a read may return: a tenant's, or all of them.
+// Reads that take one filter by it in the query itself (SQL WHERE, Mongo
+// filter), never by reading and then dropping. The zero Scope sees nothing,
+// so a read that forgot to say whose it is returns nothing rather than
+// everything.
+type Scope struct {
+	all    bool
+	userID string
+}
+
+// All is the scope of Catalyst itself: every tenant.
+func All() Scope { return Scope{all: true} }
+
+// Admin is the scope of an admin user: every tenant, with roles (MyRole)
+// told from userID's point of view: owner of their own projects, admin of
+// the others'.
+func Admin(userID string) Scope { return Scope{all: true, userID: userID} }
+
+// User is the scope of one user: the projects they own or are a member of,
+// the tasks of those projects, and the scans they asked for or that belong
+// to those projects.
+func User(id string) Scope { return Scope{userID: id} }
+
+// IsAll reports whether s sees every tenant.
+func (s Scope) IsAll() bool { return s.all }
+
+// UserID is the user s is limited to, or the admin of Admin ("" for All
+// and for the zero Scope).
+func (s Scope) UserID() string { return s.userID }
+
+// None reports whether s sees nothing (the zero Scope).
+func (s Scope) None() bool { return !s.all && s.userID == "" }
+
+// TaskFilter narrows ListTasks. Zero values of ProjectID and Statuses match
+// everything; Scope must be set (its zero value matches nothing).
 type TaskFilter struct {
+	Scope     Scope
 	ProjectID string
 	Statuses  []domain.TaskStatus
+}
+
+// UserStats is what per-user limits need of a user's tasks.
+type UserStats struct {
+	// Queued counts their pending and running tasks.
+	Queued int
+	// Spent is the sum of the cost of all their tasks, in USD.
+	Spent float64
 }
 
 // Store is everything Catalyst persists.
 type Store interface {
 	Projects
+	Members
 	Tasks
 	Logs
 	Artifacts
@@ -78,18 +122,45 @@ type Store interface {
 type Projects interface {
 	// CreateProject inserts p as given (the caller sets ID and timestamps).
 	CreateProject(ctx context.Context, p domain.Project) error
+	// GetProject returns a project whoever owns it (Catalyst's own use:
+	// the runner, the deployer); requests go through GetProjectIn.
 	GetProject(ctx context.Context, id string) (domain.Project, error)
-	// ListProjects returns a page and the cursor of the next page ("" at the end).
-	ListProjects(ctx context.Context, page Page) ([]domain.Project, string, error)
+	// GetProjectIn returns the project if scope sees it, with MyRole set
+	// (owner, editor, viewer; admin for All on a project the scope's user
+	// has no role in); domain.ErrNotFound otherwise, the same error as for
+	// an unknown id.
+	GetProjectIn(ctx context.Context, scope Scope, id string) (domain.Project, error)
+	// ListProjects returns a page of the projects scope sees (MyRole set)
+	// and the cursor of the next page ("" at the end).
+	ListProjects(ctx context.Context, scope Scope, page Page) ([]domain.Project, string, error)
 	// UpdateProject loads the project, applies mutate and stores the result
 	// atomically (optimistic concurrency, retried on a lost race).
 	UpdateProject(ctx context.Context, id string, mutate func(*domain.Project) error) (domain.Project, error)
 }
 
+// Members are the users a project is shared with, and their roles.
+type Members interface {
+	// PutMember adds m, or changes the role of the member it names; an
+	// unknown project is domain.ErrNotFound.
+	PutMember(ctx context.Context, m domain.Member) (domain.Member, error)
+	// ListMembers returns a project's members, oldest first.
+	ListMembers(ctx context.Context, projectID string) ([]domain.Member, error)
+	// DeleteMember removes userID from the project; domain.ErrNotFound
+	// when they were no member.
+	DeleteMember(ctx context.Context, projectID, userID string) error
+}
+
 type Tasks interface {
 	CreateTask(ctx context.Context, t domain.Task) error
+	// GetTask returns a task whoever may see it (Catalyst's own use);
+	// requests go through GetTaskIn.
 	GetTask(ctx context.Context, id string) (domain.Task, error)
+	// GetTaskIn returns the task if scope sees its project;
+	// domain.ErrNotFound otherwise, the same error as for an unknown id.
+	GetTaskIn(ctx context.Context, scope Scope, id string) (domain.Task, error)
 	ListTasks(ctx context.Context, filter TaskFilter, page Page) ([]domain.Task, string, error)
+	// UserStats counts the tasks userID created (Task.CreatedBy).
+	UserStats(ctx context.Context, userID string) (UserStats, error)
 	// UpdateTask loads the task, applies mutate and stores the result only if
 	// nobody changed it in between (Version compare-and-set); on a lost race
 	// it reloads and applies mutate again, so mutate must be a pure function
@@ -126,7 +197,10 @@ type Deployments interface {
 type Scans interface {
 	CreateScan(ctx context.Context, s domain.ExplorerScan) error
 	GetScan(ctx context.Context, id string) (domain.ExplorerScan, error)
-	ListScans(ctx context.Context, page Page) ([]domain.ExplorerScan, string, error)
+	// GetScanIn returns the scan if scope sees it (its owner, or a
+	// project scope sees); domain.ErrNotFound otherwise.
+	GetScanIn(ctx context.Context, scope Scope, id string) (domain.ExplorerScan, error)
+	ListScans(ctx context.Context, scope Scope, page Page) ([]domain.ExplorerScan, string, error)
 	UpdateScan(ctx context.Context, id string, mutate func(*domain.ExplorerScan) error) (domain.ExplorerScan, error)
 }
 

@@ -33,8 +33,8 @@ const (
 	ActorUser ActorKind = "user"
 )
 
-// Actor is who asks. Accounts will add users; every use case already takes
-// one, so scoping by tenant is a change of this package, not of its callers.
+// Actor is who asks. Every use case takes one and reads the store in its
+// scope (ScopeOf).
 type Actor struct {
 	Kind ActorKind
 	ID   string // user id for ActorUser
@@ -87,11 +87,17 @@ type Options struct {
 	Dispatcher Dispatcher
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Limits bound each user's queued tasks and spending.
+	Limits Limits
+	// Auditor records admins' access to other tenants' resources; nil
+	// records nothing.
+	Auditor Auditor
 }
 
 // Service is the task use cases.
 type Service struct {
-	opt Options
+	opt   Options
+	users userLocks
 }
 
 // New returns the Service.
@@ -136,11 +142,8 @@ func (s *Service) Submit(ctx context.Context, a Actor, sub Submission) (domain.T
 	if !ok {
 		return domain.Task{}, fmt.Errorf("%w %q (known: %s)", ErrUnknownKind, kind, strings.Join(s.opt.Graphs.Kinds(), ", "))
 	}
-	project, err := s.opt.Store.GetProject(ctx, sub.ProjectID)
+	project, err := s.access(ctx, a, sub.ProjectID, domain.RoleEditor, "submit_task", "project", sub.ProjectID)
 	if err != nil {
-		return domain.Task{}, err
-	}
-	if err := s.authorize(a, project); err != nil {
 		return domain.Task{}, err
 	}
 	if project.Status == domain.ProjectArchived {
@@ -156,6 +159,13 @@ func (s *Service) Submit(ctx context.Context, a Actor, sub Submission) (domain.T
 		return domain.Task{}, fmt.Errorf("%w: task id %q is not a UUID", domain.ErrInvalid, id)
 	}
 	t := domain.NewTask(id, project.ID, prompt, kind, p.Order, s.now())
+	t.CreatedBy = a.ID
+	if limited(a) {
+		defer s.users.lock(a.ID)()
+		if err := s.checkLimits(ctx, a); err != nil {
+			return domain.Task{}, err
+		}
+	}
 	if r, ok := s.opt.Dispatcher.(Reserver); ok {
 		r.Reserve(&t)
 	}
@@ -188,26 +198,31 @@ func (s *Service) dispatch(ctx context.Context, t domain.Task) (domain.Task, err
 	return t, nil
 }
 
-// Get returns a task the actor may see.
+// Get returns a task the actor may see; another tenant's task is
+// domain.ErrNotFound, as an unknown one.
 func (s *Service) Get(ctx context.Context, a Actor, id string) (domain.Task, error) {
-	t, err := s.opt.Store.GetTask(ctx, id)
-	if err != nil {
-		return t, err
-	}
-	return t, s.authorizeTask(ctx, a, t)
+	return s.task(ctx, a, id, domain.RoleViewer, "read")
 }
 
-// List returns a page of the tasks the actor may see.
+// List returns a page of the tasks the actor may see; f.Scope is set from
+// the actor, whatever the caller put there.
 func (s *Service) List(ctx context.Context, a Actor, f store.TaskFilter, page store.Page) ([]domain.Task, string, error) {
-	// Every actor sees every task until accounts scope them (at the store
-	// boundary, not by filtering here).
-	return s.opt.Store.ListTasks(ctx, f, page)
+	f.Scope = ScopeOf(a)
+	items, next, err := s.opt.Store.ListTasks(ctx, f, page)
+	if err == nil && a.Admin {
+		ids := make([]string, len(items))
+		for i, t := range items {
+			ids[i] = t.ProjectID
+		}
+		s.auditList(ctx, a, "task", ids)
+	}
+	return items, next, err
 }
 
 // Cancel stores the request to stop a pending or running task. Its owner,
 // in this process or another, stops it within a second.
 func (s *Service) Cancel(ctx context.Context, a Actor, id string) (domain.Task, error) {
-	if _, err := s.Get(ctx, a, id); err != nil {
+	if _, err := s.task(ctx, a, id, domain.RoleEditor, "cancel"); err != nil {
 		return domain.Task{}, err
 	}
 	t, err := s.transition(ctx, id, func(t *domain.Task) ([]domain.Change, error) {
@@ -225,9 +240,17 @@ func (s *Service) Cancel(ctx context.Context, a Actor, id string) (domain.Task, 
 // Retry resumes a failed or cancelled task at its first unfinished node. A
 // task whose fix loop ran out (or stalled) gets one more fix round.
 func (s *Service) Retry(ctx context.Context, a Actor, id string) (domain.Task, error) {
-	cur, err := s.Get(ctx, a, id)
+	cur, err := s.task(ctx, a, id, domain.RoleEditor, "retry")
 	if err != nil {
 		return cur, err
+	}
+	// A retry queues the task again and spends again: the retrying user's
+	// limits apply as to a new task.
+	if limited(a) {
+		defer s.users.lock(a.ID)()
+		if err := s.checkLimits(ctx, a); err != nil {
+			return cur, err
+		}
 	}
 	p, ok := s.opt.Graphs.Lookup(cur.KindOf())
 	if !ok {
@@ -292,15 +315,5 @@ func (s *Service) transition(ctx context.Context, id string, apply func(*domain.
 	return t, nil
 }
 
-// authorize says whether a may act on project. Every actor may, until
-// accounts exist: this is the seam they plug into.
-func (s *Service) authorize(a Actor, _ domain.Project) error {
-	if a.Kind == "" {
-		return fmt.Errorf("%w: no actor", domain.ErrInvalid)
-	}
-	return nil
-}
-
-func (s *Service) authorizeTask(_ context.Context, a Actor, _ domain.Task) error {
-	return s.authorize(a, domain.Project{})
-}
+func isNotFound(err error) bool { return errors.Is(err, domain.ErrNotFound) }
+func isConflict(err error) bool { return errors.Is(err, domain.ErrConflict) }

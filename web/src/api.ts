@@ -6,6 +6,9 @@ export type NodeName = string;
 export type NodeState = 'pending' | 'running' | 'completed' | 'failed' | 'skipped';
 export type TaskStatus = 'pending' | 'running' | 'completed' | 'failed' | 'cancelled';
 
+/** What the asking actor is to a project: viewer < editor < owner < admin (an admin on a project with no role of theirs). */
+export type ProjectRole = 'viewer' | 'editor' | 'owner' | 'admin';
+
 export interface Project {
   id: string;
   name: string;
@@ -14,8 +17,107 @@ export interface Project {
   github_repo?: string;
   /** Git repository that tasks of kind change start from. */
   repo_url?: string;
+  owner_id?: string;
+  /** Absent from servers without tenants: the token holder may do everything. */
+  my_role?: ProjectRole;
   created_at: string;
   updated_at: string;
+}
+
+const RANK: Record<ProjectRole, number> = { viewer: 1, editor: 2, owner: 3, admin: 4 };
+
+/**
+ * Whether the actor's role on p allows what needs `need`. Only hides
+ * controls: the server decides (403) whatever the page shows.
+ */
+export function allows(p: Pick<Project, 'my_role'> | null | undefined, need: ProjectRole): boolean {
+  if (!p) return false;
+  if (!p.my_role) return true;
+  return (RANK[p.my_role] ?? 0) >= RANK[need];
+}
+
+export interface User {
+  id: string;
+  email: string;
+  name: string;
+  role: 'admin' | 'user';
+  created_at?: string;
+}
+
+/** The server token's holder (the sign-in link) is no account: GET /api/auth/me answers it without an e-mail address. */
+export const isTokenHolder = (u: User | null) => !!u && !u.email;
+
+export interface AuthConfig {
+  signup: 'open' | 'invite' | 'closed';
+  has_users: boolean;
+}
+
+export interface APIKey {
+  id: string;
+  user_id: string;
+  name: string;
+  prefix: string;
+  created_at: string;
+  expires_at: string | null;
+  last_used_at: string | null;
+}
+
+export interface KeyCreated {
+  id: string;
+  name: string;
+  /** Shown once: the server keeps only its hash. */
+  key: string;
+  prefix: string;
+  created_at: string;
+  expires_at: string | null;
+}
+
+export interface Session {
+  id: string;
+  user_id: string;
+  created_at: string;
+  last_seen_at: string;
+  user_agent?: string;
+  remote_addr?: string;
+  current: boolean;
+}
+
+export interface Member {
+  project_id: string;
+  user_id: string;
+  email?: string;
+  name?: string;
+  role: 'viewer' | 'editor';
+  added_by: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface AuditEntry {
+  id: string;
+  time: string;
+  actor_id: string;
+  actor_kind: string;
+  actor_email?: string;
+  action: string;
+  resource_type?: string;
+  resource_id?: string;
+  remote_addr?: string;
+  user_agent?: string;
+  result: 'ok' | 'denied' | 'error';
+  status?: number;
+  detail?: string;
+}
+
+export interface AuditFilter {
+  actor?: string;
+  action?: string;
+  resource_type?: string;
+  resource_id?: string;
+  result?: string;
+  /** RFC 3339. */
+  since?: string;
+  until?: string;
 }
 
 export interface Task {
@@ -318,22 +420,62 @@ function nextLink(res: Response): string | null {
   if (!link) return null;
   for (const part of link.split(',')) {
     const m = part.match(/<([^>]+)>\s*;\s*rel="?next"?/);
-    if (m) return m[1];
+    if (m) {
+      // Followed on this origin only, with the cookie: never to a host a header names.
+      try {
+        const u = new URL(m[1], location.origin);
+        return u.pathname.startsWith('/api/') ? u.pathname + u.search : null;
+      } catch {
+        return null;
+      }
+    }
   }
   return null;
 }
 
 const enc = encodeURIComponent;
 
+/** A page of a list and the URL of the next one (the Link rel="next" header). */
+async function page<T>(url: string): Promise<{ items: T[]; next: string | null }> {
+  const res = await request('GET', url);
+  const items = ((await res.json()) as T[] | null) ?? [];
+  return { items, next: nextLink(res) };
+}
+
 export const api = {
   info: () => json<Record<string, unknown>>('GET', '/api/'),
+
+  authConfig: () => json<AuthConfig>('GET', '/api/auth/config'),
+  me: () => json<User>('GET', '/api/auth/me'),
+  // Passwords travel in JSON bodies only, never in a URL.
+  register: (b: { email: string; password: string; name?: string; invite?: string }) => json<User>('POST', '/api/auth/register', b),
+  login: (email: string, password: string) => json<{ user: User }>('POST', '/api/auth/login', { email, password }),
+  logout: () => json<void>('POST', '/api/auth/logout'),
+  sessions: async () => (await json<Session[] | null>('GET', '/api/auth/sessions')) ?? [],
+  revokeSession: (id: string) => json<void>('DELETE', `/api/auth/sessions/${enc(id)}`),
+  keys: async () => (await json<APIKey[] | null>('GET', '/api/auth/keys')) ?? [],
+  createKey: (name: string, expires_at?: string) => json<KeyCreated>('POST', '/api/auth/keys', expires_at ? { name, expires_at } : { name }),
+  revokeKey: (id: string) => json<void>('DELETE', `/api/auth/keys/${enc(id)}`),
+  users: (url = '/api/users?limit=100') => page<User>(url),
+
+  members: async (projectId: string) => (await json<Member[] | null>('GET', `/api/projects/${enc(projectId)}/members`)) ?? [],
+  /** Adds a member, or changes the role of one. */
+  setMember: (projectId: string, email: string, role: 'viewer' | 'editor') => json<Member>('POST', `/api/projects/${enc(projectId)}/members`, { email, role }),
+  setMemberRole: (projectId: string, userId: string, role: 'viewer' | 'editor') =>
+    json<Member>('POST', `/api/projects/${enc(projectId)}/members`, { user_id: userId, role }),
+  removeMember: (projectId: string, userId: string) => json<void>('DELETE', `/api/projects/${enc(projectId)}/members/${enc(userId)}`),
+
+  /** A page of the audit log (admins); `url` is a next link from an earlier page. */
+  audit(f: AuditFilter, url?: string, limit = 50) {
+    if (url) return page<AuditEntry>(url);
+    const q = new URLSearchParams({ limit: String(limit) });
+    for (const [k, v] of Object.entries(f)) if (v) q.set(k, v);
+    return page<AuditEntry>(`/api/audit?${q}`);
+  },
+
   health: () => json<Record<string, unknown>>('GET', '/api/health'),
 
-  async listProjects(url = '/api/projects?limit=50'): Promise<{ items: Project[]; next: string | null }> {
-    const res = await request('GET', url);
-    const items = ((await res.json()) as Project[] | null) ?? [];
-    return { items, next: nextLink(res) };
-  },
+  listProjects: (url = '/api/projects?limit=50') => page<Project>(url),
   getProject: (id: string) => json<Project>('GET', `/api/projects/${enc(id)}`),
   createProject: (name: string, description: string, repo?: { repo_url?: string; repo_credential?: string }) =>
     json<Project>('POST', '/api/projects', { name, description, ...(repo ?? {}) }),

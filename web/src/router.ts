@@ -1,15 +1,16 @@
 // Hash routing: #/projects, #/projects/:id, #/tasks/:id[/tab[/file path]],
-// #/explorer[/:id]. Hash routes work with any server fallback and keep
-// /api and /apps free of client routes.
+// #/explorer[/:id], #/signup[?invite=…], #/account/keys, #/account/sessions,
+// #/admin/audit. Hash routes work with any server fallback and keep /api
+// and /apps free of client routes.
 import { useEffect, useState } from 'preact/hooks';
 
 export interface Route {
-  name: 'projects' | 'project' | 'task' | 'explorer' | 'scan' | 'notfound';
+  name: 'projects' | 'project' | 'task' | 'explorer' | 'scan' | 'signup' | 'keys' | 'sessions' | 'audit' | 'notfound';
   params: Record<string, string>;
 }
 
 export function parse(hash: string): Route {
-  const path = hash.replace(/^#/, '') || '/';
+  const [path, query = ''] = (hash.replace(/^#/, '') || '/').split('?', 2);
   const parts = path.split('/').filter(Boolean).map((p) => {
     try {
       return decodeURIComponent(p);
@@ -24,6 +25,9 @@ export function parse(hash: string): Route {
   }
   if (parts[0] === 'explorer' && parts.length === 1) return { name: 'explorer', params: {} };
   if (parts[0] === 'explorer' && parts.length === 2) return { name: 'scan', params: { id: parts[1] } };
+  if (parts[0] === 'signup' && parts.length === 1) return { name: 'signup', params: { invite: new URLSearchParams(query).get('invite') ?? '' } };
+  if (parts[0] === 'account' && parts.length === 2 && (parts[1] === 'keys' || parts[1] === 'sessions')) return { name: parts[1], params: {} };
+  if (parts[0] === 'admin' && parts.length === 2 && parts[1] === 'audit') return { name: 'audit', params: {} };
   return { name: 'notfound', params: {} };
 }
 

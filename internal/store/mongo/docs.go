@@ -27,9 +27,24 @@ type projectDoc struct {
 	RepoURL     string `bson:"repo_url"`
 	// RepoCredential is the name of an environment variable, never a secret.
 	RepoCredential string   `bson:"repo_credential"`
+	OwnerID        string   `bson:"owner_id"`
 	CreatedAt      flexTime `bson:"created_at"`
 	UpdatedAt      flexTime `bson:"updated_at"`
 	Version        int64    `bson:"version"`
+}
+
+type memberDoc struct {
+	ProjectID string   `bson:"project_id"`
+	UserID    string   `bson:"user_id"`
+	Role      string   `bson:"role"`
+	AddedBy   string   `bson:"added_by"`
+	CreatedAt flexTime `bson:"created_at"`
+	UpdatedAt flexTime `bson:"updated_at"`
+}
+
+func (d *memberDoc) domain() domain.Member {
+	return domain.Member{ProjectID: d.ProjectID, UserID: d.UserID, Role: domain.ProjectRole(d.Role), AddedBy: d.AddedBy,
+		CreatedAt: d.CreatedAt.t, UpdatedAt: d.UpdatedAt.orElse(d.CreatedAt)}
 }
 
 type taskDoc struct {
@@ -52,6 +67,7 @@ type taskDoc struct {
 	Offline      bool               `bson:"offline"`
 	LeaseOwner   string             `bson:"lease_owner"`
 	LeaseExpires *flexTime          `bson:"lease_expires_at"`
+	CreatedBy    string             `bson:"created_by"`
 	Version      int64              `bson:"version"`
 }
 
@@ -117,6 +133,8 @@ type scanDoc struct {
 	Cost         float64  `bson:"cost"`
 	CreatedAt    flexTime `bson:"created_at"`
 	UpdatedAt    flexTime `bson:"updated_at"`
+	OwnerID      string   `bson:"owner_id"`
+	ProjectID    string   `bson:"project_id"`
 	Version      int64    `bson:"version"`
 }
 
@@ -124,12 +142,12 @@ type scanDoc struct {
 
 func toProjectDoc(p *domain.Project) projectDoc {
 	return projectDoc{ID: p.ID, Name: p.Name, Description: p.Description, Status: string(p.Status),
-		GitHubRepo: p.GitHubRepo, RepoURL: p.RepoURL, RepoCredential: p.RepoCredential, CreatedAt: newFlexTime(p.CreatedAt), UpdatedAt: newFlexTime(p.UpdatedAt)}
+		GitHubRepo: p.GitHubRepo, RepoURL: p.RepoURL, RepoCredential: p.RepoCredential, OwnerID: p.OwnerID, CreatedAt: newFlexTime(p.CreatedAt), UpdatedAt: newFlexTime(p.UpdatedAt)}
 }
 
 func (d *projectDoc) domain() domain.Project {
 	p := domain.Project{ID: d.ID, Name: d.Name, Description: d.Description, Status: domain.ProjectStatus(d.Status),
-		GitHubRepo: d.GitHubRepo, RepoURL: d.RepoURL, RepoCredential: d.RepoCredential, CreatedAt: d.CreatedAt.t, UpdatedAt: d.UpdatedAt.orElse(d.CreatedAt)}
+		GitHubRepo: d.GitHubRepo, RepoURL: d.RepoURL, RepoCredential: d.RepoCredential, OwnerID: d.OwnerID, CreatedAt: d.CreatedAt.t, UpdatedAt: d.UpdatedAt.orElse(d.CreatedAt)}
 	if p.Status == "" {
 		p.Status = domain.ProjectActive
 	}
@@ -141,7 +159,8 @@ func toTaskDoc(t *domain.Task) taskDoc {
 		NodeCosts: t.NodeCosts, Error: t.Error, FixIteration: t.FixIteration, Provider: t.Provider,
 		CreatedAt: newFlexTime(t.CreatedAt), UpdatedAt: newFlexTime(t.UpdatedAt),
 		StartedAt: newFlexTimePtr(t.StartedAt), FinishedAt: newFlexTimePtr(t.FinishedAt), Version: t.Version,
-		Kind: t.KindOf(), Model: t.Model, Offline: t.Offline, LeaseOwner: t.LeaseOwner, LeaseExpires: newFlexTimePtr(t.LeaseExpiresAt)}
+		Kind: t.KindOf(), Model: t.Model, Offline: t.Offline, LeaseOwner: t.LeaseOwner, LeaseExpires: newFlexTimePtr(t.LeaseExpiresAt),
+		CreatedBy: t.CreatedBy}
 	if t.GraphState != nil {
 		d.GraphState = make(map[string]string, len(t.GraphState))
 		for k, v := range t.GraphState {
@@ -156,7 +175,8 @@ func (d *taskDoc) domain() domain.Task {
 		Cost: d.Cost, NodeCosts: d.NodeCosts, Error: d.Error, FixIteration: d.FixIteration, Provider: d.Provider,
 		CreatedAt: d.CreatedAt.t, UpdatedAt: d.UpdatedAt.orElse(d.CreatedAt),
 		StartedAt: d.StartedAt.ptr(), FinishedAt: d.FinishedAt.ptr(), Version: d.Version,
-		Kind: d.Kind, Model: d.Model, Offline: d.Offline, LeaseOwner: d.LeaseOwner, LeaseExpiresAt: d.LeaseExpires.ptr()}
+		Kind: d.Kind, Model: d.Model, Offline: d.Offline, LeaseOwner: d.LeaseOwner, LeaseExpiresAt: d.LeaseExpires.ptr(),
+		CreatedBy: d.CreatedBy}
 	t.Kind = t.KindOf()
 	t.NormalizeServed()
 	if d.GraphState != nil {
@@ -208,7 +228,8 @@ func toScanDoc(s *domain.ExplorerScan) (scanDoc, error) {
 	d := scanDoc{ID: s.ID, SystemName: s.SystemName, RepoURL: s.RepoURL, JiraProject: s.JiraProject,
 		ServiceNowCI: s.ServiceNowCI, GitHubRepo: s.GitHubRepo, TaskID: s.TaskID,
 		Status: string(s.Status), Brief: s.Brief, Risks: s.Risks, Proposals: s.Proposals, Error: s.Error,
-		Cost: s.Cost, CreatedAt: newFlexTime(s.CreatedAt), UpdatedAt: newFlexTime(s.UpdatedAt)}
+		Cost: s.Cost, CreatedAt: newFlexTime(s.CreatedAt), UpdatedAt: newFlexTime(s.UpdatedAt),
+		OwnerID: s.OwnerID, ProjectID: s.ProjectID}
 	for _, f := range []struct {
 		name string
 		v    any
@@ -235,7 +256,8 @@ func (d *scanDoc) domain() (domain.ExplorerScan, error) {
 	s := domain.ExplorerScan{ID: d.ID, SystemName: d.SystemName, RepoURL: d.RepoURL, JiraProject: d.JiraProject,
 		ServiceNowCI: d.ServiceNowCI, GitHubRepo: d.GitHubRepo, TaskID: d.TaskID,
 		Status: domain.ScanStatus(d.Status), Brief: d.Brief, Risks: d.Risks, Proposals: d.Proposals, Error: d.Error,
-		Cost: d.Cost, CreatedAt: d.CreatedAt.t, UpdatedAt: d.UpdatedAt.orElse(d.CreatedAt)}
+		Cost: d.Cost, CreatedAt: d.CreatedAt.t, UpdatedAt: d.UpdatedAt.orElse(d.CreatedAt),
+		OwnerID: d.OwnerID, ProjectID: d.ProjectID}
 	if s.Status == "" { // the original stored a scan once it was done
 		s.Status = domain.ScanCompleted
 	}

@@ -101,11 +101,6 @@ func (s *Store) GetProject(ctx context.Context, id string) (domain.Project, erro
 	return d.domain(), err
 }
 
-func (s *Store) ListProjects(ctx context.Context, page store.Page) ([]domain.Project, string, error) {
-	return list(ctx, s.projects, bson.D{}, page, ok((*projectDoc).domain),
-		func(d *projectDoc) (flexTime, string) { return d.CreatedAt, d.ID })
-}
-
 func (s *Store) UpdateProject(ctx context.Context, id string, mutate func(*domain.Project) error) (domain.Project, error) {
 	what := "update project " + id
 	var stored projectDoc
@@ -143,7 +138,10 @@ func (s *Store) GetTask(ctx context.Context, id string) (domain.Task, error) {
 }
 
 func (s *Store) ListTasks(ctx context.Context, f store.TaskFilter, page store.Page) ([]domain.Task, string, error) {
-	filter := bson.D{}
+	filter, err := s.projectIn(ctx, f.Scope, "project_id")
+	if err != nil {
+		return nil, "", err
+	}
 	if f.ProjectID != "" {
 		filter = append(filter, bson.E{Key: "project_id", Value: f.ProjectID})
 	}
@@ -326,11 +324,6 @@ func (s *Store) GetScan(ctx context.Context, id string) (domain.ExplorerScan, er
 		return sc, mapErr(err, "scan "+id)
 	}
 	return sc, nil
-}
-
-func (s *Store) ListScans(ctx context.Context, page store.Page) ([]domain.ExplorerScan, string, error) {
-	return list(ctx, s.scans, bson.D{}, page, (*scanDoc).domain,
-		func(d *scanDoc) (flexTime, string) { return d.CreatedAt, d.ID })
 }
 
 func (s *Store) UpdateScan(ctx context.Context, id string, mutate func(*domain.ExplorerScan) error) (domain.ExplorerScan, error) {

@@ -82,7 +82,7 @@ func TestReadsPythonDocuments(t *testing.T) {
 		!task.CreatedAt.Equal(utc(60, 0)) || task.Version != 0 {
 		t.Errorf("task read as %+v", task)
 	}
-	tasks, _, err := s.ListTasks(ctx, store.TaskFilter{ProjectID: projectID}, store.Page{})
+	tasks, _, err := s.ListTasks(ctx, store.TaskFilter{Scope: store.All(), ProjectID: projectID}, store.Page{})
 	if err != nil || len(tasks) != 1 || tasks[0].ID != taskID {
 		t.Errorf("ListTasks by project: %v, %v", tasks, err)
 	}
@@ -139,7 +139,7 @@ func TestReadsPythonDocuments(t *testing.T) {
 	}
 	var ids []string
 	for cursor, n := "", 0; n < 5; n++ {
-		items, next, err := s.ListProjects(ctx, store.Page{Limit: 1, Cursor: cursor})
+		items, next, err := s.ListProjects(ctx, store.All(), store.Page{Limit: 1, Cursor: cursor})
 		if err != nil {
 			t.Fatalf("ListProjects: %v", err)
 		}
@@ -153,7 +153,7 @@ func TestReadsPythonDocuments(t *testing.T) {
 	if len(ids) != 2 || ids[0] != "ours" || ids[1] != projectID {
 		t.Errorf("paged projects %v; want ours (a date sorts above the original's strings), then the original's", ids)
 	}
-	scans, _, err := s.ListScans(ctx, store.Page{})
+	scans, _, err := s.ListScans(ctx, store.All(), store.Page{})
 	if err != nil || len(scans) != 1 {
 		t.Errorf("ListScans: %v, %v", scans, err)
 	}

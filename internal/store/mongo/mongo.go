@@ -2,7 +2,7 @@
 // driver v2.
 //
 // Collections are the original backend's (projects, tasks, agent_logs,
-// deployments, explorer_scans) plus node_artifacts, update_claims and
+// deployments, explorer_scans) plus project_members, node_artifacts, update_claims and
 // workspace_snapshots with the GridFS bucket "snapshots", in one database. Documents carry the domain's JSON field names and a UUID `id`
 // with a unique index; `_id` is left to the server (an ObjectId, as the
 // original's). Documents written by the original are read as they are:
@@ -37,7 +37,7 @@ type Store struct {
 	client *mongo.Client
 	db     *mongo.Database
 
-	projects, tasks, logs, deployments, scans, artifacts, claims, snapshots *mongo.Collection
+	projects, members, tasks, logs, deployments, scans, artifacts, claims, snapshots *mongo.Collection
 
 	knownTasks sync.Map // ids of tasks seen to exist (tasks are never deleted)
 	lastSeq    sync.Map // task id -> the last log seq this process stored (a guess for AppendLog)
@@ -53,6 +53,7 @@ const (
 	collArtifacts   = "node_artifacts"
 	collClaims      = "update_claims" // see Store.cas
 	collSnapshots   = "workspace_snapshots"
+	collMembers     = "project_members"
 	// collSnapshotFiles is the files collection of the snapshots' GridFS
 	// bucket (see snapshots.go).
 	collSnapshotFiles = snapshotBucket + ".files"
@@ -78,7 +79,7 @@ func Open(ctx context.Context, uri, dbName string) (*Store, error) {
 		projects: db.Collection(collProjects), tasks: db.Collection(collTasks), logs: db.Collection(collLogs),
 		deployments: db.Collection(collDeployments), scans: db.Collection(collScans),
 		artifacts: db.Collection(collArtifacts), claims: db.Collection(collClaims),
-		snapshots: db.Collection(collSnapshots),
+		snapshots: db.Collection(collSnapshots), members: db.Collection(collMembers),
 	}
 	if err := s.Ping(ctx); err != nil {
 		client.Disconnect(context.WithoutCancel(ctx))
@@ -106,12 +107,18 @@ var indexes = map[string][]index{
 	collProjects: {
 		{"id_unique", bson.D{{Key: "id", Value: 1}}, true},
 		{"created_at_id", newest, false},
+		{"owner_created_at_id", prepend("owner_id", newest), false},
+	},
+	collMembers: {
+		{"project_user_unique", bson.D{{Key: "project_id", Value: 1}, {Key: "user_id", Value: 1}}, true},
+		{"user_project", bson.D{{Key: "user_id", Value: 1}, {Key: "project_id", Value: 1}}, false},
 	},
 	collTasks: {
 		{"id_unique", bson.D{{Key: "id", Value: 1}}, true},
 		{"created_at_id", newest, false},
 		{"project_created_at_id", prepend("project_id", newest), false},
 		{"status_created_at_id", prepend("status", newest), false},
+		{"created_by_status", bson.D{{Key: "created_by", Value: 1}, {Key: "status", Value: 1}}, false},
 	},
 	collLogs: {
 		{"id_unique", bson.D{{Key: "id", Value: 1}}, true},
@@ -127,6 +134,8 @@ var indexes = map[string][]index{
 	collScans: {
 		{"id_unique", bson.D{{Key: "id", Value: 1}}, true},
 		{"created_at_id", newest, false},
+		{"owner_created_at_id", prepend("owner_id", newest), false},
+		{"project_created_at_id", prepend("project_id", newest), false},
 	},
 	collArtifacts: {
 		{"task_node_iteration_unique", bson.D{{Key: "task_id", Value: 1}, {Key: "node", Value: 1}, {Key: "iteration", Value: 1}}, true},

@@ -15,13 +15,14 @@ import (
 
 // ---- projects
 
-const projectCols = `id, name, description, status, github_repo, repo_url, repo_credential, created_at, updated_at, version`
+const projectCols = `id, name, description, status, github_repo, repo_url, repo_credential, created_at, updated_at, version, owner_id`
 
-func scanProject(r rowScanner) (domain.Project, int64, error) {
+func scanProject(r rowScanner, extra ...any) (domain.Project, int64, error) {
 	var p domain.Project
 	var created, updated string
 	var version int64
-	if err := r.Scan(&p.ID, &p.Name, &p.Description, &p.Status, &p.GitHubRepo, &p.RepoURL, &p.RepoCredential, &created, &updated, &version); err != nil {
+	dest := append([]any{&p.ID, &p.Name, &p.Description, &p.Status, &p.GitHubRepo, &p.RepoURL, &p.RepoCredential, &created, &updated, &version, &p.OwnerID}, extra...)
+	if err := r.Scan(dest...); err != nil {
 		return p, 0, err
 	}
 	var err error
@@ -31,9 +32,26 @@ func scanProject(r rowScanner) (domain.Project, int64, error) {
 	return p, version, err
 }
 
+// roleCol computes MyRole for scope's user as an extra column: owner of
+// their projects, their member role, else admin (only All scopes read
+// projects the user has no role in). Its arguments come first.
+func roleCol(scope store.Scope) (string, []any) {
+	u := scope.UserID()
+	return `, CASE WHEN ? <> '' AND owner_id = ? THEN 'owner'
+		ELSE COALESCE((SELECT role FROM project_members m WHERE m.project_id = projects.id AND m.user_id = ?), 'admin') END`,
+		[]any{u, u, u}
+}
+
+func scanProjectWithRole(r rowScanner) (domain.Project, error) {
+	var role string
+	p, _, err := scanProject(r, &role)
+	p.MyRole = domain.ProjectRole(role)
+	return p, err
+}
+
 func (s *Store) CreateProject(ctx context.Context, p domain.Project) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO projects (`+projectCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
-		p.ID, p.Name, p.Description, p.Status, p.GitHubRepo, p.RepoURL, p.RepoCredential, fmtTime(p.CreatedAt), fmtTime(p.UpdatedAt))
+	_, err := s.w.ExecContext(ctx, `INSERT INTO projects (`+projectCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
+		p.ID, p.Name, p.Description, p.Status, p.GitHubRepo, p.RepoURL, p.RepoCredential, fmtTime(p.CreatedAt), fmtTime(p.UpdatedAt), p.OwnerID)
 	if err != nil {
 		return mapErr(err, "create project "+p.ID, "")
 	}
@@ -53,8 +71,22 @@ func (s *Store) GetProject(ctx context.Context, id string) (domain.Project, erro
 	return p, err
 }
 
-func (s *Store) ListProjects(ctx context.Context, page store.Page) ([]domain.Project, string, error) {
-	return list(ctx, s, "projects", projectCols, nil, nil, page, dropVersion(scanProject),
+func (s *Store) GetProjectIn(ctx context.Context, scope store.Scope, id string) (domain.Project, error) {
+	role, roleArgs := roleCol(scope)
+	cond, condArgs := inScope(scope, "id")
+	args := append(append(roleArgs, id), condArgs...)
+	p, err := scanProjectWithRole(s.r.QueryRowContext(ctx,
+		`SELECT `+projectCols+role+` FROM projects WHERE id = ? AND `+cond, args...))
+	if err != nil {
+		return p, mapErr(err, "project "+id, "")
+	}
+	return p, nil
+}
+
+func (s *Store) ListProjects(ctx context.Context, scope store.Scope, page store.Page) ([]domain.Project, string, error) {
+	role, roleArgs := roleCol(scope)
+	cond, condArgs := inScope(scope, "id")
+	return listCols(ctx, s, "projects", projectCols+role, roleArgs, []string{cond}, condArgs, page, scanProjectWithRole,
 		func(p domain.Project) (time.Time, string) { return p.CreatedAt, p.ID })
 }
 
@@ -65,9 +97,69 @@ func (s *Store) UpdateProject(ctx context.Context, id string, mutate func(*domai
 		p.ID = id
 		p.UpdatedAt = now()
 		return s.cas(ctx, "update project "+id, `UPDATE projects SET name = ?, description = ?, status = ?,
-			github_repo = ?, repo_url = ?, repo_credential = ?, created_at = ?, updated_at = ?, version = version + 1 WHERE id = ? AND version = ?`,
-			p.Name, p.Description, p.Status, p.GitHubRepo, p.RepoURL, p.RepoCredential, fmtTime(p.CreatedAt), fmtTime(p.UpdatedAt), id, version)
+			github_repo = ?, repo_url = ?, repo_credential = ?, created_at = ?, updated_at = ?, owner_id = ?, version = version + 1 WHERE id = ? AND version = ?`,
+			p.Name, p.Description, p.Status, p.GitHubRepo, p.RepoURL, p.RepoCredential, fmtTime(p.CreatedAt), fmtTime(p.UpdatedAt), p.OwnerID, id, version)
 	})
+}
+
+// ---- members
+
+const memberCols = `project_id, user_id, role, added_by, created_at, updated_at`
+
+func scanMember(r rowScanner) (domain.Member, error) {
+	var m domain.Member
+	var created, updated string
+	if err := r.Scan(&m.ProjectID, &m.UserID, &m.Role, &m.AddedBy, &created, &updated); err != nil {
+		return m, err
+	}
+	var err error
+	if m.CreatedAt, err = parseTime(created); err == nil {
+		m.UpdatedAt, err = parseTime(updated)
+	}
+	return m, err
+}
+
+func (s *Store) PutMember(ctx context.Context, m domain.Member) (domain.Member, error) {
+	what := "put member " + m.UserID + " of project " + m.ProjectID
+	if !m.Role.MemberRole() {
+		return m, fmt.Errorf("sqlite: %s: %w: role %q is not viewer or editor", what, domain.ErrInvalid, m.Role)
+	}
+	stored, err := scanMember(s.w.QueryRowContext(ctx, `INSERT INTO project_members (`+memberCols+`) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role, added_by = excluded.added_by,
+		updated_at = excluded.updated_at RETURNING `+memberCols,
+		m.ProjectID, m.UserID, m.Role, m.AddedBy, fmtTime(m.CreatedAt), fmtTime(m.UpdatedAt)))
+	if err != nil {
+		return m, mapErr(err, what, "project "+m.ProjectID)
+	}
+	return stored, nil
+}
+
+func (s *Store) ListMembers(ctx context.Context, projectID string) ([]domain.Member, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+memberCols+` FROM project_members WHERE project_id = ?
+		ORDER BY created_at, user_id`, projectID)
+	if err != nil {
+		return nil, mapErr(err, "list members of project "+projectID, "")
+	}
+	out, err := collect(rows, scanMember)
+	if err != nil {
+		return nil, mapErr(err, "list members of project "+projectID, "")
+	}
+	return out, nil
+}
+
+func (s *Store) DeleteMember(ctx context.Context, projectID, userID string) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM project_members WHERE project_id = ? AND user_id = ?`, projectID, userID)
+	what := "member " + userID + " of project " + projectID
+	if err != nil {
+		return mapErr(err, "delete "+what, "")
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		if err == nil {
+			err = sql.ErrNoRows
+		}
+		return mapErr(err, what, "")
+	}
+	return nil
 }
 
 // cas runs a conditional UPDATE and reports whether it changed a row.
@@ -86,7 +178,7 @@ func (s *Store) cas(ctx context.Context, what, query string, args ...any) (bool,
 // ---- tasks
 
 const taskCols = `id, project_id, prompt, graph_state, status, cost, node_costs, error, fix_iteration,
-	provider, created_at, updated_at, started_at, finished_at, kind, model, offline, lease_owner, lease_expires_at, version`
+	provider, created_at, updated_at, started_at, finished_at, kind, model, offline, lease_owner, lease_expires_at, created_by, version`
 
 func scanTask(r rowScanner) (domain.Task, error) {
 	var t domain.Task
@@ -94,7 +186,7 @@ func scanTask(r rowScanner) (domain.Task, error) {
 	var started, finished, leaseExp sql.NullString
 	err := r.Scan(&t.ID, &t.ProjectID, &t.Prompt, &graph, &t.Status, &t.Cost, &nodeCosts, &t.Error,
 		&t.FixIteration, &t.Provider, &created, &updated, &started, &finished,
-		&t.Kind, &t.Model, &t.Offline, &t.LeaseOwner, &leaseExp, &t.Version)
+		&t.Kind, &t.Model, &t.Offline, &t.LeaseOwner, &leaseExp, &t.CreatedBy, &t.Version)
 	if err != nil {
 		return t, err
 	}
@@ -124,7 +216,7 @@ func taskValues(t *domain.Task) ([]any, error) {
 	return []any{t.ProjectID, t.Prompt, string(graph), t.Status, t.Cost, string(nodeCosts), t.Error,
 		t.FixIteration, t.Provider, fmtTime(t.CreatedAt), fmtTime(t.UpdatedAt),
 		fmtTimePtr(t.StartedAt), fmtTimePtr(t.FinishedAt),
-		t.KindOf(), t.Model, t.Offline, t.LeaseOwner, fmtTimePtr(t.LeaseExpiresAt)}, nil
+		t.KindOf(), t.Model, t.Offline, t.LeaseOwner, fmtTimePtr(t.LeaseExpiresAt), t.CreatedBy}, nil
 }
 
 func (s *Store) CreateTask(ctx context.Context, t domain.Task) error {
@@ -148,9 +240,28 @@ func (s *Store) GetTask(ctx context.Context, id string) (domain.Task, error) {
 	return t, nil
 }
 
+func (s *Store) GetTaskIn(ctx context.Context, scope store.Scope, id string) (domain.Task, error) {
+	cond, args := inScope(scope, "project_id")
+	t, err := scanTask(s.r.QueryRowContext(ctx, `SELECT `+taskCols+` FROM tasks WHERE id = ? AND `+cond, append([]any{id}, args...)...))
+	if err != nil {
+		return t, mapErr(err, "task "+id, "")
+	}
+	return t, nil
+}
+
+func (s *Store) UserStats(ctx context.Context, userID string) (store.UserStats, error) {
+	var st store.UserStats
+	err := s.r.QueryRowContext(ctx, `SELECT COUNT(CASE WHEN status IN ('pending', 'running') THEN 1 END),
+		COALESCE(SUM(cost), 0) FROM tasks WHERE created_by = ?`, userID).Scan(&st.Queued, &st.Spent)
+	if err != nil {
+		return st, mapErr(err, "task stats of user "+userID, "")
+	}
+	return st, nil
+}
+
 func (s *Store) ListTasks(ctx context.Context, f store.TaskFilter, page store.Page) ([]domain.Task, string, error) {
-	var conds []string
-	var args []any
+	cond, args := inScope(f.Scope, "project_id")
+	conds := []string{cond}
 	if f.ProjectID != "" {
 		conds = append(conds, "project_id = ?")
 		args = append(args, f.ProjectID)
@@ -180,7 +291,7 @@ func (s *Store) UpdateTask(ctx context.Context, id string, mutate func(*domain.T
 		return s.cas(ctx, "update task "+id, `UPDATE tasks SET project_id = ?, prompt = ?, graph_state = ?,
 			status = ?, cost = ?, node_costs = ?, error = ?, fix_iteration = ?, provider = ?, created_at = ?,
 			updated_at = ?, started_at = ?, finished_at = ?, kind = ?, model = ?, offline = ?, lease_owner = ?,
-			lease_expires_at = ?, version = version + 1 WHERE id = ? AND version = ?`,
+			lease_expires_at = ?, created_by = ?, version = version + 1 WHERE id = ? AND version = ?`,
 			append(vals, id, version)...)
 	})
 }
@@ -340,14 +451,14 @@ func (s *Store) GetDeployment(ctx context.Context, taskID string) (domain.Deploy
 // ---- explorer scans
 
 const scanCols = `id, system_name, repo_url, jira_project, servicenow_ci, github_repo, task_id, status, brief,
-	risks, proposals, risk_details, facts, sources, error, cost, created_at, updated_at, version`
+	risks, proposals, risk_details, facts, sources, error, cost, created_at, updated_at, owner_id, project_id, version`
 
 func scanScan(r rowScanner) (domain.ExplorerScan, int64, error) {
 	var sc domain.ExplorerScan
 	var risks, proposals, details, facts, sources, created, updated string
 	var version int64
 	err := r.Scan(&sc.ID, &sc.SystemName, &sc.RepoURL, &sc.JiraProject, &sc.ServiceNowCI, &sc.GitHubRepo, &sc.TaskID,
-		&sc.Status, &sc.Brief, &risks, &proposals, &details, &facts, &sources, &sc.Error, &sc.Cost, &created, &updated, &version)
+		&sc.Status, &sc.Brief, &risks, &proposals, &details, &facts, &sources, &sc.Error, &sc.Cost, &created, &updated, &sc.OwnerID, &sc.ProjectID, &version)
 	if err != nil {
 		return sc, 0, err
 	}
@@ -374,7 +485,7 @@ func scanValues(sc *domain.ExplorerScan) ([]any, error) {
 	}
 	return []any{sc.SystemName, sc.RepoURL, sc.JiraProject, sc.ServiceNowCI, sc.GitHubRepo, sc.TaskID, sc.Status,
 		sc.Brief, string(enc[0]), string(enc[1]), string(enc[2]), string(enc[3]), string(enc[4]), sc.Error, sc.Cost,
-		fmtTime(sc.CreatedAt), fmtTime(sc.UpdatedAt)}, nil
+		fmtTime(sc.CreatedAt), fmtTime(sc.UpdatedAt), sc.OwnerID, sc.ProjectID}, nil
 }
 
 func (s *Store) CreateScan(ctx context.Context, sc domain.ExplorerScan) error {
@@ -403,8 +514,29 @@ func (s *Store) GetScan(ctx context.Context, id string) (domain.ExplorerScan, er
 	return sc, err
 }
 
-func (s *Store) ListScans(ctx context.Context, page store.Page) ([]domain.ExplorerScan, string, error) {
-	return list(ctx, s, "explorer_scans", scanCols, nil, nil, page, dropVersion(scanScan),
+// scanInScope is the condition that scope sees a scan: it asked for it, or
+// the scan belongs to a project scope sees.
+func scanInScope(scope store.Scope) (string, []any) {
+	if scope.IsAll() || scope.None() {
+		return inScope(scope, "project_id")
+	}
+	cond, args := inScope(scope, "project_id")
+	return "(owner_id = ? OR " + cond + ")", append([]any{scope.UserID()}, args...)
+}
+
+func (s *Store) GetScanIn(ctx context.Context, scope store.Scope, id string) (domain.ExplorerScan, error) {
+	cond, args := scanInScope(scope)
+	sc, _, err := scanScan(s.r.QueryRowContext(ctx, `SELECT `+scanCols+` FROM explorer_scans WHERE id = ? AND `+cond,
+		append([]any{id}, args...)...))
+	if err != nil {
+		return sc, mapErr(err, "scan "+id, "")
+	}
+	return sc, nil
+}
+
+func (s *Store) ListScans(ctx context.Context, scope store.Scope, page store.Page) ([]domain.ExplorerScan, string, error) {
+	cond, args := scanInScope(scope)
+	return list(ctx, s, "explorer_scans", scanCols, []string{cond}, args, page, dropVersion(scanScan),
 		func(sc domain.ExplorerScan) (time.Time, string) { return sc.CreatedAt, sc.ID })
 }
 
@@ -421,7 +553,7 @@ func (s *Store) UpdateScan(ctx context.Context, id string, mutate func(*domain.E
 		return s.cas(ctx, "update scan "+id, `UPDATE explorer_scans SET system_name = ?, repo_url = ?,
 			jira_project = ?, servicenow_ci = ?, github_repo = ?, task_id = ?, status = ?, brief = ?, risks = ?,
 			proposals = ?, risk_details = ?, facts = ?, sources = ?, error = ?, cost = ?,
-			created_at = ?, updated_at = ?, version = version + 1 WHERE id = ? AND version = ?`,
+			created_at = ?, updated_at = ?, owner_id = ?, project_id = ?, version = version + 1 WHERE id = ? AND version = ?`,
 			append(vals, id, version)...)
 	})
 }

@@ -225,6 +225,32 @@ BEGIN SELECT RAISE(ABORT, 'audit_logs is append-only'); END;
 ALTER TABLE projects ADD COLUMN repo_url TEXT NOT NULL DEFAULT '';
 ALTER TABLE projects ADD COLUMN repo_credential TEXT NOT NULL DEFAULT '';
 `,
+	// 7: tenants. Projects have an owner and members; tasks record who
+	// created them (per-user limits); scans have an owner and may belong to
+	// a project. Rows from before have no owner: only admins see them.
+	`
+ALTER TABLE projects ADD COLUMN owner_id TEXT NOT NULL DEFAULT '';
+CREATE INDEX projects_owner_created ON projects (owner_id, created_at DESC, id DESC);
+
+CREATE TABLE project_members (
+	project_id TEXT NOT NULL REFERENCES projects (id),
+	user_id    TEXT NOT NULL,
+	role       TEXT NOT NULL,
+	added_by   TEXT NOT NULL,
+	created_at TEXT NOT NULL,
+	updated_at TEXT NOT NULL,
+	PRIMARY KEY (project_id, user_id)
+);
+CREATE INDEX project_members_user ON project_members (user_id, project_id);
+
+ALTER TABLE tasks ADD COLUMN created_by TEXT NOT NULL DEFAULT '';
+CREATE INDEX tasks_created_by_status ON tasks (created_by, status);
+
+ALTER TABLE explorer_scans ADD COLUMN owner_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE explorer_scans ADD COLUMN project_id TEXT NOT NULL DEFAULT '';
+CREATE INDEX explorer_scans_owner_created ON explorer_scans (owner_id, created_at DESC, id DESC);
+CREATE INDEX explorer_scans_project_created ON explorer_scans (project_id, created_at DESC, id DESC);
+`,
 }
 
 // migrate applies the migrations the file has not seen, in order.

@@ -17,7 +17,16 @@ import (
 func list[T any](ctx context.Context, s *Store, table, cols string, conds []string, args []any,
 	page store.Page, scan func(rowScanner) (T, error), key func(T) (time.Time, string),
 ) ([]T, string, error) {
+	return listCols(ctx, s, table, cols, nil, conds, args, page, scan, key)
+}
+
+// listCols is list with placeholders in cols too: colArgs are their
+// arguments, args those of conds.
+func listCols[T any](ctx context.Context, s *Store, table, cols string, colArgs []any, conds []string, args []any,
+	page store.Page, scan func(rowScanner) (T, error), key func(T) (time.Time, string),
+) ([]T, string, error) {
 	page = page.Normalized()
+	args = append(append([]any{}, colArgs...), args...)
 	if page.Cursor != "" {
 		c, err := storeutil.DecodeCursor(page.Cursor)
 		if err != nil {
@@ -83,3 +92,20 @@ func firstErr(steps ...func() error) error {
 }
 
 func newID() string { return uuid.NewString() }
+
+// visibleProjects is a subquery of the ids of the projects a user owns or
+// is a member of; its two arguments are the user id.
+const visibleProjects = `(SELECT id FROM projects WHERE owner_id = ? UNION SELECT project_id FROM project_members WHERE user_id = ?)`
+
+// inScope returns the condition that column (a project id) is one scope
+// sees, and its arguments. The zero scope matches nothing.
+func inScope(scope store.Scope, column string) (string, []any) {
+	switch {
+	case scope.IsAll():
+		return "1 = 1", nil
+	case scope.None():
+		return "1 = 0", nil
+	}
+	u := scope.UserID()
+	return column + " IN " + visibleProjects, []any{u, u}
+}

@@ -39,11 +39,11 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store) {
 			}
 		}
 		// Start from a cursor in the middle, as a client paging through does.
-		_, mid, err := s.ListTasks(b.Context(), store.TaskFilter{}, store.Page{Limit: n / 2})
+		_, mid, err := s.ListTasks(b.Context(), store.TaskFilter{Scope: store.All()}, store.Page{Limit: n / 2})
 		if err != nil {
 			b.Fatal(err)
 		}
-		filter := store.TaskFilter{ProjectID: p.ID}
+		filter := store.TaskFilter{Scope: store.All(), ProjectID: p.ID}
 		b.ReportAllocs()
 		for b.Loop() {
 			items, _, err := s.ListTasks(b.Context(), filter, store.Page{Limit: 50, Cursor: mid})

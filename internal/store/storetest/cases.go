@@ -240,7 +240,9 @@ func testPaginate[T any](t *testing.T, create func(created time.Time) T,
 
 func testPaginateProjects(t *testing.T, s store.Store) {
 	testPaginate(t, func(c time.Time) domain.Project { return mustProject(t, s, c) },
-		func(p store.Page) ([]domain.Project, string, error) { return s.ListProjects(t.Context(), p) },
+		func(p store.Page) ([]domain.Project, string, error) {
+			return withoutRole(s.ListProjects(t.Context(), store.All(), p))
+		},
 		func(p domain.Project) (time.Time, string) { return p.CreatedAt, p.ID })
 }
 
@@ -248,7 +250,7 @@ func testPaginateTasks(t *testing.T, s store.Store) {
 	p := mustProject(t, s, T0)
 	testPaginate(t, func(c time.Time) domain.Task { return mustTask(t, s, p.ID, c) },
 		func(pg store.Page) ([]domain.Task, string, error) {
-			return s.ListTasks(t.Context(), store.TaskFilter{}, pg)
+			return s.ListTasks(t.Context(), store.TaskFilter{Scope: store.All()}, pg)
 		},
 		func(t domain.Task) (time.Time, string) { return t.CreatedAt, t.ID })
 }
@@ -259,7 +261,9 @@ func testPaginateScans(t *testing.T, s store.Store) {
 		must(t, "CreateScan", s.CreateScan(t.Context(), sc))
 		return sc
 	},
-		func(p store.Page) ([]domain.ExplorerScan, string, error) { return s.ListScans(t.Context(), p) },
+		func(p store.Page) ([]domain.ExplorerScan, string, error) {
+			return s.ListScans(t.Context(), store.All(), p)
+		},
 		func(sc domain.ExplorerScan) (time.Time, string) { return sc.CreatedAt, sc.ID })
 }
 
@@ -276,13 +280,13 @@ func testLimitClamping(t *testing.T, s store.Store) {
 		{7, 7, true},
 		{store.MaxLimit + 1000, store.MaxLimit, true},
 	} {
-		items, next, err := s.ListProjects(t.Context(), store.Page{Limit: c.limit})
+		items, next, err := s.ListProjects(t.Context(), store.All(), store.Page{Limit: c.limit})
 		must(t, label("ListProjects limit %d", c.limit), err)
 		if len(items) != c.want || (next != "") != c.more {
 			t.Errorf("limit %d: got %d items, next cursor %q; want %d items, more=%v", c.limit, len(items), next, c.want, c.more)
 		}
 		if c.limit == store.MaxLimit+1000 {
-			rest, next, err := s.ListProjects(t.Context(), store.Page{Limit: c.limit, Cursor: next})
+			rest, next, err := s.ListProjects(t.Context(), store.All(), store.Page{Limit: c.limit, Cursor: next})
 			must(t, "ListProjects last page", err)
 			if len(rest) != 1 || next != "" || !rest[0].CreatedAt.Equal(at(0)) {
 				t.Errorf("last page: %d items, cursor %q; want the oldest project and no cursor", len(rest), next)
@@ -294,11 +298,11 @@ func testLimitClamping(t *testing.T, s store.Store) {
 func testMalformedCursor(t *testing.T, s store.Store) {
 	mustTask(t, s, "", T0)
 	for _, cursor := range []string{"not a cursor!", "bm90IGpzb24", "e30", "eyJ0IjoiMjAyNSJ9"} {
-		_, _, err := s.ListProjects(t.Context(), store.Page{Cursor: cursor})
+		_, _, err := s.ListProjects(t.Context(), store.All(), store.Page{Cursor: cursor})
 		assertIs(t, label("ListProjects cursor %q", cursor), err, domain.ErrInvalid)
-		_, _, err = s.ListTasks(t.Context(), store.TaskFilter{}, store.Page{Cursor: cursor})
+		_, _, err = s.ListTasks(t.Context(), store.TaskFilter{Scope: store.All()}, store.Page{Cursor: cursor})
 		assertIs(t, label("ListTasks cursor %q", cursor), err, domain.ErrInvalid)
-		_, _, err = s.ListScans(t.Context(), store.Page{Cursor: cursor})
+		_, _, err = s.ListScans(t.Context(), store.All(), store.Page{Cursor: cursor})
 		assertIs(t, label("ListScans cursor %q", cursor), err, domain.ErrInvalid)
 	}
 }
@@ -325,13 +329,13 @@ func testTaskFilter(t *testing.T, s store.Store) {
 		filter store.TaskFilter
 		want   []string // newest first
 	}{
-		{store.TaskFilter{}, []string{"b-completed", "b-running", "a-failed", "a-running", "a-pending"}},
-		{store.TaskFilter{ProjectID: a.ID}, []string{"a-failed", "a-running", "a-pending"}},
-		{store.TaskFilter{Statuses: []domain.TaskStatus{domain.TaskRunning}}, []string{"b-running", "a-running"}},
-		{store.TaskFilter{ProjectID: a.ID, Statuses: []domain.TaskStatus{domain.TaskRunning, domain.TaskFailed}},
+		{store.TaskFilter{Scope: store.All()}, []string{"b-completed", "b-running", "a-failed", "a-running", "a-pending"}},
+		{store.TaskFilter{Scope: store.All(), ProjectID: a.ID}, []string{"a-failed", "a-running", "a-pending"}},
+		{store.TaskFilter{Scope: store.All(), Statuses: []domain.TaskStatus{domain.TaskRunning}}, []string{"b-running", "a-running"}},
+		{store.TaskFilter{Scope: store.All(), ProjectID: a.ID, Statuses: []domain.TaskStatus{domain.TaskRunning, domain.TaskFailed}},
 			[]string{"a-failed", "a-running"}},
-		{store.TaskFilter{Statuses: []domain.TaskStatus{domain.TaskCancelled}}, nil},
-		{store.TaskFilter{ProjectID: uuid.NewString()}, nil},
+		{store.TaskFilter{Scope: store.All(), Statuses: []domain.TaskStatus{domain.TaskCancelled}}, nil},
+		{store.TaskFilter{Scope: store.All(), ProjectID: uuid.NewString()}, nil},
 	} {
 		// Page one at a time so the cursor is combined with the filter.
 		var got []string

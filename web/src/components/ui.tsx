@@ -99,3 +99,34 @@ export function CopyButton({ text, label = 'Copy' }: { text: string; label?: str
     </button>
   );
 }
+
+/**
+ * The error of a page that shows one resource. A 404 says "not found" and
+ * nothing else: another tenant's resource answers 404 too, and the page must
+ * not tell the two apart or echo what the server said.
+ */
+export function PageError({ error, what, onRetry }: { error: unknown; what: string; onRetry?: () => void }) {
+  if (error instanceof ApiError && error.status === 404) {
+    return (
+      <div class="page" data-testid="not-found">
+        <Empty title={`${what[0].toUpperCase()}${what.slice(1)} not found`}>
+          <p>It does not exist, or it is not shared with you.</p>
+          <a href="#/projects">Go to projects</a>
+        </Empty>
+      </div>
+    );
+  }
+  return (
+    <div class="page">
+      <ErrorBox error={error} onRetry={onRetry} />
+    </div>
+  );
+}
+
+export function RoleBadge({ role, testid }: { role: string; testid?: string }) {
+  return (
+    <span class={`badge role-${role}`} data-testid={testid} data-role={role}>
+      {role}
+    </span>
+  );
+}

@@ -3,7 +3,7 @@ import { api, Project, Scan, ScanFact, ScanLocation, ScanRisk } from '../api';
 import { useTaskStream } from '../stream';
 import { ago, fullDate, money } from '../format';
 import { href, navigate } from '../router';
-import { Empty, ErrorBox, Spinner, StatusBadge } from '../components/ui';
+import { Empty, ErrorBox, PageError, Spinner, StatusBadge } from '../components/ui';
 
 const busy = (s: Scan) => s.status === 'pending' || s.status === 'running';
 
@@ -267,7 +267,7 @@ export function ScanPage({ id }: { id: string }) {
     return () => clearInterval(t);
   }, [isBusy, id]);
 
-  if (err && !scan) return <div class="page"><ErrorBox error={err} onRetry={load} /></div>;
+  if (err && !scan) return <PageError error={err} what="scan" onRetry={load} />;
   if (!scan) return <div class="page"><Spinner label="Loading scan…" /></div>;
 
   const details = scan.risk_details ?? [];

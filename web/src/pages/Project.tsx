@@ -1,9 +1,10 @@
 import { useEffect, useState } from 'preact/hooks';
-import { api, GraphDesc, Project as P, Task } from '../api';
+import { allows, api, GraphDesc, Project as P, Task } from '../api';
 import { kindOf, loadGraphs } from '../graph';
 import { ago, money } from '../format';
 import { href, navigate } from '../router';
-import { Empty, ErrorBox, Spinner, StatusBadge } from '../components/ui';
+import { Empty, ErrorBox, PageError, RoleBadge, Spinner, StatusBadge } from '../components/ui';
+import { Members } from '../components/Members';
 
 const EXAMPLES = ['Build a todo app', 'Build a URL shortener with a JSON API', 'Build a markdown notes app with search'];
 
@@ -34,7 +35,7 @@ export function Project({ id }: { id: string }) {
     return () => clearInterval(t);
   }, [running, id]);
 
-  if (err && !project) return <div class="page"><ErrorBox error={err} onRetry={load} /></div>;
+  if (err && !project) return <PageError error={err} what="project" onRetry={load} />;
   if (!project) return <div class="page"><Spinner /></div>;
 
   const archive = async () => {
@@ -65,14 +66,25 @@ export function Project({ id }: { id: string }) {
             </p>
           ) : null}
         </div>
-        {project.status === 'active' ? (
-          <button class="btn btn-ghost" onClick={archive} data-testid="archive-project">
-            Archive
-          </button>
-        ) : null}
+        <div class="card-actions">
+          {project.my_role ? <RoleBadge role={project.my_role} testid="my-role" /> : null}
+          {project.status === 'active' && allows(project, 'owner') ? (
+            <button class="btn btn-ghost" onClick={archive} data-testid="archive-project">
+              Archive
+            </button>
+          ) : null}
+        </div>
       </div>
       <ErrorBox error={err} />
-      {project.status === 'active' ? <NewTask projectId={project.id} repo={project.repo_url ?? ''} /> : <div class="alert alert-warn">This project is archived; restore it from the projects list to run new tasks.</div>}
+      {project.status !== 'active' ? (
+        <div class="alert alert-warn">This project is archived; {allows(project, 'owner') ? 'restore it from the projects list to run new tasks.' : 'its owner can restore it.'}</div>
+      ) : allows(project, 'editor') ? (
+        <NewTask projectId={project.id} repo={project.repo_url ?? ''} />
+      ) : (
+        <div class="alert alert-info" data-testid="read-only">
+          You can follow this project's tasks; its owner can make you an editor to run new ones.
+        </div>
+      )}
       <section class="card">
         <header class="card-head">
           <h2>Tasks</h2>
@@ -97,6 +109,7 @@ export function Project({ id }: { id: string }) {
           ))}
         </ul>
       </section>
+      <Members project={project} />
     </div>
   );
 }

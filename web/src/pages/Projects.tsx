@@ -1,8 +1,8 @@
 import { useEffect, useState } from 'preact/hooks';
-import { api, Project } from '../api';
+import { allows, api, Project } from '../api';
 import { ago } from '../format';
 import { href, navigate } from '../router';
-import { Empty, ErrorBox, Spinner, StatusBadge } from '../components/ui';
+import { Empty, ErrorBox, RoleBadge, Spinner, StatusBadge } from '../components/ui';
 
 export function Projects() {
   const [items, setItems] = useState<Project[] | null>(null);
@@ -70,7 +70,7 @@ export function Projects() {
         <NewProject onCreated={(p) => navigate(href('projects', p.id))} />
         <section class="card">
           <header class="card-head">
-            <h2>Your projects</h2>
+            <h2>Projects</h2>
             <div class="seg" role="group" aria-label="Show projects">
               {(['active', 'archived', 'all'] as const).map((s) => (
                 <button type="button" key={s} class={show === s ? 'seg-on' : ''} aria-pressed={show === s} onClick={() => setShow(s)} data-testid={`show-${s}`}>
@@ -94,10 +94,11 @@ export function Projects() {
                   <span class="project-desc">{p.description || <span class="muted">No description</span>}</span>
                   <span class="project-meta">
                     {p.status === 'archived' ? <StatusBadge status="archived" /> : null}
+                    {p.my_role === 'viewer' || p.my_role === 'editor' ? <RoleBadge role={p.my_role} /> : null}
                     <span class="muted">created {ago(p.created_at)}</span>
                   </span>
                 </a>
-                {p.status === 'active' ? (
+                {!allows(p, 'owner') ? null : p.status === 'active' ? (
                   <button type="button" class="btn btn-ghost btn-small" onClick={() => archive(p)} data-testid="archive-project" aria-label={`Archive ${p.name}`}>
                     Archive
                   </button>

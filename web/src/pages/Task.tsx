@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
-import { api, Artifact, ArchitectOutput, CloneOutput, CoderOutput, Deployment, GraphDesc, NodeName, PlannerOutput, Project, ReviewerOutput, Task, TesterOutput } from '../api';
+import { allows, api, Artifact, ArchitectOutput, CloneOutput, CoderOutput, Deployment, GraphDesc, NodeName, PlannerOutput, Project, ReviewerOutput, Task, TesterOutput } from '../api';
 import { duration, fullDate, money } from '../format';
 import { href } from '../router';
 import { useTaskStream } from '../stream';
@@ -10,7 +10,7 @@ import { Files } from '../components/Files';
 import { CoderSteps } from '../components/CoderSteps';
 import { DeploymentCard, Plan, Review, TestReport } from '../components/Reports';
 import { ChangeView } from '../components/Change';
-import { ErrorBox, Spinner, StatusBadge } from '../components/ui';
+import { ErrorBox, PageError, Spinner, StatusBadge } from '../components/ui';
 
 // The graph gives the nodes; these views know the output of particular agents
 // (by node id) and show when the task's graph has one of those nodes.
@@ -103,7 +103,7 @@ export function TaskPage({ id, tab, file }: { id: string; tab: string; file: str
   const clockStart = startOf(task);
   const now = useNow(!!running, isNaN(clockStart) ? 0 : clockStart); // NaN !== NaN would rerun its effect on every render
 
-  if (s.error && !task) return <div class="page"><ErrorBox error={s.error} onRetry={() => location.reload()} /></div>;
+  if (s.error && !task) return <PageError error={s.error} what="task" onRetry={() => location.reload()} />;
   if (!task) return <div class="page"><Spinner label="Loading task…" /></div>;
 
   const byNode = (n: NodeName) => arts.filter((a) => a.node === n).sort((a, b) => a.iteration - b.iteration);
@@ -211,12 +211,13 @@ export function TaskPage({ id, tab, file }: { id: string; tab: string; file: str
                 {s.conn === 'live' && s.transport === 'sse' ? 'Live (SSE)' : connLabel[s.conn]}
               </span>
             ) : null}
-            {running ? (
+            {/* Until the project says the role, no controls: a viewer never sees them flash. */}
+            {running && allows(project, 'editor') ? (
               <button class="btn btn-danger" onClick={() => act('cancel')} disabled={!!busy} data-testid="cancel-task">
                 {busy === 'cancel' ? 'Cancelling…' : 'Cancel'}
               </button>
             ) : null}
-            {task.status === 'failed' || task.status === 'cancelled' ? (
+            {(task.status === 'failed' || task.status === 'cancelled') && allows(project, 'editor') ? (
               <button class="btn btn-primary" onClick={() => act('retry')} disabled={!!busy} data-testid="retry-task">
                 {busy === 'retry' ? 'Retrying…' : 'Retry'}
               </button>
