@@ -37,6 +37,7 @@ import (
 	"github.com/catalyst/catalyst/internal/llm/providers"
 	"github.com/catalyst/catalyst/internal/logging"
 	"github.com/catalyst/catalyst/internal/pipeline"
+	"github.com/catalyst/catalyst/internal/ratelimit"
 	"github.com/catalyst/catalyst/internal/sandbox"
 	"github.com/catalyst/catalyst/internal/store"
 	"github.com/catalyst/catalyst/internal/store/mongo"
@@ -398,7 +399,29 @@ func (a *App) apiOptions() (api.Options, error) {
 		Version:      Version,
 		Accounts:     a.Accounts,
 		Audit:        a.Audit,
+		RateLimited:  a.auditRateLimited,
 	}, nil
+}
+
+// auditRateLimited records each request a rate limit refused, so that a
+// brute-force run against sign-in shows in the audit log (who was named,
+// from where, how many failures), not only in the server's log.
+func (a *App) auditRateLimited(r *http.Request, ev ratelimit.Event) {
+	if a.Audit == nil {
+		return
+	}
+	detail := fmt.Sprintf("%s limit; retry after %s", ev.Scope, ev.RetryAfter.Round(time.Second))
+	if ev.Failures > 0 {
+		detail += fmt.Sprintf("; %d failed attempts in a row", ev.Failures)
+	}
+	if ev.Email != "" {
+		detail += "; e-mail " + ev.Email
+	}
+	a.Audit.Record(r.Context(), domain.AuditEntry{
+		ActorID: ev.User, ActorKind: "client", Action: "rate_limited", ResourceType: "route", ResourceID: ev.Route,
+		RemoteAddr: ev.Client, UserAgent: r.UserAgent(), Result: domain.AuditDenied, Status: http.StatusTooManyRequests,
+		Detail: detail,
+	})
 }
 
 // EnsureAPIToken fills cfg.APIToken for a server: CATALYST_API_TOKEN when
