@@ -130,7 +130,9 @@ func New(opt Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{opt: opt, now: func() time.Time { return now().UTC() }, dummy: dummy}, nil
+	// Milliseconds: what MongoDB stores, so that what an answer shows when
+	// a record is made equals what later reads show, on both stores.
+	return &Service{opt: opt, now: func() time.Time { return now().UTC().Truncate(time.Millisecond) }, dummy: dummy}, nil
 }
 
 // SessionTimeout is the inactivity that ends a session.

@@ -431,6 +431,7 @@ func (s *server) guard(next http.Handler) http.Handler {
 			return
 		case credNone:
 			if class == routeOpen && firstParty && loopbackClient(r) {
+				r = r.WithContext(withActor(r.Context(), loopbackScraper))
 				break
 			}
 			s.unauthorized(w, "this request needs a credential")

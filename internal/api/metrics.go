@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"github.com/catalyst/catalyst/internal/tasks"
 	"net/http"
 	"runtime"
 	"sort"
@@ -76,11 +77,16 @@ func (m *metrics) rateLimited(scope string) {
 	m.mu.Unlock()
 }
 
+// loopbackScraper is who reads health and metrics from this machine
+// without a credential (the operator's Prometheus): it may read the
+// installation's figures and nothing of any tenant.
+var loopbackScraper = tasks.Actor{Kind: "loopback", Name: "first-party loopback client"}
+
 // handleMetrics serves GET /metrics. The figures are the installation's,
 // not a tenant's (labels carry no ids, paths or users), so they are for
 // admins and the operator's scraper on loopback, not for every user.
 func (s *server) handleMetrics(w http.ResponseWriter, r *http.Request) {
-	if a := actor(r.Context()); !a.Admin {
+	if a := actor(r.Context()); !a.Admin && a != loopbackScraper {
 		writeProblem(w, http.StatusForbidden, "metrics are the installation's and only admins read them")
 		return
 	}

@@ -251,14 +251,18 @@ func withActor(ctx context.Context, a tasks.Actor) context.Context {
 	return context.WithValue(ctx, actorKey{}, a)
 }
 
-// actor is who sends the request. Without accounts every request is the
-// local user's; the accounts work sets the authenticated one via withActor.
+// actor is who sends the request, as the guard authenticated it. A request
+// the guard let through without a credential (sign-in, health) is
+// anonymous: it sees nothing and may do nothing, so a handler that forgets
+// to check fails closed rather than acting as the installation's admin.
 func actor(ctx context.Context) tasks.Actor {
 	if a, ok := ctx.Value(actorKey{}).(tasks.Actor); ok {
 		return a
 	}
-	return tasks.Local()
+	return anonymous
 }
+
+var anonymous = tasks.Actor{Kind: "anonymous", Name: "anonymous"}
 
 func truncate(s string, n int) string {
 	if len(s) <= n {

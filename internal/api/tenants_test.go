@@ -382,3 +382,12 @@ func TestUserLimits(t *testing.T) {
 	}
 	e.as(w.alice, 402, "POST", "/api/tasks/"+first.ID+"/retry", nil)
 }
+
+// A handler reached without an authenticated actor acts as nobody: its
+// scope sees no tenant's resources, and it is not an admin.
+func TestNoActorFailsClosed(t *testing.T) {
+	a := actor(context.Background())
+	if a.Admin || !tasks.ScopeOf(a).None() {
+		t.Fatalf("a request without a credential acts as %+v (scope %+v)", a, tasks.ScopeOf(a))
+	}
+}
