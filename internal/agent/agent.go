@@ -12,6 +12,7 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
+	"github.com/catalyst/catalyst/internal/connector/netpolicy"
 	"sort"
 	"strings"
 	"sync"
@@ -141,6 +142,11 @@ type Deps struct {
 	// repository; zero means the workspace package's defaults.
 	CloneMaxBytes int64
 	CloneTimeout  time.Duration
+	// RepoPolicy, when set, refuses a repo_url whose host is loopback,
+	// link-local (cloud metadata) or private, as the Explorer does: a
+	// project editor must not aim the server's git at its own network.
+	// CATALYST_EXPLORER_ALLOW_PRIVATE opens it for company-hosted git.
+	RepoPolicy *netpolicy.Policy
 }
 
 var defaultSandbox coding.Sandbox = sandbox.Run

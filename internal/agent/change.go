@@ -99,6 +99,14 @@ func (c *Cloner) Run(ctx context.Context, in Input) (Output, error) {
 	if err := domain.CheckRepoURL(p.RepoURL); err != nil {
 		return Output{}, fmt.Errorf("clone: %w", err)
 	}
+	if c.RepoPolicy != nil {
+		// Checked before the credential is looked up, so no token is ever
+		// offered to a refused host. git resolves the name again when it
+		// connects; this stops the plain cases, not DNS rebinding.
+		if _, err := c.RepoPolicy.CheckURL(ctx, p.RepoURL); err != nil {
+			return Output{}, fmt.Errorf("clone: %w (set CATALYST_EXPLORER_ALLOW_PRIVATE=true to clone from a private network)", err)
+		}
+	}
 	token, source, err := c.repoToken(p)
 	if err != nil {
 		return Output{}, fmt.Errorf("clone: %w", err)

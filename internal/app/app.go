@@ -229,6 +229,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		GitHub:         publisher,
 		Sandbox:        sb.Run,
 		CoderLimits:    coding.Limits{MaxSteps: cfg.CoderMaxSteps, MaxTokens: cfg.CoderMaxTokens, MaxCost: cfg.CoderMaxCost},
+		RepoPolicy:     netpolicy.New(netpolicy.Options{AllowPrivate: cfg.ExplorerAllowPrivate}),
 	}
 	buildSteps, changeSteps := agent.Steps(deps), agent.ChangeSteps(deps)
 	sources, err := explorerSources(cfg)

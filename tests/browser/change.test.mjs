@@ -100,6 +100,8 @@ test('a change task: repository in the project form, the diff, the tests before 
   const model = await fakeDeveloper();
   const url = await startServer('change', {
     OPENAI_API_KEY: 'sk-change-test', OPENAI_BASE_URL: `${model}/v1/`, DEFAULT_LLM_PROVIDER: 'openai', DEFAULT_LLM_MODEL: 'gpt-4o', CATALYST_OLLAMA_URL: 'off',
+    // The test's git server listens on loopback, which change tasks refuse by default.
+    CATALYST_EXPLORER_ALLOW_PRIVATE: 'true',
   });
   const ctx = await signedInContext(url, { viewport: { width: 1440, height: 1000 } });
   const page = await ctx.newPage();
