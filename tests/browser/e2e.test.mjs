@@ -995,7 +995,12 @@ test('a generated app opened in its preview cannot use the API', { timeout: TASK
   watch(page, 'evil-preview', previewOrigin);
   const before = await victimState(target);
   const logFrom = fs.statSync(logs.get(target.url)).size;
-  const resp = await page.goto(`${previewOrigin}/apps/${target.taskId}/cats.html`);
+  // The preview origin serves a task's app only under a grant for the
+  // reader, which the API's origin hands out when it redirects there.
+  const appURL = (await page.goto(`${target.url}/apps/${target.taskId}/cats.html`)).url();
+  assert.equal(new URL(appURL).origin, new URL(previewOrigin).origin, 'the API origin redirects to the preview origin');
+  assert.match(new URL(appURL).pathname, new RegExp(`^/apps/${target.taskId}/[^/]+/cats\\.html$`), 'with a grant in the path');
+  const resp = await page.goto(appURL);
   assert.equal(resp.status(), 200);
   assert.match(resp.headers()['content-security-policy'], /^sandbox allow-scripts allow-forms;/);
   await assertAttackFails('generated app in its preview', page, target, logFrom, before);
@@ -1005,12 +1010,12 @@ test('a generated app opened in its preview cannot use the API', { timeout: TASK
   const weakCtx = await signedInContext(target.url, {}, await unguardedBrowser());
   const weak = await weakCtx.newPage();
   watch(weak, 'evil-preview-weak-csp', previewOrigin);
-  await weak.route(`${previewOrigin}/apps/${target.taskId}/cats.html`, async (route) => {
+  await weak.route(appURL, async (route) => {
     const r = await route.fetch();
     await route.fulfill({ response: r, headers: { ...r.headers(), 'content-security-policy': 'sandbox allow-scripts allow-forms' } });
   });
   const logFrom2 = fs.statSync(logs.get(target.url)).size;
-  await weak.goto(`${previewOrigin}/apps/${target.taskId}/cats.html`);
+  await weak.goto(appURL);
   await assertAttackFails('generated app in its preview, CSP without connect-src', weak, target, logFrom2, before, { expectStatuses: ['401', '403'], mustReach: true });
   await weakCtx.close();
   // The API's origin does not serve it: it sends the browser to the preview origin.

@@ -225,10 +225,19 @@ export async function wsRefusingProxy(target, { refuseEvents = false } = {}) {
 
 /** Starts the main server (or waits for CATALYST_URL) and the browser: each test file calls before(setup). */
 export async function setup() {
+  return setupWith({})();
+}
+
+/** setup with extra environment variables for the main server: before(setupWith({...})). */
+export function setupWith(env) {
+  return () => setupServer(env);
+}
+
+async function setupServer(env) {
   fs.mkdirSync(ART, { recursive: true });
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'catalyst-e2e-'));
   if (base) await waitHealthy(base, 90_000);
-  else base = await startServer('main');
+  else base = await startServer('main', env);
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,

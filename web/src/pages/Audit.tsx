@@ -233,7 +233,7 @@ export function Audit() {
               </thead>
               <tbody>
                 {items.map((a) => (
-                  <tr key={a.id} data-testid="audit-row" data-action={a.action} data-result={a.result}>
+                  <tr key={a.id} data-testid="audit-row" data-entry-id={a.id} data-action={a.action} data-result={a.result}>
                     <td class="nowrap">{fullDate(a.time)}</td>
                     <td>
                       <button type="button" class="linkish" title={`${a.actor_kind} ${a.actor_id}: show only this actor`} onClick={() => byActor(a)} data-testid="audit-row-actor">
