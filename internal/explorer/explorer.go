@@ -211,7 +211,11 @@ func (s *Service) Reconcile(ctx context.Context, a tasks.Actor, sc domain.Explor
 			want, reason = domain.ScanPending, ""
 		}
 	case domain.TaskRunning:
-		if sc.Status != domain.ScanRunning && sc.Status != domain.ScanPending {
+		// Not from completed: the report step stores the scan completed
+		// just before its task is stored completed, so a read in between
+		// sees a completed scan of a running task. A retried run goes
+		// through pending, and its steps mark the scan running themselves.
+		if sc.Status == domain.ScanFailed || sc.Status == domain.ScanCancelled {
 			want, reason = domain.ScanRunning, ""
 		}
 	}
@@ -219,8 +223,14 @@ func (s *Service) Reconcile(ctx context.Context, a tasks.Actor, sc domain.Explor
 		return sc, nil
 	}
 	return s.opt.Store.UpdateScan(ctx, sc.ID, func(cur *domain.ExplorerScan) error {
-		if cur.Status == domain.ScanCompleted && t.Status != domain.TaskPending && t.Status != domain.TaskRunning {
-			return nil // the report was stored; keep it
+		if cur.Status != sc.Status || cur.Error != sc.Error {
+			// The scan moved on since it was read (the report step stored
+			// it meanwhile): what was decided from the stale read must not
+			// overwrite it; the next read reconciles again.
+			return nil
+		}
+		if cur.Status == domain.ScanCompleted && t.Status != domain.TaskPending {
+			return nil // the report was stored; only a retry (pending) reopens it
 		}
 		cur.Status, cur.Error = want, reason
 		return nil

@@ -368,3 +368,33 @@ func mustExplorerProject(t *testing.T, h *harness) string {
 	h.scan(explorer.Request{SystemName: "empty"})
 	return explorer.ProjectID
 }
+
+// The report step stores the scan completed just before its task is
+// stored completed: a read in between (scan completed, task running) must
+// not put the scan back to running, or the dashboard shows a finished scan
+// as running for ever.
+func TestStaleReconcileKeepsTheReport(t *testing.T) {
+	h := newHarness(t, nil, riskyRepo("A legacy service."))
+	done := h.scan(explorer.Request{SystemName: "Legacy", RepoURL: "https://github.com/acme/legacy"})
+	if done.Status != domain.ScanCompleted {
+		t.Fatalf("scan %s", done.Status)
+	}
+	// The task as the stale reader saw it: still running.
+	if _, err := h.store.UpdateTask(t.Context(), done.ID, func(tk *domain.Task) error {
+		tk.Status = domain.TaskRunning
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []domain.ScanStatus{domain.ScanPending, domain.ScanCompleted} {
+		stale := done
+		stale.Status = st // as read before the report, and as read just after it
+		if _, err := h.svc.Reconcile(t.Context(), tasks.Local(), stale); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stored, err := h.store.GetScan(t.Context(), done.ID)
+	if err != nil || stored.Status != domain.ScanCompleted || len(stored.RiskDetails) == 0 {
+		t.Fatalf("a stale reconcile left the stored scan %s with %d risks (%v)", stored.Status, len(stored.RiskDetails), err)
+	}
+}

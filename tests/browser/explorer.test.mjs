@@ -65,7 +65,18 @@ test('explorer: scan a repository live, evidence, sources, proposal to task', { 
   await page.getByTestId('scan-page').waitFor();
   // Followed live on /ws/{task_id}: the gatherer's progress lines appear.
   await page.getByTestId('scan-event').filter({ hasText: 'git:' }).first().waitFor();
-  await page.locator('[data-testid="scan-page"][data-status="completed"]').waitFor();
+  try {
+    await page.locator('[data-testid="scan-page"][data-status="completed"]').waitFor();
+  } catch (e) {
+    // Say where the scan stopped: its task's state and last log lines.
+    const id = page.url().split('/').pop();
+    const task = await (await api(url, `/api/tasks/${id}`)).text();
+    const logs = await (await api(url, `/api/tasks/${id}/logs`)).text();
+    const scan = await (await api(url, `/api/explorer/scans/${id}`)).text();
+    console.log(`# scan document: ${scan.slice(0, 1500)}`);
+    console.log(`# scan ${id} did not complete; task: ${task}\n# logs: ${logs.slice(-3000)}`);
+    throw e;
+  }
   await shot(page, 'explorer-scan');
 
   const scanId = decodeURIComponent(new URL(page.url()).hash.split('/').pop());
