@@ -276,6 +276,11 @@ test('the admin audit view lists the logins, filters and pages', async () => {
   const firstPage = await ids();
   await page.getByTestId('audit-older').click();
   await page.getByText('page 2').waitFor();
+  // The label turns at the click; the rows when the older page has loaded.
+  await page.waitForFunction((seen) => {
+    const first = document.querySelector('[data-testid="audit-row"]')?.dataset.entryId;
+    return first && !seen.includes(first);
+  }, firstPage);
   const secondPage = await ids();
   assert.ok(secondPage.length > 0 && secondPage.every((id) => !firstPage.includes(id)), 'page 2 repeats entries of page 1');
   await page.getByTestId('audit-newer').click();
