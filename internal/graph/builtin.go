@@ -25,16 +25,24 @@ func Build() *Graph {
 			n(domain.NodeReviewer, "reviews the code", agent.ReviewVerdict),
 			n(domain.NodeDeployer, "commits, serves a preview, publishes", nil),
 		},
-		Edges: []Edge{
+		Edges: append([]Edge{
 			{domain.NodePlanner, domain.NodeArchitect, Always},
 			{domain.NodeArchitect, domain.NodeCoder, Always},
-			{domain.NodeCoder, domain.NodeTester, Always},
-			{domain.NodeCoder, domain.NodeReviewer, Always},
-			{domain.NodeTester, domain.NodeDeployer, Pass},
-			{domain.NodeReviewer, domain.NodeDeployer, Pass},
-			{domain.NodeTester, domain.NodeCoder, Fail},
-			{domain.NodeReviewer, domain.NodeCoder, Fail},
-		},
+		}, checkedEdges()...),
+	}
+}
+
+// checkedEdges are what build and change share: the coder's work is checked by
+// the tester and the reviewer, deployed when both pass, and sent back to
+// the coder when either fails.
+func checkedEdges() []Edge {
+	return []Edge{
+		{domain.NodeCoder, domain.NodeTester, Always},
+		{domain.NodeCoder, domain.NodeReviewer, Always},
+		{domain.NodeTester, domain.NodeDeployer, Pass},
+		{domain.NodeReviewer, domain.NodeDeployer, Pass},
+		{domain.NodeTester, domain.NodeCoder, Fail},
+		{domain.NodeReviewer, domain.NodeCoder, Fail},
 	}
 }
 
@@ -62,17 +70,11 @@ func Change() *Graph {
 			n(domain.NodeReviewer, agent.Names[domain.NodeReviewer], "reviews the diff against the base", agent.ReviewVerdict),
 			n(domain.NodeDeployer, agent.Names[domain.NodeDeployer], "commits on the branch; pushes and opens a pull request, or offers the patch", nil),
 		},
-		Edges: []Edge{
+		Edges: append([]Edge{
 			{agent.NodeClone, agent.NodeBaseline, Always},
 			{agent.NodeBaseline, domain.NodePlanner, Always},
 			{domain.NodePlanner, domain.NodeCoder, Always},
-			{domain.NodeCoder, domain.NodeTester, Always},
-			{domain.NodeCoder, domain.NodeReviewer, Always},
-			{domain.NodeTester, domain.NodeDeployer, Pass},
-			{domain.NodeReviewer, domain.NodeDeployer, Pass},
-			{domain.NodeTester, domain.NodeCoder, Fail},
-			{domain.NodeReviewer, domain.NodeCoder, Fail},
-		},
+		}, checkedEdges()...),
 	}
 }
 
